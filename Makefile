@@ -1,0 +1,90 @@
+# atoll — top-level build. `make` builds, `make run` serves the examples,
+# `make test` runs every test under ASan+UBSan, `make fuzz` fuzzes the HTTP
+# request path for a bounded time, `make bench` runs the benchmarks.
+# Every target first installs what is missing (scripts/setup.sh).
+
+CC      ?= gcc
+BUILD   ?= build
+DEPS    := build/deps
+SANITIZE ?= 0
+
+ifeq ($(SANITIZE),1)
+OUT     := $(BUILD)/asan
+OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+else
+OUT     := $(BUILD)/release
+OPT     := -O2 -g
+endif
+
+PKGS    := libuv
+LLHTTP  := /usr/share/llhttp
+WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
+CFLAGS_ALL = -std=gnu11 $(OPT) $(WARN) -MMD -MP -D_GNU_SOURCE -Isrc -isystem /usr/share/include/llhttp \
+             $(QJS_CFLAGS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
+LDLIBS_ALL = $(QJS_LIBS) $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread -ldl $(LDLIBS)
+
+LIB_SRC  := $(filter-out src/cli/%,$(shell find src -name '*.c' | sort))
+CLI_SRC  := $(shell find src/cli -name '*.c' | sort)
+TEST_SRC := $(shell find tests/unit -name 'test_*.c' 2>/dev/null | sort)
+LIB_OBJ  := $(LIB_SRC:%.c=$(OUT)/%.o) $(OUT)/llhttp/llhttp.o $(OUT)/llhttp/api.o $(OUT)/llhttp/http.o
+CLI_OBJ  := $(CLI_SRC:%.c=$(OUT)/%.o)
+TESTS    := $(TEST_SRC:tests/unit/%.c=$(OUT)/tests/%)
+
+.PHONY: all setup run test unit-bins fuzz bench clean
+.SECONDARY:
+all: $(OUT)/atoll
+
+setup:
+	@scripts/setup.sh
+
+# QuickJS: the system's library or Debian's source package, built once.
+$(DEPS)/quickjs.mk: scripts/quickjs.sh | setup
+	@mkdir -p $(DEPS)
+	@scripts/quickjs.sh $@ $(DEPS)
+-include $(DEPS)/quickjs.mk
+
+$(OUT)/%.o: %.c $(DEPS)/quickjs.mk | setup
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+# llhttp's C sources as Debian ships them; warnings are theirs, not ours.
+$(OUT)/llhttp/%.o: $(LLHTTP)/%.c | setup
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(OPT) -fPIC -isystem /usr/share/include/llhttp -w -c $< -o $@
+
+$(OUT)/libatoll.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(OUT)/atoll: $(CLI_OBJ) $(OUT)/libatoll.a
+	$(CC) $(OPT) -o $@ $(CLI_OBJ) $(OUT)/libatoll.a $(LDLIBS_ALL) $(LDFLAGS)
+	@ln -sf $(notdir $(OUT))/atoll $(BUILD)/atoll 2>/dev/null || true
+
+$(OUT)/tests/%: $(OUT)/tests/unit/%.o $(OUT)/libatoll.a
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) -o $@ $< $(OUT)/libatoll.a $(LDLIBS_ALL) -lcmocka $(LDFLAGS)
+
+$(OUT)/tests/unit/%.o: tests/unit/%.c $(DEPS)/quickjs.mk | setup
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Itests -c $< -o $@
+
+run: all
+	$(OUT)/atoll dev examples/hello/worker.js
+
+# The whole suite runs against the sanitized build.
+test:
+	@$(MAKE) --no-print-directory SANITIZE=1 $(BUILD)/asan/atoll unit-bins
+	@tests/run.sh $(BUILD)/asan
+
+unit-bins: $(TESTS)
+
+fuzz: setup
+	@$(MAKE) --no-print-directory -f fuzz/fuzz.mk FUZZ_SECONDS=$(or $(FUZZ_SECONDS),60)
+
+bench: all
+	@bench/run.sh $(OUT)/atoll
+
+clean:
+	rm -rf $(BUILD)/release $(BUILD)/asan $(BUILD)/fuzz
+
+-include $(shell find $(BUILD)/release $(BUILD)/asan -name '*.d' 2>/dev/null)

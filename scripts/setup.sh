@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that atoll's build, tests and benchmarks need,
+# only when they are missing, so `make` works on a fresh Debian 12 machine.
+# Runs as root, or through sudo when started by another user.
+set -euo pipefail
+
+# Each package is named once here; the build (pkg-config) and the tests find them.
+packages=(
+  build-essential pkg-config ca-certificates curl xz-utils dpkg-dev
+  libuv1-dev node-llhttp
+  libcmocka-dev clang libclang-rt-14-dev
+  python3 wrk
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -eq 0 ]; then
+  as_root=()
+elif command -v sudo >/dev/null 2>&1; then
+  as_root=(sudo)
+else
+  echo "setup: missing packages (${missing[*]}) and neither root nor sudo is available" >&2
+  exit 1
+fi
+
+echo "setup: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${as_root[@]}" apt-get update -qq
+"${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,45 @@
+/* The HTTP/1.1 server: a libuv listener, connections parsed with llhttp,
+ * keep-alive and pipelining (responses in request order), limits on header
+ * and body size, timeouts for slow clients, and a graceful drain. Each
+ * complete request is handed to one handler callback with a writer for the
+ * response (see message.h). It knows no JavaScript. */
+#ifndef ATOLL_HTTP_SERVER_H
+#define ATOLL_HTTP_SERVER_H
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/err.h"
+#include "http/message.h"
+
+typedef struct http_server_config {
+    size_t max_header_bytes;      /* request line + header section; over it: 431. Default 32 KiB */
+    size_t max_body_bytes;        /* over it: 413. Default 100 MiB */
+    uint64_t header_timeout_ms;   /* a request's header section must arrive within this. Default 10 s */
+    uint64_t idle_timeout_ms;     /* keep-alive connection without a request. Default 60 s */
+    uint64_t body_timeout_ms;     /* no body bytes for this long: close. Default 60 s */
+} http_server_config;
+
+void http_server_config_defaults(http_server_config *cfg);
+
+/* Called once per complete request, in request order per connection. `req`
+ * and `w` stay valid until the handler calls w->end (which it must do
+ * exactly once, possibly later from another loop callback). */
+typedef void (*http_handler_cb)(void *data, http_request *req, http_writer *w);
+
+typedef struct http_server http_server;
+
+/* The server is owned by the caller and lives on `loop`. */
+int http_server_new(uv_loop_t *loop, const http_server_config *cfg, http_handler_cb handler,
+                    void *data, http_server **out, err *e);
+/* Binds and listens (SO_REUSEPORT, so several processes may share a port).
+ * port 0 picks a free port; http_server_port tells which. */
+int http_server_listen(http_server *s, const char *ip, int port, err *e);
+int http_server_port(const http_server *s);
+/* Stops accepting, closes idle connections, lets in-flight requests finish
+ * (their connections close after the response), then calls done once. */
+void http_server_drain(http_server *s, void (*done)(void *data), void *data);
+/* Frees the server; only after drain's done callback (or if never listened). */
+void http_server_free(http_server *s);
+
+#endif

@@ -1,0 +1,58 @@
+/* Unit tests for src/core: bounded buffers and error context. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "core/buf.h"
+#include "core/err.h"
+
+static void buf_grows_and_stays_terminated(void **state)
+{
+    buf b;
+    buf_init(&b, BUF_UNLIMITED);
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(buf_append(&b, "ab", 2), 0);
+    assert_int_equal(b.len, 2000);
+    assert_int_equal(b.data[b.len], '\0');
+    assert_int_equal(buf_printf(&b, "%d-%s", 42, "x"), 0);
+    assert_string_equal(b.data + 2000, "42-x");
+    buf_consume(&b, 1999);
+    assert_string_equal(b.data, "b42-x");
+    buf_free(&b);
+}
+
+static void buf_refuses_to_exceed_its_maximum(void **state)
+{
+    buf b;
+    buf_init(&b, 10);
+    assert_int_equal(buf_append(&b, "0123456789", 10), 0);
+    assert_int_equal(buf_append(&b, "x", 1), -E2BIG);
+    assert_int_equal(b.len, 10);
+    assert_int_equal(buf_printf(&b, "%s", "more"), -E2BIG);
+    assert_memory_equal(b.data, "0123456789", 10);
+    buf_free(&b);
+}
+
+static void err_collects_context(void **state)
+{
+    err e;
+    err_clear(&e);
+    assert_int_equal(err_set(&e, -ENOENT, "open %s", "a.js"), -ENOENT);
+    assert_int_equal(err_prefix(&e, "load worker"), -ENOENT);
+    assert_string_equal(e.msg, "load worker: open a.js");
+    assert_int_equal(err_set(NULL, -EINVAL, "ignored"), -EINVAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(buf_grows_and_stays_terminated),
+        cmocka_unit_test(buf_refuses_to_exceed_its_maximum),
+        cmocka_unit_test(err_collects_context),
+    };
+    return cmocka_run_group_tests_name("core", tests, NULL, NULL);
+}
