@@ -29,8 +29,10 @@ TEST_SRC := $(shell find tests/unit -name 'test_*.c' 2>/dev/null | sort)
 LIB_OBJ  := $(LIB_SRC:%.c=$(OUT)/%.o) $(OUT)/llhttp/llhttp.o $(OUT)/llhttp/api.o $(OUT)/llhttp/http.o
 CLI_OBJ  := $(CLI_SRC:%.c=$(OUT)/%.o)
 TESTS    := $(TEST_SRC:tests/unit/%.c=$(OUT)/tests/%)
+BENCH_SRC := $(shell find bench -name '*.c' 2>/dev/null | sort)
+BENCHES  := $(BENCH_SRC:bench/%.c=$(OUT)/bench/%)
 
-.PHONY: all setup run test unit-bins fuzz bench clean
+.PHONY: all setup run test unit-bins bench-bins fuzz bench clean
 .SECONDARY:
 all: $(OUT)/atoll
 
@@ -68,6 +70,13 @@ $(OUT)/tests/unit/%.o: tests/unit/%.c $(DEPS)/quickjs.mk | setup
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Itests -c $< -o $@
 
+# Benchmark programs (bench/*.c), linked against the same library.
+$(OUT)/bench/%: bench/%.c $(OUT)/libatoll.a $(DEPS)/quickjs.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(OUT)/libatoll.a $(LDLIBS_ALL) $(LDFLAGS)
+
+bench-bins: $(BENCHES)
+
 run: all
 	$(OUT)/atoll dev examples/hello/worker.js
 
@@ -81,8 +90,8 @@ unit-bins: $(TESTS)
 fuzz: setup
 	@$(MAKE) --no-print-directory -f fuzz/fuzz.mk FUZZ_SECONDS=$(or $(FUZZ_SECONDS),60)
 
-bench: all
-	@bench/run.sh $(OUT)/atoll
+bench: all bench-bins
+	@bench/run.sh $(OUT)
 
 clean:
 	rm -rf $(BUILD)/release $(BUILD)/asan $(BUILD)/fuzz
