@@ -1,13 +1,56 @@
-/* atoll's command-line entry point: a table of subcommands. */
+/* atoll's command-line entry point: a table of subcommands, each in its own
+ * file, as crun does. */
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/cli.h"
+
+static const struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} commands[] = {
+    {"dev", cli_dev, "serve one worker locally, reloading it when its files change"},
+    {"run", cli_run, "invoke a worker once, without a socket, and print the response"},
+    {"version", cli_version, "print the versions of atoll and its libraries"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "atoll — an edge-function platform: Workers-style JavaScript isolates on one HTTP server\n\n"
+                 "usage: atoll <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n'atoll <command> --help' documents each command's options.\n");
+}
+
+int cli_wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            return 0;
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+            return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "version") == 0) {
-        printf("atoll 0.1.0\n");
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
         return 0;
     }
-    fprintf(stderr, "usage: atoll <command>\n");
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)
+        return cli_version(1, argv + 1);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "atoll: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
     return 2;
 }

@@ -1,0 +1,16 @@
+/* The CLI's subcommands: each is a thin layer (one file per command) that
+ * parses its options and calls into the library. Each returns the process
+ * exit status: 0 success, 1 failure, 2 usage error. */
+#ifndef ATOLL_CLI_H
+#define ATOLL_CLI_H
+
+#define ATOLL_VERSION "0.1.0"
+
+int cli_dev(int argc, char **argv);
+int cli_run(int argc, char **argv);
+int cli_version(int argc, char **argv);
+
+/* True when argv holds -h or --help (before any "--"). */
+int cli_wants_help(int argc, char **argv);
+
+#endif
