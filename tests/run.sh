@@ -20,8 +20,8 @@ trap 'rm -rf "$log"' EXIT
 
 count() { # name, log file, exit status, passed-pattern, failed-pattern
   local name=$1 file=$2 rc=$3 p f
-  p=$(grep -cE "$4" "$file")
-  f=$(grep -cE "$5" "$file")
+  p=$(grep -E "$4" "$file" | sort -u | wc -l)
+  f=$(grep -E "$5" "$file" | sort -u | wc -l)
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
     f=1 # crashed or timed out outside any single test
   fi
