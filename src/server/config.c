@@ -1,0 +1,631 @@
+/* Loading and validating atoll.jsonc (see config.h). */
+#include "server/config.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/buf.h"
+#include "core/jsonc.h"
+#include "server/router.h"
+
+#define MAX_CONFIG_BYTES (64u << 20)
+
+/* What the readers below share: the file being read, for messages. */
+typedef struct reader {
+    const char *file;
+    atoll_config *cfg;
+    err *e;
+} reader;
+
+static void warn(reader *r, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void warn(reader *r, const char *key, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    atoll_config *cfg = r->cfg;
+    cfg->warnings = xrealloc(cfg->warnings, (cfg->nwarnings + 1) * sizeof *cfg->warnings);
+    cfg->warnings[cfg->nwarnings++] = xasprintf("%s: %s: %s", r->file, key, msg);
+}
+
+static int fail(reader *r, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(reader *r, const char *key, const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return err_set(r->e, -EINVAL, "%s: %s: %s", r->file, key, msg);
+}
+
+static char *key_join(const char *parent, const char *key)
+{
+    return parent[0] ? xasprintf("%s.%s", parent, key) : xstrdup(key);
+}
+
+static const char *json_kind(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    default: return "null";
+    }
+}
+
+static int load_file(const char *path, json_t **out, err *e)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return err_set(e, -errno, "%s: cannot open: %s", path, strerror(errno));
+    buf text;
+    buf_init(&text, MAX_CONFIG_BYTES);
+    char chunk[8192];
+    size_t n;
+    int rc = 0;
+    while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        rc = buf_append(&text, chunk, n);
+    bool read_error = ferror(f);
+    fclose(f);
+    if (rc != 0 || read_error) {
+        buf_free(&text);
+        return err_set(e, rc ? rc : -EIO, "%s: %s", path, rc ? "larger than 64 MiB" : "read error");
+    }
+    if (text.len == 0) {
+        buf_free(&text);
+        return err_set(e, -EINVAL, "%s: the file is empty (expected a JSON object)", path);
+    }
+    rc = jsonc_to_json(text.data, text.len, e);
+    if (rc != 0) {
+        err_prefix(e, "%s", path);
+        buf_free(&text);
+        return rc;
+    }
+    json_error_t jerr;
+    json_t *root = json_loadb(text.data, text.len, JSON_REJECT_DUPLICATES, &jerr);
+    buf_free(&text);
+    if (!root)
+        return err_set(e, -EINVAL, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return err_set(e, -EINVAL, "%s: expected a JSON object at the top level", path);
+    }
+    *out = root;
+    return 0;
+}
+
+static void check_keys(reader *r, json_t *obj, const char *keypath, const char *const *known)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v) {
+        bool ok = key[0] == '$'; /* "$schema" and the like are for editors */
+        for (size_t i = 0; !ok && known[i]; i++)
+            ok = strcmp(key, known[i]) == 0;
+        if (!ok) {
+            char *k = key_join(keypath, key);
+            warn(r, k, "unknown key, ignored");
+            free(k);
+        }
+    }
+}
+
+static int get_string(reader *r, json_t *obj, const char *keypath, const char *key, bool required,
+                      char **out)
+{
+    json_t *v = json_object_get(obj, key);
+    char *k = key_join(keypath, key);
+    int rc = 0;
+    if (!v) {
+        if (required)
+            rc = fail(r, k, "missing (expected a string)");
+    } else if (!json_is_string(v) || json_string_length(v) == 0) {
+        rc = fail(r, k, "expected a non-empty string, found %s", json_is_string(v) ? "\"\"" : json_kind(v));
+    } else {
+        free(*out);
+        *out = xstrdup(json_string_value(v));
+    }
+    free(k);
+    return rc;
+}
+
+static int get_uint(reader *r, json_t *obj, const char *keypath, const char *key, uint64_t min,
+                    uint64_t max, uint64_t *out)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v)
+        return 0;
+    char *k = key_join(keypath, key);
+    int rc = 0;
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) < min ||
+        (uint64_t)json_integer_value(v) > max)
+        rc = fail(r, k, "expected an integer from %llu to %llu, found %s", (unsigned long long)min,
+                  (unsigned long long)max, json_is_integer(v) ? "one out of range" : json_kind(v));
+    else
+        *out = (uint64_t)json_integer_value(v);
+    free(k);
+    return rc;
+}
+
+static int get_bool(reader *r, json_t *obj, const char *keypath, const char *key, bool *out)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v)
+        return 0;
+    if (!json_is_boolean(v)) {
+        char *k = key_join(keypath, key);
+        int rc = fail(r, k, "expected true or false, found %s", json_kind(v));
+        free(k);
+        return rc;
+    }
+    *out = json_is_true(v);
+    return 0;
+}
+
+static int get_listen(reader *r, json_t *obj, const char *keypath, const char *key, char **ip, int *port)
+{
+    char *text = NULL;
+    int rc = get_string(r, obj, keypath, key, false, &text);
+    if (rc == 0 && text) {
+        char *new_ip = NULL;
+        if (config_parse_listen(text, &new_ip, port) != 0) {
+            char *k = key_join(keypath, key);
+            rc = fail(r, k, "expected \"ip:port\" (e.g. \"127.0.0.1:8080\" or \"[::1]:8080\"), found \"%s\"", text);
+            free(k);
+        } else {
+            free(*ip);
+            *ip = new_ip;
+        }
+    }
+    free(text);
+    return rc;
+}
+
+int config_parse_listen(const char *text, char **ip, int *port)
+{
+    const char *colon = strrchr(text, ':');
+    if (!colon)
+        return -EINVAL;
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (colon[1] == '\0' || *end != '\0' || p < 0 || p > 65535)
+        return -EINVAL;
+    size_t host_len = (size_t)(colon - text);
+    if (host_len >= 2 && text[0] == '[' && text[host_len - 1] == ']')
+        *ip = xstrndup(text + 1, host_len - 2);
+    else if (host_len == 0)
+        *ip = xstrdup("127.0.0.1");
+    else if (memchr(text, ':', host_len) || memchr(text, '[', host_len))
+        return -EINVAL; /* an IPv6 address needs brackets */
+    else
+        *ip = xstrndup(text, host_len);
+    *port = (int)p;
+    return 0;
+}
+
+static bool valid_name(const char *s)
+{
+    for (const char *c = s; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              *c == '-' || *c == '_'))
+            return false;
+    return s[0] != '\0' && strlen(s) <= 63;
+}
+
+/* A string or an array of strings (wrangler allows either in places). */
+static int get_string_list(reader *r, json_t *obj, const char *keypath, const char *key,
+                           const char *object_field, char ***out, size_t *count)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v)
+        return 0;
+    char *k = key_join(keypath, key);
+    int rc = 0;
+    if (!json_is_array(v)) {
+        rc = fail(r, k, "expected an array, found %s", json_kind(v));
+        goto done;
+    }
+    size_t i;
+    json_t *item;
+    json_array_foreach(v, i, item) {
+        /* wrangler's route objects: { "pattern": "...", "zone_name": "..." } */
+        if (object_field && json_is_object(item))
+            item = json_object_get(item, object_field);
+        if (!item || !json_is_string(item) || json_string_length(item) == 0) {
+            rc = fail(r, k, "item %zu: expected a non-empty string%s", i,
+                      object_field ? " or an object with \"pattern\"" : "");
+            goto done;
+        }
+        *out = xrealloc(*out, (*count + 1) * sizeof **out);
+        (*out)[(*count)++] = xstrdup(json_string_value(item));
+    }
+done:
+    free(k);
+    return rc;
+}
+
+static int parse_limits(reader *r, json_t *obj, const char *keypath, tenant_limits *l)
+{
+    json_t *v = json_object_get(obj, "limits");
+    if (!v)
+        return 0;
+    char *k = key_join(keypath, "limits");
+    int rc = 0;
+    static const char *const known[] = {"cpu_ms", "memory_mb", "wall_ms", "subrequests", "max_body_mb", NULL};
+    if (!json_is_object(v)) {
+        rc = fail(r, k, "expected an object, found %s", json_kind(v));
+        goto done;
+    }
+    check_keys(r, v, k, known);
+    if ((rc = get_uint(r, v, k, "cpu_ms", 1, 300000, &l->cpu_ms)) ||
+        (rc = get_uint(r, v, k, "memory_mb", 1, 65536, &l->memory_mb)) ||
+        (rc = get_uint(r, v, k, "wall_ms", 1, 86400000, &l->wall_ms)) ||
+        (rc = get_uint(r, v, k, "subrequests", 0, 100000, &l->subrequests)) ||
+        (rc = get_uint(r, v, k, "max_body_mb", 1, 1 << 20, &l->max_body_mb)))
+        goto done;
+done:
+    free(k);
+    return rc;
+}
+
+static int parse_vars(reader *r, json_t *obj, const char *keypath, tenant_config *t)
+{
+    json_t *v = json_object_get(obj, "vars");
+    if (!v)
+        return 0;
+    if (!json_is_object(v)) {
+        char *k = key_join(keypath, "vars");
+        int rc = fail(r, k, "expected an object of name: value, found %s", json_kind(v));
+        free(k);
+        return rc;
+    }
+    const char *name;
+    json_t *value;
+    json_object_foreach(v, name, value) {
+        t->vars = xrealloc(t->vars, (t->nvars + 1) * sizeof *t->vars);
+        t->vars[t->nvars].name = xstrdup(name);
+        t->vars[t->nvars].json = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (!t->vars[t->nvars].json)
+            t->vars[t->nvars].json = xstrdup("null");
+        t->nvars++;
+    }
+    return 0;
+}
+
+static int parse_kv(reader *r, json_t *obj, const char *keypath, tenant_config *t)
+{
+    json_t *v = json_object_get(obj, "kv_namespaces");
+    if (!v)
+        return 0;
+    char *k = key_join(keypath, "kv_namespaces");
+    int rc = 0;
+    if (!json_is_array(v)) {
+        rc = fail(r, k, "expected an array of { \"binding\", \"id\" }, found %s", json_kind(v));
+        goto done;
+    }
+    static const char *const known[] = {"binding", "id", "preview_id", NULL};
+    size_t i;
+    json_t *item;
+    json_array_foreach(v, i, item) {
+        char *ik = xasprintf("%s[%zu]", k, i);
+        if (!json_is_object(item)) {
+            rc = fail(r, ik, "expected an object with \"binding\" and \"id\", found %s", json_kind(item));
+            free(ik);
+            goto done;
+        }
+        check_keys(r, item, ik, known);
+        kv_binding b = {0};
+        if ((rc = get_string(r, item, ik, "binding", true, &b.binding)) ||
+            (rc = get_string(r, item, ik, "id", true, &b.id))) {
+            free(b.binding);
+            free(b.id);
+            free(ik);
+            goto done;
+        }
+        free(ik);
+        t->kv = xrealloc(t->kv, (t->nkv + 1) * sizeof *t->kv);
+        t->kv[t->nkv++] = b;
+    }
+done:
+    free(k);
+    return rc;
+}
+
+static const char *const tenant_keys[] = {
+    "name", "main", "routes", "route", "vars", "kv_namespaces", "limits", "tier", "cordon",
+    "triggers", "wrangler", "compatibility_date", "compatibility_flags", NULL,
+};
+
+/* Reads the tenant keys of `obj` (from `r->file`, relative paths against
+ * `base_dir`) into t, overriding what t already holds. */
+static int parse_tenant_keys(reader *r, json_t *obj, const char *keypath, const char *base_dir,
+                             tenant_config *t)
+{
+    int rc;
+    check_keys(r, obj, keypath, tenant_keys);
+    if ((rc = get_string(r, obj, keypath, "name", false, &t->name)))
+        return rc;
+    char *main_rel = NULL;
+    if ((rc = get_string(r, obj, keypath, "main", false, &main_rel)))
+        return rc;
+    if (main_rel) {
+        free(t->main);
+        t->main = main_rel[0] == '/' ? xstrdup(main_rel) : xasprintf("%s/%s", base_dir, main_rel);
+        free(main_rel);
+        free(t->source);
+        t->source = xstrdup(r->file);
+    }
+    char *tier = NULL;
+    if ((rc = get_string(r, obj, keypath, "tier", false, &tier)))
+        return rc;
+    if (tier) {
+        if (strcmp(tier, "js") == 0)
+            t->tier = TIER_JS;
+        else if (strcmp(tier, "wasm") == 0)
+            t->tier = TIER_WASM;
+        else if (strcmp(tier, "container") == 0)
+            t->tier = TIER_CONTAINER;
+        else {
+            char *k = key_join(keypath, "tier");
+            rc = fail(r, k, "expected \"js\", \"wasm\" or \"container\", found \"%s\"", tier);
+            free(k);
+        }
+        free(tier);
+        if (rc)
+            return rc;
+    }
+    if ((rc = get_string(r, obj, keypath, "cordon", false, &t->cordon)))
+        return rc;
+    json_t *route = json_object_get(obj, "route");
+    if (route) {
+        json_t *wrapped = json_array();
+        json_array_append(wrapped, route);
+        json_t *holder = json_object();
+        json_object_set_new(holder, "route", wrapped);
+        rc = get_string_list(r, holder, keypath, "route", "pattern", &t->routes, &t->nroutes);
+        json_decref(holder);
+        if (rc)
+            return rc;
+    }
+    if ((rc = get_string_list(r, obj, keypath, "routes", "pattern", &t->routes, &t->nroutes)))
+        return rc;
+    if ((rc = parse_vars(r, obj, keypath, t)) || (rc = parse_kv(r, obj, keypath, t)) ||
+        (rc = parse_limits(r, obj, keypath, &t->limits)))
+        return rc;
+    json_t *triggers = json_object_get(obj, "triggers");
+    if (triggers) {
+        char *k = key_join(keypath, "triggers");
+        static const char *const known[] = {"crons", NULL};
+        if (!json_is_object(triggers))
+            rc = fail(r, k, "expected an object with \"crons\", found %s", json_kind(triggers));
+        else {
+            check_keys(r, triggers, k, known);
+            rc = get_string_list(r, triggers, k, "crons", NULL, &t->crons, &t->ncrons);
+        }
+        free(k);
+    }
+    return rc;
+}
+
+static char *dir_of(const char *path)
+{
+    char *copy = xstrdup(path);
+    char *dir = xstrdup(dirname(copy));
+    free(copy);
+    char resolved[PATH_MAX];
+    if (realpath(dir, resolved)) {
+        free(dir);
+        dir = xstrdup(resolved);
+    }
+    return dir;
+}
+
+static void tenant_free(tenant_config *t)
+{
+    free(t->name);
+    free(t->main);
+    free(t->cordon);
+    free(t->source);
+    for (size_t i = 0; i < t->nroutes; i++)
+        free(t->routes[i]);
+    free(t->routes);
+    for (size_t i = 0; i < t->nvars; i++) {
+        free(t->vars[i].name);
+        free(t->vars[i].json);
+    }
+    free(t->vars);
+    for (size_t i = 0; i < t->nkv; i++) {
+        free(t->kv[i].binding);
+        free(t->kv[i].id);
+    }
+    free(t->kv);
+    for (size_t i = 0; i < t->ncrons; i++)
+        free(t->crons[i]);
+    free(t->crons);
+}
+
+static int parse_tenant(reader *r, json_t *entry, const char *keypath, const char *base_dir, tenant_config *t)
+{
+    tenant_limits_defaults(&t->limits);
+    if (!json_is_object(entry))
+        return fail(r, keypath, "expected an object describing a worker, found %s", json_kind(entry));
+    int rc;
+    char *wrangler = NULL;
+    if ((rc = get_string(r, entry, keypath, "wrangler", false, &wrangler)))
+        return rc;
+    if (wrangler) {
+        /* The tenant's own wrangler file first, then the keys beside "wrangler". */
+        char *path = wrangler[0] == '/' ? xstrdup(wrangler) : xasprintf("%s/%s", base_dir, wrangler);
+        free(wrangler);
+        json_t *root = NULL;
+        rc = load_file(path, &root, r->e);
+        if (rc != 0) {
+            err_prefix(r->e, "%s: %s.wrangler", r->file, keypath);
+            free(path);
+            return rc;
+        }
+        char *wdir = dir_of(path);
+        reader wr = {.file = path, .cfg = r->cfg, .e = r->e};
+        rc = parse_tenant_keys(&wr, root, "", wdir, t);
+        free(wdir);
+        json_decref(root);
+        if (rc) {
+            free(path);
+            return rc;
+        }
+        free(path);
+    }
+    if ((rc = parse_tenant_keys(r, entry, keypath, base_dir, t)))
+        return rc;
+    if (!t->name)
+        return fail(r, keypath, "missing \"name\"");
+    if (!valid_name(t->name))
+        return fail(r, keypath, "name \"%s\": expected 1 to 63 letters, digits, '-' or '_'", t->name);
+    if (!t->main)
+        return fail(r, keypath, "worker \"%s\": missing \"main\" (the path of its entry module)", t->name);
+    struct stat st;
+    if (stat(t->main, &st) != 0)
+        return fail(r, keypath, "worker \"%s\": main \"%s\": %s", t->name, t->main, strerror(errno));
+    if (t->tier != TIER_CONTAINER && !S_ISREG(st.st_mode))
+        return fail(r, keypath, "worker \"%s\": main \"%s\": not a regular file", t->name, t->main);
+    router *check = router_new();
+    for (size_t i = 0; i < t->nroutes && rc == 0; i++) {
+        err re;
+        if (router_add(check, t->routes[i], t, &re) != 0)
+            rc = fail(r, keypath, "worker \"%s\": %s", t->name, re.msg);
+    }
+    router_free(check);
+    return rc;
+}
+
+void tenant_limits_defaults(tenant_limits *l)
+{
+    /* Cloudflare Workers' paid plan, where it has a figure. */
+    l->cpu_ms = 50;
+    l->memory_mb = 128;
+    l->wall_ms = 30000;
+    l->subrequests = 50;
+    l->max_body_mb = 100;
+}
+
+static const char *const top_keys[] = {
+    "listen", "admin", "workers", "processes", "state_dir", "isolate_memory_budget_mb", NULL,
+};
+
+int config_load(const char *path, atoll_config *cfg, err *e)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->path = xstrdup(path);
+    cfg->listen_ip = xstrdup("127.0.0.1");
+    cfg->listen_port = 8080;
+    cfg->admin_ip = xstrdup("127.0.0.1");
+    cfg->admin_port = 8081;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    cfg->processes = cores > 0 ? (int)cores : 1;
+    cfg->isolate_memory_budget_mb = 1024;
+    cfg->state_dir = NULL;
+
+    json_t *root = NULL;
+    int rc = load_file(path, &root, e);
+    if (rc != 0)
+        goto fail;
+    reader r = {.file = path, .cfg = cfg, .e = e};
+    char *base_dir = dir_of(path);
+    check_keys(&r, root, "", top_keys);
+    uint64_t processes = (uint64_t)cfg->processes;
+    if ((rc = get_listen(&r, root, "", "listen", &cfg->listen_ip, &cfg->listen_port)) ||
+        (rc = get_uint(&r, root, "", "processes", 1, 1024, &processes)) ||
+        (rc = get_string(&r, root, "", "state_dir", false, &cfg->state_dir)) ||
+        (rc = get_uint(&r, root, "", "isolate_memory_budget_mb", 1, 1 << 24, &cfg->isolate_memory_budget_mb)))
+        goto fail_dir;
+    cfg->processes = (int)processes;
+    if (!cfg->state_dir)
+        cfg->state_dir = xasprintf("%s/.atoll", base_dir);
+    else if (cfg->state_dir[0] != '/') {
+        char *abs = xasprintf("%s/%s", base_dir, cfg->state_dir);
+        free(cfg->state_dir);
+        cfg->state_dir = abs;
+    }
+    json_t *admin = json_object_get(root, "admin");
+    if (admin) {
+        static const char *const known[] = {"listen", "public_metrics", NULL};
+        if (!json_is_object(admin)) {
+            rc = fail(&r, "admin", "expected an object, found %s", json_kind(admin));
+            goto fail_dir;
+        }
+        check_keys(&r, admin, "admin", known);
+        if ((rc = get_listen(&r, admin, "admin", "listen", &cfg->admin_ip, &cfg->admin_port)) ||
+            (rc = get_bool(&r, admin, "admin", "public_metrics", &cfg->public_metrics)))
+            goto fail_dir;
+    }
+    json_t *workers = json_object_get(root, "workers");
+    if (workers && !json_is_array(workers)) {
+        rc = fail(&r, "workers", "expected an array of workers, found %s", json_kind(workers));
+        goto fail_dir;
+    }
+    size_t i;
+    json_t *entry;
+    cfg->workers = xcalloc(workers ? json_array_size(workers) : 0, sizeof *cfg->workers);
+    json_array_foreach(workers, i, entry) {
+        char keypath[64];
+        snprintf(keypath, sizeof keypath, "workers[%zu]", i);
+        tenant_config *t = &cfg->workers[cfg->nworkers++];
+        if ((rc = parse_tenant(&r, entry, keypath, base_dir, t)))
+            goto fail_dir;
+        for (size_t j = 0; j + 1 < cfg->nworkers; j++)
+            if (strcmp(cfg->workers[j].name, t->name) == 0) {
+                rc = fail(&r, keypath, "a worker named \"%s\" is already defined (workers[%zu])", t->name, j);
+                goto fail_dir;
+            }
+    }
+    free(base_dir);
+    json_decref(root);
+    return 0;
+
+fail_dir:
+    free(base_dir);
+fail:
+    json_decref(root);
+    config_free(cfg);
+    return rc;
+}
+
+const char *config_tier_name(tenant_tier tier)
+{
+    switch (tier) {
+    case TIER_WASM: return "wasm";
+    case TIER_CONTAINER: return "container";
+    default: return "js";
+    }
+}
+
+void config_free(atoll_config *cfg)
+{
+    free(cfg->path);
+    free(cfg->listen_ip);
+    free(cfg->admin_ip);
+    free(cfg->state_dir);
+    for (size_t i = 0; i < cfg->nworkers; i++)
+        tenant_free(&cfg->workers[i]);
+    free(cfg->workers);
+    for (size_t i = 0; i < cfg->nwarnings; i++)
+        free(cfg->warnings[i]);
+    free(cfg->warnings);
+    memset(cfg, 0, sizeof *cfg);
+}
