@@ -1,0 +1,222 @@
+"""End-to-end tests of `atoll serve`: tenants routed by host and path from
+atoll.jsonc, per-tenant limits, worker processes under the supervisor and
+the sandbox, the access log, and config errors."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+from harness import ATOLL, free_port, main, request, run_cli, test, write
+
+TMP = tempfile.mkdtemp(prefix="atoll-serve-")
+
+
+def tenant(name, body):
+    path = os.path.join(TMP, name, "worker.js")
+    write(path, body)
+    return path
+
+
+NAMED = ("function path(r) { const u = r.url; const i = u.indexOf('/', u.indexOf('//') + 2); return u.slice(i); }\n"
+         "export default { fetch(r) { return new Response('%s ' + path(r)); } };\n")
+
+
+class Serve:
+    def __init__(self, config, *args, processes=2, sandbox=True):
+        self.port = free_port()
+        config = dict(config)
+        config["listen"] = "127.0.0.1:%d" % self.port
+        config.setdefault("processes", processes)
+        self.config_path = os.path.join(TMP, "atoll-%d.jsonc" % self.port)
+        write(self.config_path, "// test config\n" + json.dumps(config, indent=2))
+        self.out = tempfile.TemporaryFile()
+        self.err = tempfile.TemporaryFile()
+        env = dict(os.environ)
+        if sandbox:
+            # Leak checking needs ptrace, which the sandbox forbids.
+            env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
+        cmd = [ATOLL, "serve", "--config", self.config_path, *args]
+        if not sandbox:
+            cmd.append("--no-sandbox")
+        self.proc = subprocess.Popen(cmd, stdout=self.out, stderr=self.err, env=env)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("atoll serve exited early: %s" % self.stderr())
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("atoll serve did not listen: " + self.stderr())
+
+    def stderr(self):
+        self.err.seek(0)
+        return self.err.read().decode("utf-8", "replace")
+
+    def access_log(self):
+        self.out.seek(0)
+        return [json.loads(line) for line in self.out.read().decode().splitlines() if line.startswith("{")]
+
+    def worker_pids(self):
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True).stdout.decode()
+        return [int(p) for p in out.split()]
+
+    def get(self, host, path="/"):
+        return request(self.port, path=path, headers={"Host": host})
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(40)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        err = self.stderr()
+        if "ERROR: AddressSanitizer" in err or "runtime error:" in err:
+            raise AssertionError("sanitizer report:\n" + err[-4000:])
+        if exc[0] is None and self.proc.returncode != 0:
+            raise AssertionError("atoll serve exited %s:\n%s" % (self.proc.returncode, err[-3000:]))
+
+
+def basic_config():
+    return {"workers": [
+        {"name": "alpha", "main": tenant("alpha", NAMED % "alpha"), "routes": ["alpha.test/*"]},
+        {"name": "beta", "main": tenant("beta", NAMED % "beta"), "routes": ["beta.test/*", "*.beta.test/*"]},
+        {"name": "api", "main": tenant("api", NAMED % "api"), "routes": ["alpha.test/api/*"]},
+    ]}
+
+
+@test
+def routes_by_host_and_path_most_specific_first():
+    with Serve(basic_config(), sandbox=False) as s:
+        assert s.get("alpha.test", "/x") == (200, s.get("alpha.test", "/x")[1], b"alpha /x")
+        assert s.get("alpha.test", "/api/v1")[2] == b"api /api/v1"
+        assert s.get("beta.test:8080", "/")[2] == b"beta /"
+        assert s.get("shop.beta.test", "/q?x=1")[2] == b"beta /q?x=1"
+        status, _, body = s.get("gamma.test", "/")
+        assert status == 404 and b"No worker" in body, (status, body)
+
+
+@test
+def access_log_has_one_json_line_per_request():
+    with Serve(basic_config(), sandbox=False) as s:
+        s.get("alpha.test", "/one")
+        s.get("nobody.test", "/two")
+        time.sleep(0.3)
+        log = s.access_log()
+        one = [l for l in log if l["path"] == "/one"]
+        two = [l for l in log if l["path"] == "/two"]
+        assert len(one) == 1 and one[0]["tenant"] == "alpha" and one[0]["status"] == 200, log
+        assert one[0]["cold"] is True and one[0]["bytes_out"] == len(b"alpha /one"), one
+        assert len(two) == 1 and two[0]["tenant"] is None and two[0]["status"] == 404, log
+        for key in ("time", "method", "bytes_in", "wall_us"):
+            assert key in one[0], one
+
+
+@test
+def a_runaway_tenant_does_not_affect_others():
+    cfg = basic_config()
+    cfg["workers"].append({"name": "spin", "main": tenant("spin", "export default { fetch() { for (;;) {} } };\n"),
+                           "routes": ["spin.test/*"], "limits": {"cpu_ms": 20}})
+    cfg["workers"].append({"name": "boom", "main": tenant("boom", "export default { fetch() { throw new Error('boom'); } };\n"),
+                           "routes": ["boom.test/*"]})
+    with Serve(cfg, processes=1, sandbox=False) as s:
+        failures = []
+        stop = threading.Event()
+
+        def steady():
+            while not stop.is_set():
+                if s.get("alpha.test", "/")[2] != b"alpha /":
+                    failures.append(1)
+        t = threading.Thread(target=steady)
+        t.start()
+        for _ in range(3):
+            status, _, body = s.get("spin.test")
+            assert status == 503 and b"CPU" in body, (status, body)
+            assert s.get("boom.test")[0] == 500
+        stop.set()
+        t.join()
+        assert not failures, "the well-behaved tenant saw %d failures" % len(failures)
+        assert s.get("alpha.test", "/")[2] == b"alpha /"
+
+
+@test
+def workers_run_sandboxed():
+    with Serve(basic_config(), processes=2) as s:
+        assert s.get("alpha.test")[0] == 200
+        pids = s.worker_pids()
+        assert len(pids) == 2, pids
+        for pid in pids:
+            status = open("/proc/%d/status" % pid).read()
+            fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+            assert fields["Seccomp"].strip() == "2", fields["Seccomp"]
+            assert fields["NoNewPrivs"].strip() == "1"
+            assert fields["CapEff"].strip() == "0000000000000000", fields["CapEff"]
+            if os.geteuid() == 0:
+                assert fields["Uid"].split()[0] == "65534", fields["Uid"]
+
+
+@test
+def a_killed_worker_process_is_replaced():
+    with Serve(basic_config(), processes=2, sandbox=False) as s:
+        before = s.worker_pids()
+        os.kill(before[0], signal.SIGKILL)
+        deadline = time.time() + 10
+        while True:
+            now = s.worker_pids()
+            if len(now) == 2 and before[0] not in now:
+                break
+            assert time.time() < deadline, (before, now)
+            time.sleep(0.1)
+        assert s.get("beta.test")[2] == b"beta /"
+        assert "died: killed by signal 9" in s.stderr(), s.stderr()
+
+
+@test
+def sigterm_drains_and_exits_zero():
+    cfg = {"workers": [{"name": "slow", "main": tenant("slow", "export default { async fetch() {"
+                        " await new Promise(r => setTimeout(r, 600)); return new Response('done'); } };\n"),
+                        "routes": ["*/*"]}]}
+    s = Serve(cfg, processes=1, sandbox=False)
+    result = {}
+    t = threading.Thread(target=lambda: result.setdefault("r", s.get("x.test")))
+    t.start()
+    time.sleep(0.3)
+    s.proc.send_signal(signal.SIGTERM)
+    t.join(10)
+    assert result.get("r", (0, 0, b""))[2] == b"done", result
+    assert s.proc.wait(20) == 0, s.stderr()
+    s.__exit__(None, None, None)
+
+
+@test
+def config_errors_refuse_to_start():
+    bad = os.path.join(TMP, "bad.jsonc")
+    write(bad, '{ "workers": [ { "name": "x", "main": "missing.js" } ] }')
+    code, _, err = run_cli("serve", "--config", bad)
+    assert code == 2, code
+    assert "bad.jsonc: workers[0]" in err and "missing.js" in err, err
+    code, _, err = run_cli("serve", "--config", os.path.join(TMP, "nope.jsonc"))
+    assert code == 2 and "cannot open" in err, err
+
+
+@test
+def unknown_keys_are_warned_about():
+    cfg = basic_config()
+    cfg["colour"] = "blue"
+    with Serve(cfg, processes=1, sandbox=False) as s:
+        assert s.get("alpha.test")[0] == 200
+        assert "colour: unknown key" in s.stderr(), s.stderr()
+
+
+if __name__ == "__main__":
+    main()
