@@ -80,6 +80,21 @@ static int on_url(llhttp_t *ll, const char *at, size_t len)
     return 0;
 }
 
+/* A field name is a token (RFC 9110 5.1); llhttp in its loose mode lets
+ * some other bytes through, such as a space inside the name. */
+static bool is_token(const char *s, size_t len)
+{
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              (ch && strchr("!#$%&'*+-.^_`|~", ch))))
+            return false;
+    }
+    return true;
+}
+
 /* Adds the header field assembled so far; trailer fields are dropped, so that
  * nothing sent after the body can pose as a header the handler trusts. */
 static int commit_field(http_parser *p)
@@ -88,6 +103,8 @@ static int commit_field(http_parser *p)
         return 0;
     p->field_done = false;
     if (p->phase == HTTP_PHASE_HEADERS) {
+        if (!is_token(p->field.data, p->field.len))
+            return fail(p, 400, "invalid header field name");
         if (memchr(p->value.data ? p->value.data : "", '\0', p->value.len))
             return fail(p, 400, "NUL in header value");
         http_headers_add(&p->req.headers, p->field.data ? p->field.data : "", p->field.len,
@@ -198,6 +215,11 @@ static int on_headers_complete(llhttp_t *ll)
     if (rc)
         return rc;
     bool chunked = ll->flags & F_CHUNKED;
+    /* A Transfer-Encoding that llhttp did not read as a final chunked (say,
+     * one folded over two lines) would make it read the body until EOF;
+     * framing that two readers may see differently is refused. */
+    if ((ll->flags & F_TRANSFER_ENCODING) && !chunked)
+        return fail(p, 400, "ambiguous Transfer-Encoding");
     if (!chunked && ll->content_length > p->max_body)
         return fail(p, 413, "Content-Length over the body limit");
     /* An Upgrade or CONNECT hands the connection to another protocol, which
