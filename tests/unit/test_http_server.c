@@ -618,18 +618,21 @@ static void slow_headers_time_out_with_408(void **state)
     client c;
     client_open(&c);
     double t0 = now_ms();
-    /* A byte at a time, as slowloris does: bytes do not extend the deadline. */
-    const char *part = "GET / HTTP/1.1\r\nX-Slow: ";
+    /* A byte every 20 ms, as slowloris does, for longer than the timeout:
+     * bytes must not extend the deadline. */
+    const char *part = "GET / HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     for (const char *p = part; *p; p++) {
+        struct pollfd pfd = {.fd = c.fd, .events = POLLIN};
+        if (poll(&pfd, 1, 20) > 0)
+            break; /* the server answered */
         client_send_n(&c, p, 1);
-        usleep(5000);
     }
     response r;
     assert_true(read_response(&c, &r, false));
     double dt = now_ms() - t0;
     assert_int_equal(r.status, 408);
     assert_string_equal(hdr(&r, "Connection"), "close");
-    assert_true(dt >= 150 && dt < 2000);
+    assert_true(dt >= 150 && dt < 800);
     response_free(&r);
     expect_closed(&c);
     client_close(&c);
@@ -798,6 +801,7 @@ static void pipelining_client_that_never_reads_is_bounded(void **state)
     }
     assert_true(now_ms() - t0 < 3000);
     int handled = atomic_load(&F->handled);
+    print_message("sent %zu requests, the server handled %d before pushing back\n", sent / strlen(req), handled);
     assert_true(handled > 0);
     assert_true((size_t)handled < sent / strlen(req));
     /* Reading the answers lets the server go on. */
