@@ -121,9 +121,12 @@ static int count_field_bytes(http_parser *p, size_t len)
 {
     if (p->phase == HTTP_PHASE_HEADERS)
         return count_header_bytes(p, len);
+    /* 400, as for any other fault in the trailer section: llhttp reports
+     * those at their position, while this count depends on how the bytes
+     * were split, so one status keeps the outcome independent of it. */
     p->trailer_bytes += len;
     if (p->trailer_bytes > p->max_header)
-        return fail(p, 431, "trailer section too large");
+        return fail(p, 400, "trailer section too large");
     return 0;
 }
 

@@ -260,7 +260,7 @@ static void chunk_extensions_and_trailers_are_bounded(void **state)
     for (int i = 0; i < MAXH + 10; i++)
         buf_append(&b, "v", 1);
     buf_printf(&b, "\r\n\r\n");
-    EXPECT_PARSE(b.data, "headers /c\nerror 431\n");
+    EXPECT_PARSE(b.data, "headers /c\nerror 400\n");
     buf_free(&b);
 }
 
