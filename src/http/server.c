@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -788,6 +789,12 @@ int http_server_new(uv_loop_t *loop, const http_server_config *cfg, http_handler
 {
     if (!loop || !handler || !out)
         return err_set(e, -EINVAL, "http server: missing loop or handler");
+    /* libuv writes with write(2): a client gone mid-response would raise
+     * SIGPIPE and kill the whole process instead of failing one write with
+     * EPIPE. A server cannot live with the default action. */
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
     http_server *s = xcalloc(1, sizeof *s);
     s->loop = loop;
     if (cfg)

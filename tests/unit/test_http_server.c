@@ -740,6 +740,21 @@ static void client_leaving_mid_response_is_survived(void **state)
     stop_server();
 }
 
+static void client_closing_mid_response_is_survived(void **state)
+{
+    http_server_config cfg = small_config();
+    start_server(&cfg);
+    client c;
+    client_open(&c);
+    client_send(&c, "GET /stream?n=100000&ms=1 HTTP/1.1\r\n\r\n");
+    assert_int_equal(client_fill(&c), 1);
+    client_close(&c); /* an orderly close this time: the server learns of it from a failed write */
+    wait_for(&F->stream_ended, 5000);
+    assert_true(atomic_load(&F->stream_ended));
+    assert_true(atomic_load(&F->epipe));
+    stop_server();
+}
+
 static void drain_finishes_in_flight_then_calls_done(void **state)
 {
     http_server_config cfg = small_config();
@@ -861,6 +876,7 @@ int main(void)
         cmocka_unit_test(idle_and_stalled_connections_close),
         cmocka_unit_test(http10_and_connection_close),
         cmocka_unit_test(client_leaving_mid_response_is_survived),
+        cmocka_unit_test(client_closing_mid_response_is_survived),
         cmocka_unit_test(drain_finishes_in_flight_then_calls_done),
         cmocka_unit_test(pipelining_client_that_never_reads_is_bounded),
         cmocka_unit_test(listens_on_ipv6),
