@@ -43,15 +43,20 @@ static void fuzz_run(const char *data, size_t len, size_t max_header, size_t max
                     abort(); /* MORE means everything was consumed */
                 break;
             }
+            /* Events happen at the same offset however the input was split. */
             if (ev == HTTP_PARSE_HEADERS) {
                 http_request *r = http_parser_request(p);
-                buf_printf(log, "headers %s %s %zu\n", r->method, r->target, r->headers.count);
+                if (http_parser_phase(p) != HTTP_PHASE_BODY)
+                    abort();
+                buf_printf(log, "@%zu headers %s %s %zu\n", off, r->method, r->target,
+                           r->headers.count);
             } else if (ev == HTTP_PARSE_REQUEST) {
                 http_request r;
                 http_parser_take(p, &r);
-                if (!r.method || !r.target || r.body.len > max_body)
+                if (!r.method || !r.target || r.body.len > max_body ||
+                    http_parser_phase(p) != HTTP_PHASE_IDLE)
                     abort();
-                buf_printf(log, "request %s %s %d.%d ka=%d body=%zu:", r.method, r.target,
+                buf_printf(log, "@%zu request %s %s %d.%d ka=%d body=%zu:", off, r.method, r.target,
                            r.version_major, r.version_minor, r.keep_alive, r.body.len);
                 buf_append(log, r.body.data, r.body.len);
                 for (size_t i = 0; i < r.headers.count; i++)

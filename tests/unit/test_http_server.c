@@ -848,7 +848,7 @@ static void listens_on_ipv6(void **state)
     stop_server();
 }
 
-static void listen_rejects_bad_address(void **state)
+static void listen_checks_address_and_shares_port(void **state)
 {
     uv_loop_t loop;
     uv_loop_init(&loop);
@@ -858,6 +858,17 @@ static void listen_rejects_bad_address(void **state)
     assert_int_equal(http_server_new(&loop, NULL, handler, NULL, &s, &e), 0);
     assert_int_equal(http_server_listen(s, "not-an-ip", 0, &e), -EINVAL);
     assert_non_null(strstr(e.msg, "not-an-ip"));
+    assert_int_equal(http_server_listen(s, "127.0.0.1", 70000, &e), -EINVAL);
+    /* SO_REUSEPORT: a second server (another process, in production) can
+     * listen on the same port. */
+    assert_int_equal(http_server_listen(s, "127.0.0.1", 0, &e), 0);
+    http_server *s2;
+    assert_int_equal(http_server_new(&loop, NULL, handler, NULL, &s2, &e), 0);
+    int rc = http_server_listen(s2, "127.0.0.1", http_server_port(s), &e);
+    if (rc)
+        fail_msg("second listen: %s", e.msg);
+    assert_int_equal(http_server_port(s2), http_server_port(s));
+    http_server_free(s2);
     http_server_free(s);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
@@ -880,7 +891,7 @@ int main(void)
         cmocka_unit_test(drain_finishes_in_flight_then_calls_done),
         cmocka_unit_test(pipelining_client_that_never_reads_is_bounded),
         cmocka_unit_test(listens_on_ipv6),
-        cmocka_unit_test(listen_rejects_bad_address),
+        cmocka_unit_test(listen_checks_address_and_shares_port),
     };
     return cmocka_run_group_tests_name("http_server", tests, NULL, NULL);
 }
