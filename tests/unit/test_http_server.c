@@ -4,6 +4,7 @@
  * chunked bodies both ways, HEAD, 100-continue, error statuses, timeouts, a
  * client that leaves mid-response, and drain. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -828,6 +829,53 @@ static void pipelining_client_that_never_reads_is_bounded(void **state)
     stop_server();
 }
 
+/* Every fuzz seed (requests good and bad, pipelined, split oddly) sent to the
+ * real server, followed by a half-close: the server answers what it can and
+ * closes, never stalls, and keeps serving. */
+static void fuzz_seeds_against_the_server(void **state)
+{
+    http_server_config cfg = small_config();
+    cfg.max_header_bytes = 300;
+    cfg.max_body_bytes = 1000;
+    start_server(&cfg);
+    DIR *d = opendir("fuzz/corpus/http");
+    assert_non_null(d);
+    struct dirent *de;
+    int files = 0;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char path[512];
+        snprintf(path, sizeof path, "fuzz/corpus/http/%s", de->d_name);
+        FILE *f = fopen(path, "rb");
+        assert_non_null(f);
+        char data[8192];
+        size_t n = fread(data, 1, sizeof data, f);
+        fclose(f);
+        client c;
+        client_open(&c);
+        if (n > 2)
+            client_send_n(&c, data + 2, n - 2); /* the first two bytes steer the fuzzer */
+        shutdown(c.fd, SHUT_WR);
+        int rc;
+        while ((rc = client_fill(&c)) > 0)
+            ;
+        if (rc < 0)
+            fail_msg("%s: the server neither answered nor closed", path);
+        client_close(&c);
+        files++;
+    }
+    closedir(d);
+    assert_true(files >= 10);
+    client c;
+    client_open(&c);
+    response r = get(&c, "GET /alive HTTP/1.1\r\n\r\n", false);
+    assert_int_equal(r.status, 200);
+    response_free(&r);
+    client_close(&c);
+    stop_server();
+}
+
 static void listens_on_ipv6(void **state)
 {
     int probe = socket(AF_INET6, SOCK_STREAM, 0);
@@ -890,6 +938,7 @@ int main(void)
         cmocka_unit_test(client_closing_mid_response_is_survived),
         cmocka_unit_test(drain_finishes_in_flight_then_calls_done),
         cmocka_unit_test(pipelining_client_that_never_reads_is_bounded),
+        cmocka_unit_test(fuzz_seeds_against_the_server),
         cmocka_unit_test(listens_on_ipv6),
         cmocka_unit_test(listen_checks_address_and_shares_port),
     };
