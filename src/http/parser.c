@@ -5,7 +5,6 @@
  * requests are handled one at a time). */
 #include "http/parser.h"
 
-#include <errno.h>
 #include <llhttp.h>
 #include <stdlib.h>
 #include <string.h>
