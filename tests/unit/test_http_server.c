@@ -43,6 +43,7 @@ typedef struct fixture {
     atomic_int epipe;      /* a streaming handler saw -EPIPE */
     atomic_int stream_ended; /* a streaming handler called end */
     atomic_int handled;    /* requests handed to the handler */
+    atomic_int write_rc;   /* what a handler's write returned */
 } fixture;
 
 static fixture *F;
@@ -107,6 +108,25 @@ static void handler(void *data, http_request *req, http_writer *w)
         if (j->stream)
             w->start(w, 200, NULL, -1);
         uv_timer_start(&j->timer, job_tick, ms, j->stream ? ms : 0);
+        return;
+    }
+    /* Tenants that get the framing wrong must not corrupt the connection. */
+    if (strcmp(req->target, "/long") == 0) { /* more than its Content-Length */
+        w->start(w, 200, NULL, 3);
+        atomic_store(&f->write_rc, w->write(w, "abcdef", 6));
+        w->end(w);
+        return;
+    }
+    if (strcmp(req->target, "/short") == 0) { /* less than its Content-Length */
+        w->start(w, 200, NULL, 10);
+        w->write(w, "abcde", 5);
+        w->end(w);
+        return;
+    }
+    if (strcmp(req->target, "/nocontent") == 0) { /* a body where none may be */
+        w->start(w, 204, NULL, -1);
+        w->write(w, "x", 1);
+        w->end(w);
         return;
     }
     if (strcmp(req->target, "/noend-start") == 0) {
@@ -434,7 +454,9 @@ static void pipelined_responses_keep_request_order(void **state)
     client_open(&c);
     client_send(&c, "GET /slow?ms=150 HTTP/1.1\r\nHost: a\r\n\r\n"
                     "POST /two HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"
-                    "GET /three HTTP/1.1\r\nHost: a\r\n\r\n");
+                    "GET /three HTTP/1.1\r\nHost: a\r\n\r\n"
+                    "GET /slow?ms=1 HTTP/1.1\r\nHost: a\r\n\r\n"
+                    "GET /five HTTP/1.1\r\nHost: a\r\n\r\n");
     response r;
     assert_true(read_response(&c, &r, false));
     assert_string_equal(r.body.data, "slow");
@@ -446,6 +468,13 @@ static void pipelined_responses_keep_request_order(void **state)
     assert_true(read_response(&c, &r, false));
     assert_non_null(strstr(r.body.data, "GET /three"));
     response_free(&r);
+    assert_true(read_response(&c, &r, false));
+    assert_string_equal(r.body.data, "slow");
+    response_free(&r);
+    assert_true(read_response(&c, &r, false));
+    assert_non_null(strstr(r.body.data, "GET /five"));
+    response_free(&r);
+    assert_int_equal(atomic_load(&F->handled), 5);
     client_close(&c);
     stop_server();
 }
@@ -714,6 +743,41 @@ static void http10_and_connection_close(void **state)
     stop_server();
 }
 
+static void handler_framing_mistakes_are_contained(void **state)
+{
+    http_server_config cfg = small_config();
+    start_server(&cfg);
+    client c;
+    client_open(&c);
+    response r = get(&c, "GET /long HTTP/1.1\r\n\r\n", false);
+    assert_string_equal(r.body.data, "abc");
+    assert_int_equal(atomic_load(&F->write_rc), -EINVAL);
+    response_free(&r);
+    r = get(&c, "GET /nocontent HTTP/1.1\r\n\r\n", false);
+    assert_int_equal(r.status, 204);
+    assert_null(hdr(&r, "Content-Length"));
+    assert_null(hdr(&r, "Transfer-Encoding"));
+    response_free(&r);
+    /* Both left the connection in sync: the next response parses. */
+    r = get(&c, "GET /next HTTP/1.1\r\n\r\n", false);
+    assert_non_null(strstr(r.body.data, "GET /next"));
+    response_free(&r);
+    /* A body shorter than promised: the close tells the client. */
+    client_send(&c, "GET /short HTTP/1.1\r\n\r\n");
+    char *line = client_line(&c);
+    assert_string_equal(line, "HTTP/1.1 200 OK");
+    free(line);
+    while ((line = client_line(&c)) && *line)
+        free(line);
+    free(line);
+    while (client_fill(&c) > 0)
+        ;
+    assert_int_equal(c.in.len, 5);
+    assert_memory_equal(c.in.data, "abcde", 5);
+    client_close(&c);
+    stop_server();
+}
+
 static void client_leaving_mid_response_is_survived(void **state)
 {
     http_server_config cfg = small_config();
@@ -934,6 +998,7 @@ int main(void)
         cmocka_unit_test(slow_headers_time_out_with_408),
         cmocka_unit_test(idle_and_stalled_connections_close),
         cmocka_unit_test(http10_and_connection_close),
+        cmocka_unit_test(handler_framing_mistakes_are_contained),
         cmocka_unit_test(client_leaving_mid_response_is_survived),
         cmocka_unit_test(client_closing_mid_response_is_survived),
         cmocka_unit_test(drain_finishes_in_flight_then_calls_done),
