@@ -24,12 +24,18 @@ void http_server_config_defaults(http_server_config *cfg);
 
 /* Called once per complete request, in request order per connection. `req`
  * and `w` stay valid until the handler calls w->end (which it must do
- * exactly once, possibly later from another loop callback). */
+ * exactly once, possibly later from another loop callback). What the handler
+ * writes before it returns goes out when it returns (a small response in one
+ * write); what it writes later goes out at once. If the client has gone, the writer returns
+ * -EPIPE (and still expects end). The next request of a connection is never
+ * handed over from inside w->end, so a handler is not re-entered. */
 typedef void (*http_handler_cb)(void *data, http_request *req, http_writer *w);
 
 typedef struct http_server http_server;
 
-/* The server is owned by the caller and lives on `loop`. */
+/* The server is owned by the caller and lives on `loop`. Creating one sets
+ * SIGPIPE to ignored if it was at its default, since a client leaving
+ * mid-response would otherwise kill the process. */
 int http_server_new(uv_loop_t *loop, const http_server_config *cfg, http_handler_cb handler,
                     void *data, http_server **out, err *e);
 /* Binds and listens (SO_REUSEPORT, so several processes may share a port).

@@ -1,0 +1,916 @@
+/* The HTTP/1.1 server on libuv (see server.h).
+ *
+ * One `conn` per TCP connection and one `exchange` per request handed to the
+ * handler. A connection answers one request at a time: the next buffered
+ * request is parsed only after the previous response has ended, which keeps
+ * pipelined responses in order without a queue of exchanges. Input that
+ * arrives meanwhile waits in conn->in, and reading stops when too much of it
+ * is waiting; likewise the next request waits while too much of the previous
+ * responses is still queued for the socket.
+ *
+ * Ownership: the server owns its connections (freed in their close
+ * callback, never synchronously, so a conn pointer stays valid for the rest
+ * of any callback that closes it). A connection owns its current exchange
+ * while it is alive; when the client goes away first, the exchange is
+ * detached (ex->c = NULL, the writer then returns -EPIPE) and frees itself
+ * when the handler calls end. Either way the exchange lives until end. */
+#include "http/server.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "core/alloc.h"
+#include "core/buf.h"
+#include "core/log.h"
+#include "http/parser.h"
+
+#define READ_SIZE (64 * 1024)       /* one read from a socket */
+#define IN_HIGH_WATER (64 * 1024)   /* unparsed input at which reading stops */
+#define OUT_FLUSH (64 * 1024)       /* response bytes buffered before a write even inside the handler */
+#define OUT_HIGH_WATER (256 * 1024) /* bytes queued for a socket at which the next request waits */
+#define OUT_KEEP (256 * 1024)       /* a larger output buffer is freed rather than kept for reuse */
+#define LINGER_MS 2000              /* after an error response, time to drain what the client still sends */
+
+/* An intrusive doubly-linked list (the idea of libuv's QUEUE). */
+typedef struct qlink {
+    struct qlink *prev, *next;
+} qlink;
+
+static void list_init(qlink *l)
+{
+    l->prev = l->next = l;
+}
+
+static bool list_empty(const qlink *l)
+{
+    return l->next == l;
+}
+
+static void list_push(qlink *head, qlink *l)
+{
+    l->prev = head->prev;
+    l->next = head;
+    head->prev->next = l;
+    head->prev = l;
+}
+
+static void list_remove(qlink *l)
+{
+    l->prev->next = l->next;
+    l->next->prev = l->prev;
+    list_init(l);
+}
+
+#define CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+typedef enum { T_NONE, T_HEADERS, T_IDLE, T_BODY, T_CLOSE, T_LINGER } timer_kind;
+
+typedef struct conn conn;
+typedef struct exchange exchange;
+
+struct http_server {
+    uv_loop_t *loop;
+    http_server_config cfg;
+    http_handler_cb handler;
+    void *data;
+    uv_tcp_t *listener;    /* owned; freed in its close callback */
+    uv_idle_t *resume_idle; /* owned; runs connections queued on `resume` */
+    char *rbuf;            /* one read buffer for all connections: reads are consumed at once */
+    qlink conns;            /* every open connection */
+    qlink resume;           /* connections to continue from the loop, not from inside an end() */
+    size_t n_conns, n_exchanges;
+    bool draining, done_called;
+    void (*drain_done)(void *data);
+    void *drain_data;
+    time_t date_sec;
+    char date[64];         /* "Date: ...\r\n" for date_sec */
+};
+
+struct conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_shutdown_t shutdown;
+    http_server *srv;
+    qlink all, resume;
+    http_parser *parser;   /* owned */
+    buf in;                /* read but not yet parsed, while a request is answered */
+    buf out;               /* response bytes not yet handed to the socket */
+    exchange *cur;         /* the request being answered, if any */
+    size_t writes;         /* uv_write requests in flight */
+    unsigned requests;     /* requests handed to the handler so far */
+    timer_kind tkind;
+    int handles;           /* open libuv handles; freed when the last one closes */
+    bool reading, peer_closed, close_after_write, shutdown_sent, lingering, closing;
+    bool blocked;          /* waiting for queued output to drain before the next request */
+    bool queued;           /* on srv->resume */
+};
+
+struct exchange {
+    http_writer w;         /* first: the handler's pointer is the exchange's */
+    http_request req;
+    http_server *srv;
+    conn *c;               /* NULL once the client has gone */
+    int64_t left;          /* Content-Length bytes still owed, -1 when not counted */
+    bool started, ended, in_handler;
+    bool head, bodyless, chunked, keep_alive;
+};
+
+typedef struct write_req {
+    uv_write_t req;
+    conn *c;
+    char *data; /* owned allocation the write points into */
+} write_req;
+
+static void conn_close(conn *c);
+static void conn_close_after_write(conn *c);
+static void conn_continue(conn *c);
+static size_t conn_feed(conn *c, const char *data, size_t len);
+
+void http_server_config_defaults(http_server_config *cfg)
+{
+    cfg->max_header_bytes = 32 * 1024;
+    cfg->max_body_bytes = 100 * 1024 * 1024;
+    cfg->header_timeout_ms = 10 * 1000;
+    cfg->idle_timeout_ms = 60 * 1000;
+    cfg->body_timeout_ms = 60 * 1000;
+}
+
+/* ---- output ---- */
+
+static void append(buf *b, const char *s, size_t len)
+{
+    buf_append(b, s, len); /* unlimited buffer: cannot fail (allocation aborts) */
+}
+
+#define APPEND_LIT(b, s) append((b), (s), sizeof(s) - 1)
+
+static void append_u64(buf *b, uint64_t v, int base)
+{
+    char tmp[24]; /* 2^64 has 20 decimal digits */
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = "0123456789abcdef"[v % (uint64_t)base];
+        v /= (uint64_t)base;
+    } while (v);
+    append(b, tmp + i, sizeof tmp - i);
+}
+
+/* The Date header, formatted once per second (RFC 9110 5.6.7, no locale). */
+static const char *server_date(http_server *s)
+{
+    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    time_t now = time(NULL);
+    if (now != s->date_sec) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        snprintf(s->date, sizeof s->date, "Date: %s, %02d %s %04d %02d:%02d:%02d GMT\r\n",
+                 days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900,
+                 tm.tm_hour, tm.tm_min, tm.tm_sec);
+        s->date_sec = now;
+    }
+    return s->date;
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    write_req *wr = (write_req *)req;
+    conn *c = wr->c;
+    free(wr->data);
+    free(wr);
+    c->writes--;
+    if (c->closing)
+        return;
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    if (c->writes == 0 && c->close_after_write)
+        conn_close_after_write(c); /* now shuts down */
+    else if (c->blocked && c->tcp.write_queue_size <= OUT_HIGH_WATER / 2)
+        conn_continue(c);
+}
+
+/* Hands c->out to the socket: written at once when the socket takes it (the
+ * common case: no allocation), else queued with uv_write. */
+static void conn_flush(conn *c)
+{
+    if (c->closing || c->out.len == 0)
+        return;
+    size_t done = 0;
+    if (c->writes == 0) {
+        uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (n < 0 && n != UV_EAGAIN) {
+            conn_close(c);
+            return;
+        }
+        done = n > 0 ? (size_t)n : 0;
+        if (done == c->out.len) {
+            if (c->out.cap > OUT_KEEP)
+                buf_free(&c->out);
+            else
+                buf_reset(&c->out);
+            return;
+        }
+    }
+    size_t len;
+    write_req *wr = xmalloc(sizeof *wr);
+    wr->c = c;
+    wr->data = buf_steal(&c->out, &len);
+    uv_buf_t b = uv_buf_init(wr->data + done, (unsigned)(len - done));
+    if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
+        free(wr->data);
+        free(wr);
+        conn_close(c);
+        return;
+    }
+    c->writes++;
+}
+
+/* A response the server makes itself (errors, timeouts); the connection
+ * closes after it. */
+static void conn_error(conn *c, int status, const char *reason)
+{
+    log_debug("http: %d %s", status, reason);
+    const char *phrase = http_status_reason(status);
+    buf *o = &c->out;
+    APPEND_LIT(o, "HTTP/1.1 ");
+    append_u64(o, (uint64_t)status, 10);
+    APPEND_LIT(o, " ");
+    buf_append_str(o, phrase);
+    APPEND_LIT(o, "\r\n");
+    buf_append_str(o, server_date(c->srv));
+    APPEND_LIT(o, "Content-Type: text/plain; charset=utf-8\r\nContent-Length: ");
+    append_u64(o, strlen(phrase) + 1, 10);
+    APPEND_LIT(o, "\r\nConnection: close\r\n\r\n");
+    buf_append_str(o, phrase);
+    APPEND_LIT(o, "\n");
+    conn_flush(c);
+    conn_close_after_write(c);
+}
+
+/* ---- the writer ---- */
+
+static bool is_tchar(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+/* A field a tenant set that would break the framing (CR, LF, NUL) or is not
+ * a token is dropped, so that no tenant can split a response. */
+static bool field_ok(const http_header *h)
+{
+    if (h->name_len == 0)
+        return false;
+    for (size_t i = 0; i < h->name_len; i++)
+        if (!is_tchar((unsigned char)h->name[i]))
+            return false;
+    for (size_t i = 0; i < h->value_len; i++)
+        if (h->value[i] == '\r' || h->value[i] == '\n' || h->value[i] == '\0')
+            return false;
+    return true;
+}
+
+/* Framing and hop-by-hop fields are the writer's own. */
+static bool field_is_ours(const char *name)
+{
+    return strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Transfer-Encoding") == 0 ||
+           strcasecmp(name, "Connection") == 0 || strcasecmp(name, "Keep-Alive") == 0;
+}
+
+static int w_start(http_writer *w, int status, const http_headers *headers, int64_t content_length)
+{
+    exchange *ex = (exchange *)w;
+    if (ex->started || ex->ended)
+        return -EINVAL;
+    ex->started = true;
+    conn *c = ex->c;
+    if (!c)
+        return -EPIPE;
+    int rc = 0;
+    if (status < 200 || status > 999) { /* 1xx cannot be a final response */
+        status = 500;
+        rc = -EINVAL;
+    }
+    bool v10 = ex->req.version_minor == 0;
+    ex->bodyless = status == 204 || status == 304;
+    ex->keep_alive = ex->keep_alive && !ex->srv->draining;
+    ex->left = -1;
+    if (content_length >= 0) {
+        if (!ex->head && !ex->bodyless)
+            ex->left = content_length;
+    } else if (!v10) {
+        ex->chunked = !ex->head && !ex->bodyless;
+    } else if (!ex->head && !ex->bodyless) {
+        ex->keep_alive = false; /* HTTP/1.0 without a length: the close ends the body */
+    }
+
+    buf *o = &c->out;
+    APPEND_LIT(o, "HTTP/1.1 ");
+    append_u64(o, (uint64_t)status, 10);
+    APPEND_LIT(o, " ");
+    buf_append_str(o, http_status_reason(status));
+    APPEND_LIT(o, "\r\n");
+    bool have_date = false;
+    for (size_t i = 0; headers && i < headers->count; i++) {
+        const http_header *h = &headers->items[i];
+        if (field_is_ours(h->name))
+            continue;
+        if (!field_ok(h)) {
+            log_warn("http: dropped a response header field with invalid characters");
+            continue;
+        }
+        have_date = have_date || strcasecmp(h->name, "Date") == 0;
+        append(o, h->name, h->name_len);
+        APPEND_LIT(o, ": ");
+        append(o, h->value, h->value_len);
+        APPEND_LIT(o, "\r\n");
+    }
+    if (!have_date)
+        buf_append_str(o, server_date(ex->srv));
+    if (!ex->bodyless) {
+        if (content_length >= 0) {
+            APPEND_LIT(o, "Content-Length: ");
+            append_u64(o, (uint64_t)content_length, 10);
+            APPEND_LIT(o, "\r\n");
+        } else if (!v10) {
+            APPEND_LIT(o, "Transfer-Encoding: chunked\r\n");
+        }
+    }
+    if (!ex->keep_alive)
+        APPEND_LIT(o, "Connection: close\r\n\r\n");
+    else if (v10)
+        APPEND_LIT(o, "Connection: keep-alive\r\n\r\n");
+    else
+        APPEND_LIT(o, "\r\n");
+    /* A streamed response shows its headers at once; a sized one waits for its body. */
+    if (!ex->in_handler && content_length < 0)
+        conn_flush(c);
+    return rc;
+}
+
+static int w_write(http_writer *w, const void *data, size_t len)
+{
+    exchange *ex = (exchange *)w;
+    if (!ex->started || ex->ended)
+        return -EINVAL;
+    conn *c = ex->c;
+    if (!c)
+        return -EPIPE;
+    if (len == 0 || ex->head || ex->bodyless)
+        return 0;
+    int rc = 0;
+    buf *o = &c->out;
+    if (ex->left >= 0) {
+        if ((uint64_t)len > (uint64_t)ex->left) { /* more than promised: the rest would be a new response */
+            len = (size_t)ex->left;
+            rc = -EINVAL;
+        }
+        ex->left -= (int64_t)len;
+        append(o, data, len);
+    } else if (ex->chunked) {
+        append_u64(o, len, 16);
+        APPEND_LIT(o, "\r\n");
+        append(o, data, len);
+        APPEND_LIT(o, "\r\n");
+    } else {
+        append(o, data, len);
+    }
+    if (!ex->in_handler || o->len >= OUT_FLUSH)
+        conn_flush(c);
+    return c->closing ? -EPIPE : rc;
+}
+
+/* The response has ended and the handler has returned: flushes, frees the
+ * exchange, and returns its connection (NULL if gone) for the caller to go on. */
+static conn *exchange_finish(exchange *ex)
+{
+    http_server *s = ex->srv;
+    conn *c = ex->c;
+    bool keep = ex->keep_alive;
+    http_request_free(&ex->req);
+    free(ex);
+    s->n_exchanges--;
+    if (!c)
+        return NULL;
+    c->cur = NULL;
+    conn_flush(c);
+    if (!keep || s->draining)
+        conn_close_after_write(c);
+    return c;
+}
+
+static void check_drained(http_server *s);
+static void on_resume(uv_idle_t *idle);
+
+static void w_end(http_writer *w)
+{
+    exchange *ex = (exchange *)w;
+    if (ex->ended)
+        return;
+    if (!ex->started && ex->c)
+        w_start(w, 500, NULL, 0); /* ended without an answer */
+    ex->ended = true;
+    if (ex->c) {
+        if (ex->chunked)
+            APPEND_LIT(&ex->c->out, "0\r\n\r\n");
+        if (ex->left > 0)
+            ex->keep_alive = false; /* shorter than its Content-Length: the framing is lost */
+    }
+    if (ex->in_handler)
+        return; /* dispatch() finishes it when the handler returns */
+    http_server *s = ex->srv;
+    conn *c = exchange_finish(ex);
+    if (!c) {
+        check_drained(s);
+        return;
+    }
+    /* Parsing the next request from here would call the handler from inside
+     * whatever code called end; so buffered input waits for the loop. */
+    if (c->in.len && !c->closing && !c->close_after_write) {
+        if (!c->queued) {
+            c->queued = true;
+            list_push(&s->resume, &c->resume);
+            uv_idle_start(s->resume_idle, on_resume);
+        }
+    } else {
+        conn_continue(c);
+    }
+}
+
+/* ---- connections ---- */
+
+static uint64_t timeout_ms(conn *c, timer_kind k)
+{
+    switch (k) {
+    case T_HEADERS: return c->srv->cfg.header_timeout_ms;
+    case T_IDLE: return c->srv->cfg.idle_timeout_ms;
+    case T_BODY: return c->srv->cfg.body_timeout_ms;
+    case T_CLOSE: return c->srv->cfg.idle_timeout_ms;
+    case T_LINGER: return LINGER_MS;
+    default: return 0;
+    }
+}
+
+static void on_timeout(uv_timer_t *t);
+
+static void set_timer(conn *c, timer_kind k)
+{
+    c->tkind = k;
+    if (k == T_NONE)
+        uv_timer_stop(&c->timer);
+    else
+        uv_timer_start(&c->timer, on_timeout, timeout_ms(c, k), 0);
+}
+
+/* Picks the timer for what the connection waits for. The header timer runs
+ * from the first byte of a request (from the accept for the first one) and is
+ * not extended by further bytes, which is what defeats slowloris; the body
+ * timer restarts whenever body bytes arrive. */
+static void conn_update_timer(conn *c, bool progress)
+{
+    if (c->closing || c->close_after_write || c->lingering)
+        return;
+    timer_kind k = T_NONE;
+    if (!c->cur) {
+        switch (http_parser_phase(c->parser)) {
+        case HTTP_PHASE_IDLE: k = c->requests ? T_IDLE : T_HEADERS; break;
+        case HTTP_PHASE_HEADERS: k = T_HEADERS; break;
+        case HTTP_PHASE_BODY: k = T_BODY; break;
+        }
+    }
+    if (k != c->tkind || (k == T_BODY && progress))
+        set_timer(c, k);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    conn *c = t->data;
+    if (c->closing)
+        return;
+    if (c->tkind == T_HEADERS && http_parser_phase(c->parser) == HTTP_PHASE_HEADERS)
+        conn_error(c, 408, "header section timed out");
+    else
+        conn_close(c); /* idle, stalled body, or a client that does not read */
+}
+
+static void on_conn_close(uv_handle_t *h)
+{
+    conn *c = h->data;
+    if (--c->handles > 0)
+        return;
+    http_server *s = c->srv;
+    list_remove(&c->all);
+    http_parser_free(c->parser);
+    buf_free(&c->in);
+    buf_free(&c->out);
+    free(c);
+    s->n_conns--;
+    check_drained(s);
+}
+
+/* Closes at once, dropping queued output; an exchange in flight is detached. */
+static void conn_close(conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    if (c->cur) {
+        c->cur->c = NULL;
+        c->cur = NULL;
+    }
+    if (c->queued) {
+        c->queued = false;
+        list_remove(&c->resume);
+    }
+    uv_close((uv_handle_t *)&c->tcp, on_conn_close);
+    uv_close((uv_handle_t *)&c->timer, on_conn_close);
+}
+
+static void on_linger_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
+{
+    if (nread < 0)
+        conn_close(st->data); /* the client has closed too */
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    conn *c = h->data;
+    *b = uv_buf_init(c->srv->rbuf, READ_SIZE);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    conn *c = req->data;
+    if (c->closing)
+        return;
+    if (status < 0 || c->peer_closed || c->srv->draining) {
+        conn_close(c);
+        return;
+    }
+    /* Closing with unread input would send a reset that can destroy the
+     * response before the client reads it; so read and discard for a while
+     * (the lingering close of nginx and Apache). */
+    c->lingering = true;
+    set_timer(c, T_LINGER);
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_linger_read) != 0)
+        conn_close(c);
+}
+
+/* Ends the connection gracefully: no more requests, queued output is
+ * written, then the write side is shut down. */
+static void conn_close_after_write(conn *c)
+{
+    if (c->closing)
+        return;
+    if (!c->close_after_write) {
+        c->close_after_write = true;
+        if (c->reading)
+            uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+        set_timer(c, T_CLOSE);
+    }
+    if (c->writes || c->shutdown_sent)
+        return;
+    c->shutdown_sent = true;
+    c->shutdown.data = c;
+    if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
+        conn_close(c);
+}
+
+static void on_headers(conn *c)
+{
+    http_request *r = http_parser_request(c->parser);
+    const char *expect = http_headers_get(&r->headers, "Expect");
+    /* The client waits for this before sending the body; a request refused
+     * on its headers (413) never gets here. */
+    if (expect && r->version_minor >= 1 && strcasecmp(expect, "100-continue") == 0) {
+        APPEND_LIT(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+        conn_flush(c);
+    }
+}
+
+static const http_writer writer_ops = {.start = w_start, .write = w_write, .end = w_end};
+
+static void dispatch(conn *c)
+{
+    http_server *s = c->srv;
+    exchange *ex = xcalloc(1, sizeof *ex);
+    ex->w = writer_ops;
+    ex->srv = s;
+    ex->c = c;
+    http_parser_take(c->parser, &ex->req);
+    ex->head = strcmp(ex->req.method, "HEAD") == 0;
+    ex->keep_alive = ex->req.keep_alive && !s->draining;
+    ex->left = -1;
+    c->cur = ex;
+    c->requests++;
+    s->n_exchanges++;
+    conn_update_timer(c, false);
+    ex->in_handler = true;
+    s->handler(s->data, &ex->req, &ex->w);
+    ex->in_handler = false;
+    if (ex->ended) {
+        if (!exchange_finish(ex))
+            check_drained(s);
+    } else if (ex->c) {
+        conn_flush(ex->c); /* what the handler wrote so far */
+    }
+}
+
+/* Parses and dispatches requests from `data` while no request is in flight;
+ * returns how many bytes were consumed. */
+static size_t conn_feed(conn *c, const char *data, size_t len)
+{
+    size_t off = 0;
+    while (!c->cur && !c->closing && !c->close_after_write) {
+        /* Responses can be much larger than requests: a client that pipelines
+         * without reading must not make the server queue without bound. */
+        if (c->tcp.write_queue_size > OUT_HIGH_WATER) {
+            c->blocked = true;
+            break;
+        }
+        size_t used;
+        http_parse_event ev = http_parser_feed(c->parser, data + off, len - off, &used);
+        off += used;
+        if (ev == HTTP_PARSE_MORE)
+            break;
+        if (ev == HTTP_PARSE_HEADERS)
+            on_headers(c);
+        else if (ev == HTTP_PARSE_REQUEST)
+            dispatch(c);
+        else
+            conn_error(c, http_parser_status(c->parser), http_parser_reason(c->parser));
+    }
+    return off;
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b);
+
+static void conn_start_reading(conn *c)
+{
+    if (c->reading || c->peer_closed || c->closing || c->close_after_write ||
+        c->in.len >= IN_HIGH_WATER)
+        return;
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+        conn_close(c);
+        return;
+    }
+    c->reading = true;
+}
+
+/* Goes on after a response: parses buffered requests (unless too much output
+ * is still queued), reads again, and sets the timer. */
+static void conn_continue(conn *c)
+{
+    if (c->closing || c->close_after_write || c->cur)
+        return;
+    c->blocked = c->tcp.write_queue_size > OUT_HIGH_WATER;
+    if (c->blocked)
+        return; /* on_write comes back here */
+    if (c->in.len) {
+        size_t used = conn_feed(c, c->in.data, c->in.len);
+        buf_consume(&c->in, used);
+    }
+    if (c->closing || c->close_after_write)
+        return;
+    if (!c->cur && c->peer_closed) {
+        conn_close_after_write(c); /* nothing more will come */
+        return;
+    }
+    conn_start_reading(c);
+    conn_update_timer(c, false);
+}
+
+static void on_resume(uv_idle_t *idle)
+{
+    http_server *s = idle->data;
+    qlink batch;
+    list_init(&batch);
+    if (!list_empty(&s->resume)) { /* take the whole queue: continuing may queue again */
+        batch.next = s->resume.next;
+        batch.prev = s->resume.prev;
+        batch.next->prev = &batch;
+        batch.prev->next = &batch;
+        list_init(&s->resume);
+    }
+    while (!list_empty(&batch)) {
+        conn *c = CONTAINER_OF(batch.next, conn, resume);
+        list_remove(&c->resume);
+        c->queued = false;
+        conn_continue(c);
+    }
+    if (list_empty(&s->resume))
+        uv_idle_stop(idle);
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
+{
+    conn *c = st->data;
+    if (nread == 0 || c->closing)
+        return;
+    if (nread < 0) {
+        if (nread != UV_EOF) {
+            conn_close(c); /* reset: an exchange in flight is detached */
+            return;
+        }
+        c->peer_closed = true;
+        uv_read_stop(st);
+        c->reading = false;
+        /* A half-closed client still gets the answers to what it sent. */
+        if (!c->cur && !c->queued && !c->blocked)
+            conn_close_after_write(c);
+        return;
+    }
+    size_t n = (size_t)nread;
+    if (!c->cur && !c->queued && !c->blocked && c->in.len == 0) {
+        size_t used = conn_feed(c, b->base, n);
+        if (used < n && !c->closing && !c->close_after_write)
+            append(&c->in, b->base + used, n - used);
+    } else {
+        append(&c->in, b->base, n);
+    }
+    if (c->closing || c->close_after_write)
+        return;
+    if (c->in.len >= IN_HIGH_WATER && c->reading) {
+        uv_read_stop(st); /* a pipelining client waits for its answers */
+        c->reading = false;
+    }
+    conn_update_timer(c, true);
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    http_server *s = listener->data;
+    if (status < 0) {
+        log_warn("http: accept: %s", uv_strerror(status));
+        return;
+    }
+    conn *c = xcalloc(1, sizeof *c);
+    c->srv = s;
+    uv_tcp_init(s->loop, &c->tcp);
+    uv_timer_init(s->loop, &c->timer);
+    c->tcp.data = c->timer.data = c;
+    c->handles = 2;
+    c->parser = http_parser_new(s->cfg.max_header_bytes, s->cfg.max_body_bytes);
+    buf_init(&c->in, BUF_UNLIMITED);
+    buf_init(&c->out, BUF_UNLIMITED);
+    list_init(&c->resume);
+    list_push(&s->conns, &c->all);
+    s->n_conns++;
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1); /* responses are written whole; do not delay them */
+    conn_start_reading(c);
+    set_timer(c, T_HEADERS);
+}
+
+/* ---- the server ---- */
+
+static void free_handle(uv_handle_t *h)
+{
+    free(h);
+}
+
+int http_server_new(uv_loop_t *loop, const http_server_config *cfg, http_handler_cb handler,
+                    void *data, http_server **out, err *e)
+{
+    if (!loop || !handler || !out)
+        return err_set(e, -EINVAL, "http server: missing loop or handler");
+    /* libuv writes with write(2): a client gone mid-response would raise
+     * SIGPIPE and kill the whole process instead of failing one write with
+     * EPIPE. A server cannot live with the default action. */
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
+    http_server *s = xcalloc(1, sizeof *s);
+    s->loop = loop;
+    if (cfg)
+        s->cfg = *cfg;
+    else
+        http_server_config_defaults(&s->cfg);
+    s->handler = handler;
+    s->data = data;
+    s->rbuf = xmalloc(READ_SIZE);
+    list_init(&s->conns);
+    list_init(&s->resume);
+    s->resume_idle = xmalloc(sizeof *s->resume_idle);
+    uv_idle_init(loop, s->resume_idle);
+    s->resume_idle->data = s;
+    s->date_sec = -1;
+    *out = s;
+    return 0;
+}
+
+int http_server_listen(http_server *s, const char *ip, int port, err *e)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    int rc;
+    if (s->listener || s->draining)
+        return err_set(e, -EINVAL, "listen: already listening");
+    if (port < 0 || port > 65535)
+        return err_set(e, -EINVAL, "listen: bad port %d", port);
+    if (uv_ip4_addr(ip, port, (struct sockaddr_in *)&ss) != 0 &&
+        uv_ip6_addr(ip, port, (struct sockaddr_in6 *)&ss) != 0)
+        return err_set(e, -EINVAL, "listen: bad address '%s'", ip);
+    s->listener = xmalloc(sizeof *s->listener);
+    uv_tcp_init_ex(s->loop, s->listener, ss.ss_family);
+    s->listener->data = s;
+    uv_os_fd_t fd;
+    int one = 1;
+    rc = uv_fileno((uv_handle_t *)s->listener, &fd);
+    if (rc == 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+        rc = -errno;
+    if (rc) {
+        err_set(e, rc, "listen: SO_REUSEPORT: %s", uv_strerror(rc));
+        goto fail;
+    }
+    rc = uv_tcp_bind(s->listener, (const struct sockaddr *)&ss, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)s->listener, SOMAXCONN, on_connection);
+    if (rc) {
+        err_set(e, rc, "listen on %s port %d: %s", ip, port, uv_strerror(rc));
+        goto fail;
+    }
+    return 0;
+fail:
+    uv_close((uv_handle_t *)s->listener, free_handle);
+    s->listener = NULL;
+    return rc;
+}
+
+int http_server_port(const http_server *s)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    if (!s->listener || uv_tcp_getsockname(s->listener, (struct sockaddr *)&ss, &len) != 0)
+        return -1;
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static void check_drained(http_server *s)
+{
+    if (!s->draining || s->done_called || s->listener || s->n_conns || s->n_exchanges)
+        return;
+    s->done_called = true;
+    if (s->drain_done)
+        s->drain_done(s->drain_data);
+}
+
+static void on_listener_close(uv_handle_t *h)
+{
+    http_server *s = h->data;
+    free(h);
+    s->listener = NULL;
+    check_drained(s);
+}
+
+void http_server_drain(http_server *s, void (*done)(void *data), void *data)
+{
+    if (s->draining)
+        return;
+    s->draining = true;
+    s->drain_done = done;
+    s->drain_data = data;
+    if (s->listener)
+        uv_close((uv_handle_t *)s->listener, on_listener_close);
+    for (qlink *l = s->conns.next; l != &s->conns; l = l->next) {
+        conn *c = CONTAINER_OF(l, conn, all);
+        if (c->closing)
+            continue;
+        if (c->lingering)
+            conn_close(c);
+        else if (!c->cur && http_parser_phase(c->parser) == HTTP_PHASE_IDLE)
+            conn_close_after_write(c); /* idle: answers already queued still go out */
+    }
+    check_drained(s);
+}
+
+void http_server_free(http_server *s)
+{
+    if (!s)
+        return;
+    if (s->n_conns || s->n_exchanges)
+        log_error("http: server freed with %zu connections and %zu requests open", s->n_conns,
+                  s->n_exchanges);
+    if (s->listener)
+        uv_close((uv_handle_t *)s->listener, free_handle);
+    uv_close((uv_handle_t *)s->resume_idle, free_handle);
+    free(s->rbuf);
+    free(s);
+}
