@@ -781,9 +781,7 @@ int iso_new(uv_loop_t *loop, const char *script_path, const iso_options *opt, is
     JS_SetModuleLoaderFunc(i->rt, normalize, load_module, i);
     jsapi_register_classes(i->rt);
 
-    /* Every intrinsic JS_NewContext adds, except none: the measured cost of
-     * the full set is small next to the runtime's own tables. */
-    i->ctx = JS_NewContext(i->rt);
+    i->ctx = jsapi_new_context(i->rt);
     if (!i->ctx)
         abort();
     jsapi_host host = { .loop = loop, .name = i->name, .opaque = i, .enter = enter, .leave = leave };

@@ -558,6 +558,15 @@ static void console_and_timers(void **state)
     finish(i);
 }
 
+static void global_scope(void **state)
+{
+    iso *i = load("globals.js");
+    expect_body(i, "/", 200,
+                "undefined undefined a 1 function function function 1970-01-01T00:00:00.000Z 2 4 "
+                "replaced function function true 5");
+    finish(i);
+}
+
 static int setup(void **state)
 {
     log_set_level(LOG_DEBUG);
@@ -594,6 +603,7 @@ int main(void)
         cmocka_unit_test(free_with_request_in_flight_answers_503),
         cmocka_unit_test(wall_time_limit),
         cmocka_unit_test(console_and_timers),
+        cmocka_unit_test(global_scope),
     };
     return cmocka_run_group_tests_name("isolate", tests, setup, teardown);
 }

@@ -76,6 +76,115 @@ static const JSCFunctionListEntry lazy_globals[] = {
     JS_CGETSET_MAGIC_DEF("console", lazy_get, lazy_set, JSAPI_CONSOLE),
 };
 
+/* Intrinsics by group, added on first use of one of their global names:
+ * together a quarter of a fresh context's time and memory, and most
+ * workers never touch a typed array or a WeakRef. The engine itself needs
+ * none of them to run code that does not name them. */
+static const struct {
+    const char *name;
+    unsigned group;
+} lazy_intrinsics[] = {
+    { "Date", JSAPI_INTRINSIC_DATE },
+    { "Map", JSAPI_INTRINSIC_MAPSET },
+    { "Set", JSAPI_INTRINSIC_MAPSET },
+    { "WeakMap", JSAPI_INTRINSIC_MAPSET },
+    { "WeakSet", JSAPI_INTRINSIC_MAPSET },
+    { "WeakRef", JSAPI_INTRINSIC_WEAKREF },
+    { "FinalizationRegistry", JSAPI_INTRINSIC_WEAKREF },
+    { "ArrayBuffer", JSAPI_INTRINSIC_TYPED_ARRAYS },
+    { "DataView", JSAPI_INTRINSIC_TYPED_ARRAYS },
+    { "Uint8ClampedArray", JSAPI_INTRINSIC_TYPED_ARRAYS },
+    { "Int8Array", JSAPI_INTRINSIC_TYPED_ARRAYS },
+    { "Uint8Array", JSAPI_INTRINSIC_TYPED_ARRAYS },
+    { "Int16Array", JSAPI_INTRINSIC_TYPED_ARRAYS },
+    { "Uint16Array", JSAPI_INTRINSIC_TYPED_ARRAYS },
+    { "Int32Array", JSAPI_INTRINSIC_TYPED_ARRAYS },
+    { "Uint32Array", JSAPI_INTRINSIC_TYPED_ARRAYS },
+    { "BigInt64Array", JSAPI_INTRINSIC_TYPED_ARRAYS },
+    { "BigUint64Array", JSAPI_INTRINSIC_TYPED_ARRAYS },
+    { "Float32Array", JSAPI_INTRINSIC_TYPED_ARRAYS },
+    { "Float64Array", JSAPI_INTRINSIC_TYPED_ARRAYS },
+};
+#define NLAZY_INTRINSICS (sizeof lazy_intrinsics / sizeof lazy_intrinsics[0])
+
+JSContext *jsapi_new_context(JSRuntime *rt)
+{
+    JSContext *ctx = JS_NewContextRaw(rt);
+    if (!ctx)
+        return NULL;
+    JS_AddIntrinsicBaseObjects(ctx);
+    JS_AddIntrinsicEval(ctx);
+    JS_AddIntrinsicStringNormalize(ctx);
+    JS_AddIntrinsicRegExp(ctx);
+    JS_AddIntrinsicJSON(ctx);
+    JS_AddIntrinsicProxy(ctx);
+    JS_AddIntrinsicPromise(ctx);
+    return ctx;
+}
+
+void jsapi_need(JSContext *ctx, unsigned group)
+{
+    jsapi_state *st = jsapi_state_of(ctx);
+    if (!st || (st->intrinsics & group))
+        return;
+    st->intrinsics |= group;
+    /* The intrinsic defines its globals as data properties, replacing our
+     * accessors for the names of its group. */
+    switch (group) {
+    case JSAPI_INTRINSIC_DATE:
+        JS_AddIntrinsicDate(ctx);
+        break;
+    case JSAPI_INTRINSIC_MAPSET:
+        JS_AddIntrinsicMapSet(ctx);
+        break;
+    case JSAPI_INTRINSIC_WEAKREF:
+        JS_AddIntrinsicWeakRef(ctx);
+        break;
+    case JSAPI_INTRINSIC_TYPED_ARRAYS: {
+        JS_AddIntrinsicTypedArrays(ctx);
+        /* No shared memory and no threads in an isolate (DESIGN.md). */
+        JSValue global = JS_GetGlobalObject(ctx);
+        JSAtom a = JS_NewAtom(ctx, "SharedArrayBuffer");
+        JS_DeleteProperty(ctx, global, a, 0);
+        JS_FreeAtom(ctx, a);
+        a = JS_NewAtom(ctx, "Atomics");
+        JS_DeleteProperty(ctx, global, a, 0);
+        JS_FreeAtom(ctx, a);
+        JS_FreeValue(ctx, global);
+        break;
+    }
+    }
+}
+
+static JSValue intrinsic_get(JSContext *ctx, JSValueConst this_val, int magic)
+{
+    jsapi_need(ctx, lazy_intrinsics[magic].group);
+    JSValue global = JS_GetGlobalObject(ctx);
+    JSValue v = JS_GetPropertyStr(ctx, global, lazy_intrinsics[magic].name);
+    JS_FreeValue(ctx, global);
+    return v;
+}
+
+static JSValue intrinsic_set(JSContext *ctx, JSValueConst this_val, JSValueConst val, int magic)
+{
+    jsapi_need(ctx, lazy_intrinsics[magic].group);
+    JSValue global = JS_GetGlobalObject(ctx);
+    JS_DefinePropertyValueStr(ctx, global, lazy_intrinsics[magic].name, JS_DupValue(ctx, val),
+                              JS_PROP_WRITABLE | JS_PROP_CONFIGURABLE);
+    JS_FreeValue(ctx, global);
+    return JS_UNDEFINED;
+}
+
+static int install_lazy_intrinsics(JSContext *ctx, JSValueConst global)
+{
+    JSCFunctionListEntry list[NLAZY_INTRINSICS];
+    for (size_t k = 0; k < NLAZY_INTRINSICS; k++)
+        list[k] = (JSCFunctionListEntry)JS_CGETSET_MAGIC_DEF(lazy_intrinsics[k].name, intrinsic_get,
+                                                             intrinsic_set, (int16_t)k);
+    JS_SetPropertyFunctionList(ctx, global, list, (int)NLAZY_INTRINSICS);
+    return JS_HasException(ctx) ? -1 : 0;
+}
+
 int jsapi_install(JSContext *ctx, const jsapi_host *host)
 {
     jsapi_state *st = js_mallocz(ctx, sizeof *st);
@@ -90,7 +199,9 @@ int jsapi_install(JSContext *ctx, const jsapi_host *host)
     JSValue global = JS_GetGlobalObject(ctx);
     JS_SetPropertyFunctionList(ctx, global, lazy_globals,
                                sizeof lazy_globals / sizeof lazy_globals[0]);
-    int rc = jsapi_timers_install(ctx, global);
+    int rc = install_lazy_intrinsics(ctx, global);
+    if (rc == 0)
+        rc = jsapi_timers_install(ctx, global);
     if (rc == 0)
         rc = JS_SetPropertyStr(ctx, global, "self", JS_DupValue(ctx, global)) < 0 ? -1 : 0;
     JS_FreeValue(ctx, global);

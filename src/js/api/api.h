@@ -33,6 +33,10 @@ typedef struct jsapi_host {
 /* Registers the native classes with a runtime (once per runtime, before
  * jsapi_install on any of its contexts). */
 void jsapi_register_classes(JSRuntime *rt);
+/* Creates a context with the intrinsics every worker needs at once;
+ * Date, Map/Set/WeakMap/WeakSet, WeakRef/FinalizationRegistry and the
+ * typed arrays are added by jsapi_install on first use. */
+JSContext *jsapi_new_context(JSRuntime *rt);
 /* Installs the global scope into ctx (uses the context opaque pointer).
  * `host` is copied. 0 or -ENOMEM. */
 int jsapi_install(JSContext *ctx, const jsapi_host *host);

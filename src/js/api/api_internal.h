@@ -14,12 +14,17 @@ enum { JSAPI_HEADERS, JSAPI_REQUEST, JSAPI_RESPONSE, JSAPI_CONSOLE, JSAPI_NLAZY 
 
 struct jsapi_timer;
 
+/* Groups of QuickJS intrinsics added on first use (see api.c). */
+enum { JSAPI_INTRINSIC_DATE = 1, JSAPI_INTRINSIC_MAPSET = 2, JSAPI_INTRINSIC_WEAKREF = 4,
+       JSAPI_INTRINSIC_TYPED_ARRAYS = 8 };
+
 /* Per context; the context's opaque pointer. Owns every JSValue in it. */
 typedef struct jsapi_state {
     jsapi_host host;
     JSValue ctors[JSAPI_NLAZY];   /* JS_UNDEFINED until first use */
     struct jsapi_timer *timers;   /* live timers, most recent first */
     uint32_t next_timer_id;
+    unsigned intrinsics;          /* JSAPI_INTRINSIC_* groups added so far */
 } jsapi_state;
 
 static inline jsapi_state *jsapi_state_of(JSContext *ctx) { return JS_GetContextOpaque(ctx); }
@@ -27,6 +32,10 @@ static inline jsapi_state *jsapi_state_of(JSContext *ctx) { return JS_GetContext
 /* Creates (once) the class behind a lazy global and returns its
  * constructor (or object, for console), borrowed from the state. */
 JSValueConst jsapi_lazy(JSContext *ctx, int which);
+
+/* Adds a group of intrinsics if it is not there yet; C code calls this
+ * before it creates, say, an ArrayBuffer. */
+void jsapi_need(JSContext *ctx, unsigned group);
 
 extern JSClassID jsapi_headers_class_id, jsapi_request_class_id, jsapi_response_class_id;
 

@@ -13,6 +13,7 @@ static JSClassID dataview_class_id;
 static int view_bytes(JSContext *ctx, JSValueConst v, const uint8_t **data, size_t *len, bool *is_view)
 {
     *is_view = false;
+    jsapi_need(ctx, JSAPI_INTRINSIC_TYPED_ARRAYS);
     size_t off, n, per;
     JSValue ab = JS_GetTypedArrayBuffer(ctx, v, &off, &n, &per);
     if (JS_IsException(ab)) {
@@ -156,6 +157,7 @@ static JSValue body_read(JSContext *ctx, JSValueConst this_val, int argc, JSValu
         return rejected(ctx);
     }
     b->used = true;
+    jsapi_need(ctx, JSAPI_INTRINSIC_TYPED_ARRAYS);
     static const uint8_t empty[1];
     const uint8_t *data = b->present ? b->data : empty;
     size_t len = b->present ? b->len : 0;
