@@ -567,6 +567,85 @@ static void global_scope(void **state)
     finish(i);
 }
 
+static void cpu_limit_applies_while_loading(void **state)
+{
+    char *path = xasprintf(FIXTURES "top_level_loop.js");
+    iso_options opt;
+    iso_options_defaults(&opt);
+    opt.cpu_ms = 20;
+    err e;
+    err_clear(&e);
+    iso *i = NULL;
+    logs_begin();
+    int rc = iso_new(&loop, path, &opt, &i, &e);
+    free(logs_end());
+    assert_true(rc < 0);
+    assert_non_null(strstr(e.msg, "CPU time limit"));
+    free(path);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_false(uv_loop_alive(&loop));
+}
+
+static void unhandled_rejection_is_logged(void **state)
+{
+    iso *i = load("unhandled.js");
+    logs_begin();
+    capture c;
+    request(i, &c, "GET", "/", NULL, NULL);
+    char *logs = logs_end();
+    assert_string_equal(cap_body(&c), "answered");
+    assert_non_null(strstr(logs, "Unhandled promise rejection: Error: nobody handles this"));
+    assert_null(strstr(logs, "handled later"));
+    free(logs);
+    cap_free(&c);
+    finish(i);
+}
+
+/* CPU time is counted per request across awaits, not per slice. */
+static void cpu_budget_is_per_request(void **state)
+{
+    iso_options opt;
+    iso_options_defaults(&opt);
+    opt.cpu_ms = 50;
+    iso *i = load_opt("cpu_chunks.js", &opt);
+    expect_body(i, "/3", 200, "done 3"); /* 15 ms: within budget */
+    logs_begin();
+    capture c;
+    request(i, &c, "GET", "/100", NULL, NULL); /* 500 ms in 5 ms slices */
+    free(logs_end());
+    assert_int_equal(c.status, 503);
+    assert_non_null(strstr(cap_body(&c), "CPU time limit"));
+    assert_true(iso_broken(i));
+    cap_free(&c);
+    finish(i);
+}
+
+/* Two requests in flight in one isolate at once, answered independently. */
+static void concurrent_requests(void **state)
+{
+    iso *i = load("async_timeout.js");
+    http_request req[2];
+    capture c[2];
+    for (int k = 0; k < 2; k++) {
+        http_request_init(&req[k]);
+        req[k].method = xstrdup("GET");
+        req[k].target = xstrdup("/");
+        cap_init(&c[k]);
+        iso_dispatch(i, &req[k], &c[k].w);
+    }
+    assert_int_equal(iso_inflight(i), 2);
+    while ((c[0].ends == 0 || c[1].ends == 0) && uv_run(&loop, UV_RUN_ONCE))
+        ;
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(c[k].ends, 1);
+        assert_string_equal(cap_body(&c[k]), "later true 1");
+        cap_free(&c[k]);
+        http_request_free(&req[k]);
+    }
+    assert_int_equal(iso_inflight(i), 0);
+    finish(i);
+}
+
 static int setup(void **state)
 {
     log_set_level(LOG_DEBUG);
@@ -604,6 +683,10 @@ int main(void)
         cmocka_unit_test(wall_time_limit),
         cmocka_unit_test(console_and_timers),
         cmocka_unit_test(global_scope),
+        cmocka_unit_test(cpu_limit_applies_while_loading),
+        cmocka_unit_test(unhandled_rejection_is_logged),
+        cmocka_unit_test(cpu_budget_is_per_request),
+        cmocka_unit_test(concurrent_requests),
     };
     return cmocka_run_group_tests_name("isolate", tests, setup, teardown);
 }
