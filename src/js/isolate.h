@@ -47,4 +47,20 @@ bool iso_broken(const iso *i);
  * Its libuv handles are closed; run the loop once more to release them. */
 void iso_free(iso *i);
 
+/* Promises passed to ctx.waitUntil / event.waitUntil not yet settled: the
+ * isolate still has work after its responses (do not evict it yet). */
+size_t iso_waituntil_pending(const iso *i);
+/* Bytes of JS heap the isolate holds now (QuickJS's own accounting). */
+size_t iso_heap_bytes(const iso *i);
+
+/* The process-wide bytecode cache behind iso_new (see js/cache.h). */
+typedef struct iso_cache_info {
+    size_t entries;      /* files cached */
+    size_t bytes;        /* bytecode held */
+    uint64_t hits, misses;
+} iso_cache_info;
+void iso_cache_stats(iso_cache_info *info);
+/* Drops every cached file (tests, benchmarks; at exit for leak checkers). */
+void iso_cache_clear(void);
+
 #endif

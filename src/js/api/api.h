@@ -1,0 +1,65 @@
+/* The Web API surface that an isolate's global scope offers (Headers,
+ * Request, Response, console, timers, queueMicrotask), as native classes on
+ * QuickJS. The isolate installs it once per context; everything else it
+ * needs from the isolate (the loop, the tenant name, how to enter and leave
+ * JavaScript from a loop callback) comes through a jsapi_host, so the API
+ * families do not know the isolate's internals.
+ *
+ * Constructors are created lazily, on first use of their global name or
+ * when C code first needs the class, so an idle isolate pays only for what
+ * its code touched (cold start and memory per isolate are the product's
+ * headline). */
+#ifndef ATOLL_JS_API_H
+#define ATOLL_JS_API_H
+#include <stdbool.h>
+#include <quickjs.h>
+#include <uv.h>
+
+#include "core/err.h"
+#include "http/message.h"
+
+typedef struct jsapi_host {
+    uv_loop_t *loop;
+    const char *name;  /* tenant name for console lines; borrowed for the context's life */
+    void *opaque;
+    /* Called before C code enters JavaScript from a loop callback (a timer
+     * firing); false means the isolate is broken and no JS may run. */
+    bool (*enter)(void *opaque);
+    /* Called after it: consumes `result`; an exception is reported with
+     * `what` as context; then promise jobs are drained and limits checked. */
+    void (*leave)(void *opaque, JSValue result, const char *what);
+} jsapi_host;
+
+/* Registers the native classes with a runtime (once per runtime, before
+ * jsapi_install on any of its contexts). */
+void jsapi_register_classes(JSRuntime *rt);
+/* Creates a context with the intrinsics every worker needs at once;
+ * Date, Map/Set/WeakMap/WeakSet, WeakRef/FinalizationRegistry and the
+ * typed arrays are added by jsapi_install on first use. */
+JSContext *jsapi_new_context(JSRuntime *rt);
+/* Installs the global scope into ctx (uses the context opaque pointer).
+ * `host` is copied. 0 or -ENOMEM. */
+int jsapi_install(JSContext *ctx, const jsapi_host *host);
+/* Cancels timers (their handles close on the loop) and drops every value
+ * the API holds; call before JS_FreeContext. */
+void jsapi_uninstall(JSContext *ctx);
+
+/* A new Request object for an incoming request with the given absolute URL. */
+JSValue jsapi_request_from_http(JSContext *ctx, const http_request *req, const char *url);
+/* True when v is a Response. */
+bool jsapi_is_response(JSContext *ctx, JSValueConst v);
+/* Sends a Response to w: status, headers, body with Content-Length; then
+ * ends w. The one place where a JS Response becomes HTTP. Marks the body
+ * used. 0, or a negative errno from the writer (w is ended either way). */
+int jsapi_response_send(JSContext *ctx, JSValueConst resp, http_writer *w);
+
+/* Appends a readable rendering of v (as console.log shows it) to b. */
+void jsapi_inspect(JSContext *ctx, JSValueConst v, buf *b);
+
+/* A promise resolved with v (consumed), as Promise.resolve(v) does. */
+JSValue jsapi_promise_resolve(JSContext *ctx, JSValue v);
+/* promise.then(on_ok, on_err); consumes nothing; returns the new promise. */
+JSValue jsapi_promise_then(JSContext *ctx, JSValueConst promise, JSValueConst on_ok,
+                           JSValueConst on_err);
+
+#endif

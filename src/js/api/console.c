@@ -1,0 +1,241 @@
+/* console: log/info/warn/error/debug as log lines tagged with the tenant's
+ * name, with values rendered readably (strings as they are at the top
+ * level, objects and arrays as `{ a: 1, b: 'x' }`, errors with their
+ * stack), in the spirit of Node's util.inspect but much smaller. */
+#include "js/api/api_internal.h"
+
+#include <string.h>
+
+#include "core/log.h"
+
+/* A single console call's text is capped; a tenant cannot flood the log
+ * with one call. */
+#define CONSOLE_MAX_BYTES (64 * 1024)
+#define INSPECT_DEPTH 2
+#define INSPECT_MAX_ITEMS 100
+#define INSPECT_STACK_LINES 10
+
+static void inspect(JSContext *ctx, JSValueConst v, buf *b, int depth, bool top);
+
+static void append_cstr_of(JSContext *ctx, JSValueConst v, buf *b)
+{
+    size_t len;
+    const char *s = JS_ToCStringLen(ctx, &len, v);
+    if (!s) {
+        JS_FreeValue(ctx, JS_GetException(ctx));
+        buf_append_str(b, "[unprintable]");
+        return;
+    }
+    buf_append(b, s, len);
+    JS_FreeCString(ctx, s);
+}
+
+static void quote(JSContext *ctx, JSValueConst v, buf *b)
+{
+    buf_append_str(b, "'");
+    size_t len;
+    const char *s = JS_ToCStringLen(ctx, &len, v);
+    for (size_t i = 0; s && i < len; i++) {
+        if (s[i] == '\'' || s[i] == '\\')
+            buf_printf(b, "\\%c", s[i]);
+        else if (s[i] == '\n')
+            buf_append_str(b, "\\n");
+        else
+            buf_append(b, &s[i], 1);
+    }
+    JS_FreeCString(ctx, s);
+    buf_append_str(b, "'");
+}
+
+static bool is_identifier(const char *s)
+{
+    if (!*s || (*s >= '0' && *s <= '9'))
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '_' || *s == '$'))
+            return false;
+    return true;
+}
+
+/* The constructor's name when it is not plain Object, e.g. "Headers". */
+static char *class_name(JSContext *ctx, JSValueConst v)
+{
+    JSValue c = JS_GetPropertyStr(ctx, v, "constructor");
+    JSValue n = JS_IsObject(c) ? JS_GetPropertyStr(ctx, c, "name") : JS_UNDEFINED;
+    char *r = NULL;
+    if (JS_IsString(n)) {
+        const char *s = JS_ToCString(ctx, n);
+        if (s && strcmp(s, "Object") != 0 && *s)
+            r = jsapi_strdup(ctx, s, strlen(s));
+        JS_FreeCString(ctx, s);
+    }
+    if (JS_HasException(ctx))
+        JS_FreeValue(ctx, JS_GetException(ctx));
+    JS_FreeValue(ctx, n);
+    JS_FreeValue(ctx, c);
+    return r;
+}
+
+static void inspect_object(JSContext *ctx, JSValueConst v, buf *b, int depth)
+{
+    if (JS_IsFunction(ctx, v)) {
+        JSValue n = JS_GetPropertyStr(ctx, v, "name");
+        buf_append_str(b, "[Function: ");
+        if (JS_IsString(n))
+            append_cstr_of(ctx, n, b);
+        else
+            buf_append_str(b, "(anonymous)");
+        buf_append_str(b, "]");
+        JS_FreeValue(ctx, n);
+        return;
+    }
+    if (JS_IsError(ctx, v)) {
+        JSValue stack = JS_GetPropertyStr(ctx, v, "stack");
+        append_cstr_of(ctx, v, b);
+        const char *st = JS_IsString(stack) ? JS_ToCString(ctx, stack) : NULL;
+        if (st && *st) {
+            /* Endless recursion makes endless stacks; the first frames tell. */
+            const char *p = st;
+            int lines = 0;
+            while (*p && lines < INSPECT_STACK_LINES) {
+                const char *nl = strchr(p, '\n');
+                size_t n = nl ? (size_t)(nl - p) : strlen(p);
+                buf_append_str(b, "\n");
+                buf_append(b, p, n);
+                p += n + (nl != NULL);
+                lines++;
+            }
+            int more = 0;
+            for (; *p; p++)
+                more += *p == '\n';
+            if (more)
+                buf_printf(b, "\n    ... %d more", more);
+        }
+        JS_FreeCString(ctx, st);
+        JS_FreeValue(ctx, stack);
+        return;
+    }
+    int is_array = JS_IsArray(ctx, v);
+    if (depth > INSPECT_DEPTH) {
+        buf_append_str(b, is_array > 0 ? "[Array]" : "[Object]");
+        return;
+    }
+    /* Headers keep their fields internally; show them instead of {}. */
+    jsapi_headers *h = JS_GetOpaque(v, jsapi_headers_class_id);
+    if (h) {
+        buf_append_str(b, h->count ? "Headers { " : "Headers {}");
+        for (size_t i = 0; i < h->count; i++)
+            buf_printf(b, "%s'%s': '%s'", i ? ", " : "", h->items[i].name, h->items[i].value);
+        if (h->count)
+            buf_append_str(b, " }");
+        return;
+    }
+    char *cname = class_name(ctx, v);
+    if (is_array > 0) {
+        int64_t len = 0;
+        jsapi_get_length(ctx, v, &len);
+        buf_append_str(b, len ? "[ " : "[]");
+        for (int64_t i = 0; i < len && i < INSPECT_MAX_ITEMS; i++) {
+            JSValue e = JS_GetPropertyUint32(ctx, v, (uint32_t)i);
+            if (i)
+                buf_append_str(b, ", ");
+            inspect(ctx, e, b, depth + 1, false);
+            JS_FreeValue(ctx, e);
+        }
+        if (len > INSPECT_MAX_ITEMS)
+            buf_printf(b, ", ... %lld more items", (long long)(len - INSPECT_MAX_ITEMS));
+        if (len)
+            buf_append_str(b, " ]");
+        js_free(ctx, cname);
+        return;
+    }
+    JSPropertyEnum *props = NULL;
+    uint32_t n = 0;
+    if (JS_GetOwnPropertyNames(ctx, &props, &n, v, JS_GPN_STRING_MASK | JS_GPN_ENUM_ONLY) < 0) {
+        JS_FreeValue(ctx, JS_GetException(ctx));
+        n = 0;
+    }
+    if (cname)
+        buf_printf(b, "%s ", cname);
+    buf_append_str(b, n ? "{ " : "{}");
+    for (uint32_t i = 0; i < n; i++) {
+        if (i == INSPECT_MAX_ITEMS) {
+            buf_printf(b, ", ... %u more", n - i);
+            break;
+        }
+        const char *key = JS_AtomToCString(ctx, props[i].atom);
+        if (i)
+            buf_append_str(b, ", ");
+        if (key && is_identifier(key)) {
+            buf_append_str(b, key);
+        } else {
+            JSValue k = JS_AtomToString(ctx, props[i].atom);
+            quote(ctx, k, b);
+            JS_FreeValue(ctx, k);
+        }
+        JS_FreeCString(ctx, key);
+        buf_append_str(b, ": ");
+        JSValue e = JS_GetProperty(ctx, v, props[i].atom);
+        if (JS_IsException(e))
+            JS_FreeValue(ctx, JS_GetException(ctx));
+        inspect(ctx, e, b, depth + 1, false);
+        JS_FreeValue(ctx, e);
+    }
+    if (n)
+        buf_append_str(b, " }");
+    for (uint32_t i = 0; i < n; i++)
+        JS_FreeAtom(ctx, props[i].atom);
+    js_free(ctx, props);
+    js_free(ctx, cname);
+}
+
+static void inspect(JSContext *ctx, JSValueConst v, buf *b, int depth, bool top)
+{
+    if (JS_IsString(v)) {
+        if (top)
+            append_cstr_of(ctx, v, b);
+        else
+            quote(ctx, v, b);
+    } else if (JS_IsObject(v)) {
+        inspect_object(ctx, v, b, depth);
+    } else {
+        append_cstr_of(ctx, v, b); /* numbers, booleans, null, undefined, symbols, bigints */
+        if (JS_VALUE_GET_TAG(v) == JS_TAG_BIG_INT)
+            buf_append_str(b, "n");
+    }
+}
+
+void jsapi_inspect(JSContext *ctx, JSValueConst v, buf *b) { inspect(ctx, v, b, 0, true); }
+
+static JSValue console_print(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv,
+                             int magic)
+{
+    buf b;
+    buf_init(&b, CONSOLE_MAX_BYTES);
+    for (int i = 0; i < argc; i++) {
+        if (i)
+            buf_append_str(&b, " ");
+        inspect(ctx, argv[i], &b, 0, true);
+    }
+    jsapi_state *st = jsapi_state_of(ctx);
+    log_msg((log_level)magic, "[%s] %s", st ? st->host.name : "?", b.data ? b.data : "");
+    buf_free(&b);
+    return JS_UNDEFINED;
+}
+
+static const JSCFunctionListEntry console_funcs[] = {
+    JS_CFUNC_MAGIC_DEF("log", 0, console_print, LOG_INFO),
+    JS_CFUNC_MAGIC_DEF("info", 0, console_print, LOG_INFO),
+    JS_CFUNC_MAGIC_DEF("warn", 0, console_print, LOG_WARN),
+    JS_CFUNC_MAGIC_DEF("error", 0, console_print, LOG_ERROR),
+    JS_CFUNC_MAGIC_DEF("debug", 0, console_print, LOG_DEBUG),
+};
+
+JSValue jsapi_console_create(JSContext *ctx)
+{
+    JSValue c = JS_NewObject(ctx);
+    if (!JS_IsException(c))
+        JS_SetPropertyFunctionList(ctx, c, console_funcs, sizeof console_funcs / sizeof console_funcs[0]);
+    return c;
+}
