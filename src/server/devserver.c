@@ -18,7 +18,7 @@
  * of a huge tree cannot exhaust inotify watches. */
 #define MAX_WATCHED_DIRS 256
 #define RELOAD_DEBOUNCE_MS 50
-#define RETIRED_SWEEP_MS 200
+#define RETIRED_SWEEP_MS 100
 
 typedef struct retired {
     iso *worker;
@@ -119,7 +119,8 @@ static void ex_end(http_writer *w)
         log_warn("discarding the isolate of %s after a limit violation", dev->opt->script);
         load_worker(dev, true);
     }
-    sweep_retired(dev, false);
+    /* Retired isolates are freed from the sweep timer, never here: this may
+     * run inside the isolate's own call stack. */
 }
 
 static void on_request(void *data, http_request *req, http_writer *w)

@@ -45,6 +45,7 @@ typedef struct worker {
     tenant *tenants;
     size_t ntenants;
     uv_signal_t sigterm, sigint;
+    uv_timer_t sweep;      /* frees retired isolates outside their own callbacks */
     bool draining;
 } worker;
 
@@ -129,6 +130,13 @@ static void access_log(const exchange *ex)
     buf_free(&line);
 }
 
+static void on_sweep(uv_timer_t *timer)
+{
+    worker *wk = timer->data;
+    for (size_t i = 0; i < wk->ntenants; i++)
+        sweep_retired(&wk->tenants[i]);
+}
+
 static int ex_start(http_writer *w, int status, const http_headers *headers, int64_t content_length)
 {
     exchange *ex = (exchange *)w;
@@ -158,7 +166,10 @@ static void ex_end(http_writer *w)
             log_warn("tenant %s: isolate discarded after a limit violation", t->cfg->name);
             retire_isolate(t);
         }
-        sweep_retired(t);
+        /* This may run inside the isolate's own call stack (it answered from
+         * JS), so retired isolates are freed from the loop, never here. */
+        if (t->retired && !uv_is_active((uv_handle_t *)&ex->wk->sweep))
+            uv_timer_start(&ex->wk->sweep, on_sweep, 0, 0);
     }
     free(ex);
 }
@@ -282,6 +293,8 @@ int serve_worker(const atoll_config *cfg, const serve_options *opt, int index)
         if (skipped && index == 0)
             log_warn("sandbox: skipped %s", skipped);
     }
+    uv_timer_init(&loop, &wk.sweep);
+    wk.sweep.data = &wk;
     uv_signal_init(&loop, &wk.sigterm);
     uv_signal_init(&loop, &wk.sigint);
     wk.sigterm.data = wk.sigint.data = &wk;
@@ -290,6 +303,7 @@ int serve_worker(const atoll_config *cfg, const serve_options *opt, int index)
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_close((uv_handle_t *)&wk.sigterm, NULL);
     uv_close((uv_handle_t *)&wk.sigint, NULL);
+    uv_close((uv_handle_t *)&wk.sweep, NULL);
     status = 0;
 
 done:

@@ -13,6 +13,8 @@ import time
 from harness import ATOLL, free_port, main, request, run_cli, test, write
 
 TMP = tempfile.mkdtemp(prefix="atoll-serve-")
+# Sandboxed workers run as nobody: the tenants' files must be readable by it.
+os.chmod(TMP, 0o755)
 
 
 def tenant(name, body):
