@@ -7,7 +7,7 @@ set -euo pipefail
 # Each package is named once here; the build (pkg-config) and the tests find them.
 packages=(
   build-essential pkg-config ca-certificates curl xz-utils dpkg-dev
-  libuv1-dev node-llhttp libidn2-dev libjansson-dev
+  libuv1-dev node-llhttp libunistring-dev python3-idna libjansson-dev
   libcmocka-dev clang libclang-rt-14-dev
   python3 wrk
 )

@@ -67,7 +67,7 @@ int url_set(url *u, url_part part, const char *value, size_t len);
 void url_set_query_raw(url *u, const char *query, size_t len);
 
 /* The URL Standard's "domain to ASCII" with beStrict false (UTS #46
- * nontransitional processing via libidn2), including the forbidden domain
+ * nontransitional processing), including the forbidden domain
  * code point check. 0 and *out (caller frees) set, or -EINVAL. */
 int url_domain_to_ascii(const char *domain, size_t len, char **out,
                         size_t *out_len);

@@ -1,6 +1,6 @@
 /* Host parsing of the URL Standard (section 3): IPv6 and IPv4 addresses
  * with their serializers, opaque hosts, and domains through "domain to
- * ASCII" (UTS #46 via libidn2, with the options the standard asks for). */
+ * ASCII" (its UTS #46 part is in url_idna.c). */
 #include "web/url_internal.h"
 
 #include <errno.h>
@@ -8,8 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <idn2.h>
 
 #include "core/alloc.h"
 
@@ -95,7 +93,7 @@ int url_percent_decode(buf *out, const char *s, size_t len)
     int rc = buf_append(out, "", 0);
     for (size_t i = 0; i < len && !rc; i++) {
         char c = s[i];
-        if (c == '%' && i + 2 < len + 0 && is_hex(s[i + 1]) && is_hex(s[i + 2])) {
+        if (c == '%' && i + 2 < len && is_hex(s[i + 1]) && is_hex(s[i + 2])) {
             c = (char)(hex_val(s[i + 1]) * 16 + hex_val(s[i + 2]));
             i += 2;
         }
@@ -318,87 +316,6 @@ static bool is_ascii(const char *s, size_t len)
     return true;
 }
 
-/* One label through libidn2 (UTS #46 nontransitional mapping, NFC, and
- * the label checks). libidn2 also applies IDNA2008's hyphen rules, which
- * the URL Standard turns off (CheckHyphens=false): a hyphen at the start,
- * the end or in positions 3-4 is swapped for a letter absent from the
- * label and swapped back in Punycode's basic part, which is positional. */
-static int idna_label(const char *label, size_t len, buf *out)
-{
-    char *in = xstrndup(label, len);
-    uint8_t *res = NULL;
-    int rc = idn2_lookup_u8((const uint8_t *)in, &res,
-                            IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT);
-    if (rc == IDN2_2HYPHEN || rc == IDN2_HYPHEN_STARTEND) {
-        /* code point index of each byte: positions 3-4 are indexes 2-3 */
-        size_t ncp = 0;
-        for (size_t i = 0; i < len; i++)
-            ncp += ((unsigned char)in[i] & 0xc0) != 0x80;
-        for (const char *x = "qjzxkvw"; *x && rc != IDN2_OK; x++) {
-            if (memchr(in, *x, len) || memchr(in, *x - 32, len))
-                continue;
-            char *tmp = xstrndup(in, len);
-            size_t cp = 0, swapped = 0;
-            for (size_t i = 0; i < len; i++) {
-                if (((unsigned char)tmp[i] & 0xc0) == 0x80)
-                    continue;
-                if (tmp[i] == '-' && (cp == 0 || cp == ncp - 1 || cp == 2 || cp == 3))
-                    tmp[i] = *x, swapped++;
-                cp++;
-            }
-            free(res);
-            res = NULL;
-            rc = idn2_lookup_u8((const uint8_t *)tmp, &res,
-                                IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT);
-            free(tmp);
-            if (rc != IDN2_OK)
-                break;
-            char *r = (char *)res;
-            size_t rlen = strlen(r), basic = rlen;
-            if (rlen > 4 && strncmp(r, "xn--", 4) == 0) {
-                char *dash = strrchr(r + 4, '-');
-                basic = dash ? (size_t)(dash - r) : 4;
-            }
-            size_t seen = 0;
-            for (size_t i = 0; i < basic; i++)
-                seen += r[i] == *x;
-            if (seen != swapped) {
-                rc = IDN2_2HYPHEN; /* the mapping made that letter: try another */
-                continue;
-            }
-            for (size_t i = 0; i < basic; i++)
-                if (r[i] == *x)
-                    r[i] = '-';
-        }
-    }
-    free(in);
-    if (rc == IDN2_OK)
-        rc = buf_append_str(out, (const char *)res);
-    else
-        rc = -EINVAL;
-    free(res);
-    return rc;
-}
-
-/* Labels end at '.' and at the three code points UTS #46 maps to it. */
-static size_t label_end(const char *s, size_t len, size_t i, size_t *sep)
-{
-    for (; i < len; i++) {
-        if (s[i] == '.') {
-            *sep = 1;
-            return i;
-        }
-        if (i + 3 <= len && (!memcmp(s + i, "\xe3\x80\x82", 3) || /* U+3002 */
-                             !memcmp(s + i, "\xef\xbc\x8e", 3) || /* U+FF0E */
-                             !memcmp(s + i, "\xef\xbd\xa1", 3))) { /* U+FF61 */
-            *sep = 3;
-            return i;
-        }
-    }
-    *sep = 0;
-    return len;
-}
-
 static int domain_to_ascii(const char *s, size_t len, buf *out)
 {
     int rc = 0;
@@ -411,26 +328,7 @@ static int domain_to_ascii(const char *s, size_t len, buf *out)
             rc = buf_append(out, &c, 1);
         }
     } else {
-        for (size_t i = 0; i <= len && !rc;) {
-            size_t sep, end = label_end(s, len, i, &sep);
-            const char *l = s + i;
-            size_t n = end - i;
-            if (is_ascii(l, n) && !(n >= 4 && !strncasecmp(l, "xn--", 4))) {
-                for (size_t k = 0; k < n && !rc; k++) {
-                    char c = l[k];
-                    if (c >= 'A' && c <= 'Z')
-                        c += 32;
-                    rc = buf_append(out, &c, 1);
-                }
-            } else if (n > 0) {
-                rc = idna_label(l, n, out);
-            }
-            if (!rc && sep)
-                rc = buf_append(out, ".", 1);
-            if (!sep)
-                break;
-            i = end + sep;
-        }
+        rc = url__idna_to_ascii(s, len, out);
     }
     if (rc)
         return rc;

@@ -17,6 +17,10 @@ enum url_host_kind { HOST_NULL, HOST_DOMAIN, HOST_IPV4, HOST_IPV6, HOST_OPAQUE }
 int url__host_parse(const char *in, size_t len, bool is_opaque, buf *out,
                     enum url_host_kind *kind);
 
+/* UTS #46 ToASCII with the URL Standard's options, for a domain that is
+ * valid UTF-8 and not all ASCII; appends to out. 0 or -EINVAL. */
+int url__idna_to_ascii(const char *s, size_t len, buf *out);
+
 /* UTF-8 with invalid sequences replaced by U+FFFD onto out (0 or -E2BIG). */
 int url__utf8_sanitize(buf *out, const char *s, size_t len);
 

@@ -24,6 +24,7 @@
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "web/url.h"
+#include "web/url_internal.h"
 
 /* --- loading the data --- */
 
@@ -355,6 +356,18 @@ static void run_host_file(const char *name, const char *label, size_t expect_tot
         size_t in_len, wl = 0;
         const char *in = jstr(c, "input", &in_len);
         const char *want = jstr(c, "output", &wl);
+        if (in_len == 0) {
+            /* "https:///x" cannot carry an empty host (WPT skips this case):
+             * check the UTS #46 layer itself, which maps "" to "". */
+            buf out;
+            buf_init(&out, BUF_UNLIMITED);
+            bool ok = url__idna_to_ascii("", 0, &out) == 0 && out.len == 0 && want && wl == 0;
+            if (!ok)
+                report(label, "host", in, in_len, "ToASCII", want, wl, out.data, out.len);
+            passed += ok;
+            buf_free(&out);
+            continue;
+        }
         passed += host_case(label, in, in_len, want, wl);
     }
     json_decref(root);
@@ -422,8 +435,12 @@ static url *parse_ok(const char *in, const char *base)
 static void input_with_nul_is_encoded_not_truncated(void **state)
 {
     url *u = NULL;
-    assert_int_equal(url_parse("http://h/a\0b?c\0#d\0", 18, NULL, &u), 0);
-    assert_string_equal(url_get(u, URL_HREF, NULL), "http://h/a%00b?c%00#d%00");
+    assert_int_equal(url_parse("http://h/a\0b?c\0#d\0e", 19, NULL, &u), 0);
+    assert_string_equal(url_get(u, URL_HREF, NULL), "http://h/a%00b?c%00#d%00e");
+    url_free(u);
+    /* a trailing NUL is a C0 control and is stripped like a space */
+    assert_int_equal(url_parse("http://h/\0", 10, NULL, &u), 0);
+    assert_string_equal(url_get(u, URL_HREF, NULL), "http://h/");
     url_free(u);
     /* NUL is a forbidden host code point */
     assert_int_equal(url_parse("http://a\0b/", 11, NULL, &u), -EINVAL);
@@ -530,7 +547,7 @@ static void domain_to_ascii_directly(void **state)
     assert_int_equal(url_domain_to_ascii("EXAMPLE.com", 11, &out, &n), 0);
     assert_string_equal(out, "example.com");
     free(out);
-    assert_int_equal(url_domain_to_ascii("b\xc3\xbc" "cher.de", 9, &out, &n), 0);
+    assert_int_equal(url_domain_to_ascii("b\xc3\xbc" "cher.de", 10, &out, &n), 0);
     assert_string_equal(out, "xn--bcher-kva.de");
     free(out);
     assert_int_equal(url_domain_to_ascii("a%b", 3, &out, &n), -EINVAL);
