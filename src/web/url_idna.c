@@ -354,13 +354,16 @@ int url__idna_to_ascii(const char *s, size_t len, buf *out)
     }
     /* Step 2: normalize to NFC. */
     size_t n = 0;
-    if (mapped.len) {
+    if (mapped.len)
         norm = u32_normalize(UNINORM_NFC, mapped.v, mapped.len, NULL, &n);
-        if (!norm)
-            goto done;
-    }
+    else
+        norm = xcalloc(1, sizeof *norm); /* an empty domain: no NULL + 0 below */
+    if (!norm)
+        goto done;
     /* Steps 3-4: break into labels; decode Punycode labels; validate. */
     bounds = xmalloc((n + 1) * 2 * sizeof *bounds);
+    labels.cap = n + 1;
+    labels.v = xmalloc(labels.cap * sizeof *labels.v);
     bool bidi_domain = false;
     for (size_t i = 0, start = 0; i <= n; i++) {
         if (i < n && norm[i] != '.')
