@@ -59,7 +59,8 @@ const char *url_get(const url *u, url_part part, size_t *len);
 /* The setter for `part` (not URL_ORIGIN, which is read-only). Setters other
  * than href ignore values the standard ignores and return 0; the href
  * setter returns -EINVAL when the value does not parse (TypeError), and
- * leaves `u` unchanged. */
+ * leaves `u` unchanged. A URL object's URLSearchParams list is the
+ * binding's: after href or search changes it re-parses url_get(URL_SEARCH). */
 int url_set(url *u, url_part part, const char *value, size_t len);
 
 /* URLSearchParams' "update steps": sets the query to an already serialized
@@ -93,6 +94,7 @@ int url_percent_decode(buf *out, const char *s, size_t len);
 
 /* --- application/x-www-form-urlencoded (URLSearchParams) --- */
 
+/* Names and values are UTF-8 (the binding converts USVStrings). */
 typedef struct url_param {
     char *name;   /* owned, NUL-terminated UTF-8, may contain NUL */
     size_t name_len;
