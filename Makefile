@@ -19,9 +19,9 @@ endif
 PKGS    := libuv jansson libseccomp
 LLHTTP  := /usr/share/llhttp
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
-CFLAGS_ALL = -std=gnu11 $(OPT) $(WARN) -MMD -MP -D_GNU_SOURCE -Isrc -isystem /usr/share/include/llhttp \
+CFLAGS_ALL = -std=gnu11 $(OPT) $(WARN) -MMD -MP -D_GNU_SOURCE -Isrc -I$(DEPS) -isystem /usr/share/include/llhttp \
              $(QJS_CFLAGS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
-LDLIBS_ALL = $(QJS_LIBS) $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread -ldl $(LDLIBS)
+LDLIBS_ALL = $(QJS_LIBS) $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lunistring -lm -lpthread -ldl $(LDLIBS)
 
 LIB_SRC  := $(filter-out src/cli/%,$(shell find src -name '*.c' | sort))
 CLI_SRC  := $(shell find src/cli -name '*.c' | sort)
@@ -44,6 +44,14 @@ $(DEPS)/quickjs.mk: scripts/quickjs.sh | setup
 	@mkdir -p $(DEPS)
 	@scripts/quickjs.sh $@ $(DEPS)
 -include $(DEPS)/quickjs.mk
+
+# The URL parser's UTS #46 table, generated from Unicode data (never committed).
+$(DEPS)/idna_table.h: scripts/gen_idna_table.py scripts/unicode-idna.sh | setup
+	@mkdir -p $(DEPS)
+	@scripts/unicode-idna.sh $(DEPS)
+	@python3 $< $(DEPS)/tr46/mappingTable.json >$@.tmp
+	@mv $@.tmp $@
+$(OUT)/src/web/url_idna.o: $(DEPS)/idna_table.h
 
 $(OUT)/%.o: %.c $(DEPS)/quickjs.mk | setup
 	@mkdir -p $(dir $@)

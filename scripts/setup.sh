@@ -6,8 +6,8 @@ set -euo pipefail
 
 # Each package is named once here; the build (pkg-config) and the tests find them.
 packages=(
-  build-essential pkg-config ca-certificates curl xz-utils dpkg-dev
-  libuv1-dev node-llhttp libjansson-dev libseccomp-dev
+  build-essential pkg-config ca-certificates curl xz-utils dpkg-dev openssl
+  libuv1-dev node-llhttp libjansson-dev libseccomp-dev libunistring-dev
   libcmocka-dev clang libclang-rt-14-dev
   python3 wrk
 )
@@ -18,6 +18,9 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
+# npm fetches the pinned Unicode IDNA table (scripts/unicode-idna.sh) and
+# the benchmark peers; Debian's npm is used where no npm is installed.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then
