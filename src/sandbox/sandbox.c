@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <linux/mount.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -26,6 +27,7 @@ void sandbox_options_defaults(sandbox_options *opt)
 {
     memset(opt, 0, sizeof *opt);
     opt->namespaces = true;
+    opt->readonly_root = true;
     opt->drop_user = true;
     opt->uid = 65534;
     opt->gid = 65534;
@@ -42,7 +44,25 @@ pid_t sandbox_fork(bool new_pid_namespace)
     return fork();
 }
 
-static int enter_namespaces(const char **skipped, err *e)
+/* Every mount below "/" read-only, in one call where the kernel has
+ * mount_setattr (5.12+); paths in `writable` are bind-mounted over
+ * themselves first, so they become mounts of their own that stay writable. */
+static int make_root_readonly(const char *const *writable, err *e)
+{
+    for (const char *const *p = writable; p && *p; p++)
+        if (mount(*p, *p, NULL, MS_BIND | MS_REC, NULL) != 0)
+            return err_set(e, -errno, "sandbox: bind %s: %s", *p, strerror(errno));
+    struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY};
+    if (syscall(SYS_mount_setattr, AT_FDCWD, "/", AT_RECURSIVE, &ro, sizeof ro) != 0)
+        return err_set(e, -errno, "sandbox: make / read-only (mount_setattr): %s", strerror(errno));
+    struct mount_attr rw = {.attr_clr = MOUNT_ATTR_RDONLY};
+    for (const char *const *p = writable; p && *p; p++)
+        if (syscall(SYS_mount_setattr, AT_FDCWD, *p, AT_RECURSIVE, &rw, sizeof rw) != 0)
+            return err_set(e, -errno, "sandbox: keep %s writable: %s", *p, strerror(errno));
+    return 0;
+}
+
+static int enter_namespaces(const sandbox_options *opt, const char **skipped, err *e)
 {
     if (unshare(CLONE_NEWNS | CLONE_NEWIPC) != 0) {
         if (errno == EPERM || errno == EINVAL) {
@@ -55,7 +75,7 @@ static int enter_namespaces(const char **skipped, err *e)
     /* Mount events in here must never propagate back to the host. */
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
         return err_set(e, -errno, "sandbox: make mounts private: %s", strerror(errno));
-    return 0;
+    return opt->readonly_root ? make_root_readonly(opt->writable, e) : 0;
 }
 
 static int drop_privileges(const sandbox_options *opt, err *e)
@@ -67,7 +87,7 @@ static int drop_privileges(const sandbox_options *opt, err *e)
         if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EPERM)
             return err_set(e, -errno, "sandbox: drop capability %d from the bounding set: %s", cap, strerror(errno));
     }
-    if (opt->drop_user && geteuid() == 0) {
+    if (opt->drop_user && geteuid() == 0 && opt->uid != 0) {
         if (setgroups(0, NULL) != 0)
             return err_set(e, -errno, "sandbox: setgroups: %s", strerror(errno));
         if (setresgid(opt->gid, opt->gid, opt->gid) != 0)
@@ -207,7 +227,7 @@ int sandbox_enter(const sandbox_options *opt, const char **skipped, err *e)
     int rc;
     if (skipped)
         *skipped = NULL;
-    if (opt->namespaces && geteuid() == 0 && (rc = enter_namespaces(skipped, e)) != 0)
+    if (opt->namespaces && geteuid() == 0 && (rc = enter_namespaces(opt, skipped, e)) != 0)
         return rc;
     if ((rc = drop_privileges(opt, e)) != 0)
         return rc;

@@ -2,9 +2,11 @@
  * after a worker has opened what it needs (listening socket, config,
  * scripts), it calls sandbox_enter, which
  *   1. moves into new mount and IPC namespaces where the kernel allows
- *      (mounts made private, so nothing propagates back to the host),
- *   2. drops every capability from the bounding set and, when running as
- *      root, switches to an unprivileged user (default nobody/nogroup),
+ *      (mounts made private, so nothing propagates back to the host) and
+ *      makes the whole filesystem read-only there, except the paths it is
+ *      told to keep writable (the state directory),
+ *   2. drops every capability (bounding, effective, permitted, inheritable)
+ *      and, when running as root, switches to the user it is given,
  *   3. sets no_new_privs, and
  *   4. installs a seccomp allow-list (libseccomp) of only the system calls
  *      an event-loop server with isolates needs; anything else fails with
@@ -20,8 +22,10 @@
 
 typedef struct sandbox_options {
     bool namespaces;     /* unshare mount + ipc (default true; skipped where not permitted) */
+    bool readonly_root;  /* with namespaces: every mount read-only (default true) */
+    const char *const *writable; /* NULL-terminated paths kept writable (may be NULL) */
     bool drop_user;      /* as root: become `uid`/`gid` (default true) */
-    uid_t uid;           /* default 65534 (nobody) */
+    uid_t uid;           /* default 65534 (nobody); 0 keeps root, without capabilities */
     gid_t gid;           /* default 65534 (nogroup) */
     bool seccomp;        /* default true */
     bool allow_inotify;  /* the dev server's file watching (default false) */

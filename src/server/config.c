@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <libgen.h>
+#include <pwd.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -525,7 +526,7 @@ void tenant_limits_defaults(tenant_limits *l)
 }
 
 static const char *const top_keys[] = {
-    "listen", "admin", "workers", "processes", "state_dir", "isolate_memory_budget_mb", NULL,
+    "listen", "admin", "workers", "processes", "state_dir", "isolate_memory_budget_mb", "user", NULL,
 };
 
 int config_load(const char *path, atoll_config *cfg, err *e)
@@ -561,6 +562,26 @@ int config_load(const char *path, atoll_config *cfg, err *e)
         char *abs = xasprintf("%s/%s", base_dir, cfg->state_dir);
         free(cfg->state_dir);
         cfg->state_dir = abs;
+    }
+    /* Workers run as the config's owner unless "user" names someone else. */
+    struct stat cst;
+    if (stat(path, &cst) == 0) {
+        cfg->worker_uid = cst.st_uid;
+        cfg->worker_gid = cst.st_gid;
+    }
+    json_t *user = json_object_get(root, "user");
+    if (user) {
+        struct passwd *pw = NULL;
+        if (json_is_string(user))
+            pw = getpwnam(json_string_value(user));
+        else if (json_is_integer(user) && json_integer_value(user) >= 0 && json_integer_value(user) < 0xFFFFFFFFll)
+            pw = getpwuid((uid_t)json_integer_value(user));
+        if (!pw) {
+            rc = fail(&r, "user", "expected the name or uid of an existing user (e.g. \"nobody\")");
+            goto fail_dir;
+        }
+        cfg->worker_uid = pw->pw_uid;
+        cfg->worker_gid = pw->pw_gid;
     }
     json_t *admin = json_object_get(root, "admin");
     if (admin) {

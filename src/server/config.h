@@ -60,6 +60,9 @@ typedef struct atoll_config {
     bool public_metrics;    /* /metrics without the admin token */
     int processes;          /* default: number of cores */
     char *state_dir;        /* default ./.atoll */
+    unsigned worker_uid;    /* "user": whom worker processes run as (when started as root);
+                               default: the owner of the config file */
+    unsigned worker_gid;
     uint64_t isolate_memory_budget_mb; /* idle isolates evicted above it; default 1024 */
     tenant_config *workers;
     size_t nworkers;

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 #include <uv.h>
 
@@ -285,6 +287,10 @@ int serve_worker(const atoll_config *cfg, const serve_options *opt, int index)
     if (opt->sandbox) {
         sandbox_options so;
         sandbox_options_defaults(&so);
+        so.uid = cfg->worker_uid;
+        so.gid = cfg->worker_gid;
+        const char *writable[] = {cfg->state_dir, NULL};
+        so.writable = writable;
         const char *skipped = NULL;
         if (sandbox_enter(&so, &skipped, &e) != 0) {
             log_error("worker %d: %s", index, e.msg);
@@ -340,6 +346,11 @@ static int run_group_worker(const supervisor_group *g, int index, void *data)
 
 int serve_run(const atoll_config *cfg, const serve_options *opt, err *e)
 {
+    /* The state directory is the one place workers may write. */
+    if (mkdir(cfg->state_dir, 0750) != 0 && errno != EEXIST)
+        return err_set(e, -errno, "create the state directory %s: %s", cfg->state_dir, strerror(errno));
+    if (geteuid() == 0 && chown(cfg->state_dir, cfg->worker_uid, cfg->worker_gid) != 0)
+        return err_set(e, -errno, "chown the state directory %s: %s", cfg->state_dir, strerror(errno));
     run_ctx ctx = {.cfg = cfg, .opt = opt};
     supervisor_group group = {.name = "default", .processes = cfg->processes, .run = run_group_worker, .data = &ctx};
     log_info("atoll serve: %zu worker(s) on http://%s:%d/ in %d process(es)", cfg->nworkers, cfg->listen_ip,

@@ -152,6 +152,11 @@ def a_runaway_tenant_does_not_affect_others():
         assert s.get("alpha.test", "/")[2] == b"alpha /"
 
 
+def worker_status(pid):
+    status = open("/proc/%d/status" % pid).read()
+    return dict((k, v.strip()) for k, v in (line.split(":", 1) for line in status.splitlines() if ":" in line))
+
+
 @test
 def workers_run_sandboxed():
     with Serve(basic_config(), processes=2) as s:
@@ -159,13 +164,31 @@ def workers_run_sandboxed():
         pids = s.worker_pids()
         assert len(pids) == 2, pids
         for pid in pids:
-            status = open("/proc/%d/status" % pid).read()
-            fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-            assert fields["Seccomp"].strip() == "2", fields["Seccomp"]
-            assert fields["NoNewPrivs"].strip() == "1"
-            assert fields["CapEff"].strip() == "0000000000000000", fields["CapEff"]
+            fields = worker_status(pid)
+            assert fields["Seccomp"] == "2", fields["Seccomp"]
+            assert fields["NoNewPrivs"] == "1"
+            assert fields["CapEff"] == "0000000000000000", fields["CapEff"]
+            assert fields["CapBnd"] == "0000000000000000", fields["CapBnd"]
+            # Workers run as the config file's owner, in their own mount namespace
+            # where everything but the state directory is read-only.
+            assert int(fields["Uid"].split()[0]) == os.stat(s.config_path).st_uid, fields["Uid"]
             if os.geteuid() == 0:
-                assert fields["Uid"].split()[0] == "65534", fields["Uid"]
+                assert os.readlink("/proc/%d/ns/mnt" % pid) != os.readlink("/proc/self/ns/mnt")
+                mounts = open("/proc/%d/mountinfo" % pid).read().splitlines()
+                root = [m for m in mounts if m.split()[4] == "/"]
+                assert root and "ro" in root[0].split()[5].split(","), root
+
+
+@test
+def workers_run_as_the_configured_user():
+    if os.geteuid() != 0:
+        return
+    cfg = basic_config()
+    cfg["user"] = "nobody"
+    with Serve(cfg, processes=1) as s:
+        assert s.get("alpha.test")[2] == b"alpha /"
+        pid = s.worker_pids()[0]
+        assert worker_status(pid)["Uid"].split()[0] == "65534"
 
 
 @test

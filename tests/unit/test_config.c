@@ -196,6 +196,7 @@ static void errors_name_file_key_and_expectation(void **state)
         {"{ \"a\": 1, \"a\": 2 }", "duplicate"},
         {"{ \"listen\": ", "bad.jsonc:1:"},
         {"[1]", "expected a JSON object"},
+        {"{ \"user\": \"no-such-user-atoll\" }", "user: expected the name or uid of an existing user"},
         {"", "empty"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

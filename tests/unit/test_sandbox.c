@@ -22,8 +22,8 @@
 
 #include "sandbox/sandbox.h"
 
-/* Runs fn in a sandboxed child; returns its wait status. */
-static int in_sandbox(int (*fn)(void))
+/* Runs fn in a child sandboxed with opt (NULL: the defaults); returns its wait status. */
+static int in_sandbox_with(const sandbox_options *given, int (*fn)(void))
 {
     fflush(NULL);
     pid_t pid = fork();
@@ -31,6 +31,8 @@ static int in_sandbox(int (*fn)(void))
     if (pid == 0) {
         sandbox_options opt;
         sandbox_options_defaults(&opt);
+        if (given)
+            opt = *given;
         err e;
         if (sandbox_enter(&opt, NULL, &e) != 0) {
             fprintf(stderr, "%s\n", e.msg);
@@ -41,6 +43,11 @@ static int in_sandbox(int (*fn)(void))
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     return status;
+}
+
+static int in_sandbox(int (*fn)(void))
+{
+    return in_sandbox_with(NULL, fn);
 }
 
 static int read_status_field(const char *field)
@@ -161,6 +168,57 @@ static void libuv_loop_and_thread_pool_work_inside(void **state)
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+static char writable_dir[] = "/tmp/atoll-sbx-XXXXXX";
+static char readonly_dir[] = "/tmp/atoll-sbx-ro-XXXXXX";
+
+static int writes_only_where_allowed(void)
+{
+    char *inside = NULL, *outside = NULL;
+    if (asprintf(&inside, "%s/ok", writable_dir) < 0 || asprintf(&outside, "%s/no", readonly_dir) < 0)
+        return 1;
+    int fd = open(outside, O_CREAT | O_WRONLY, 0600);
+    if (fd >= 0 || errno != EROFS)
+        return 2;
+    fd = open(inside, O_CREAT | O_WRONLY, 0600);
+    if (fd < 0)
+        return 3;
+    close(fd);
+    if (geteuid() != 0 || read_status_field("CapEff:") != 0) /* root kept, powerless */
+        return 4;
+    return 0;
+}
+
+static void filesystem_is_read_only_but_the_state_dir(void **state)
+{
+    if (geteuid() != 0)
+        skip(); /* mount namespaces need root here */
+    assert_non_null(mkdtemp(writable_dir));
+    assert_non_null(mkdtemp(readonly_dir));
+    const char *writable[] = {writable_dir, NULL};
+    sandbox_options opt;
+    sandbox_options_defaults(&opt);
+    opt.uid = 0;
+    opt.gid = 0;
+    opt.writable = writable;
+    int status = in_sandbox_with(&opt, writes_only_where_allowed);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    /* The host's view is unchanged. */
+    char *probe = NULL;
+    assert_true(asprintf(&probe, "%s/host", readonly_dir) > 0);
+    int fd = open(probe, O_CREAT | O_WRONLY, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    unlink(probe);
+    free(probe);
+    probe = NULL;
+    assert_true(asprintf(&probe, "%s/ok", writable_dir) > 0);
+    assert_int_equal(unlink(probe), 0); /* written from inside, visible outside */
+    free(probe);
+    rmdir(writable_dir);
+    rmdir(readonly_dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -169,6 +227,7 @@ int main(void)
         cmocka_unit_test(mount_kills_the_process),
         cmocka_unit_test(forbidden_calls_fail_with_eperm),
         cmocka_unit_test(libuv_loop_and_thread_pool_work_inside),
+        cmocka_unit_test(filesystem_is_read_only_but_the_state_dir),
     };
     return cmocka_run_group_tests_name("sandbox", tests, NULL, NULL);
 }
