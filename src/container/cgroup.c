@@ -1,0 +1,347 @@
+/* The per-container cgroup: created before the container's process runs
+ * anything of its own, filled with its limits, and removed after it.
+ *
+ * Two backends behind one small interface (internal.h). cgroup v2 is used
+ * when a unified hierarchy is mounted (at /sys/fs/cgroup or, on hybrid
+ * systems, /sys/fs/cgroup/unified) and actually offers the memory and pids
+ * controllers to our cgroup; on hybrid machines the v2 mount usually has
+ * none (they are bound to the v1 hierarchies), so atoll then makes one
+ * directory per v1 controller (memory, pids, cpu). In both cases the new
+ * cgroup is a child of the cgroup atoll itself runs in, so that atoll's
+ * own limits still bound its tenants. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "container/internal.h"
+#include "core/alloc.h"
+
+enum { CG_MEMORY, CG_PIDS, CG_CPU, CG_N };
+static const char *const v1_names[CG_N] = {"memory", "pids", "cpu"};
+
+struct ctr__cgroup {
+    bool v2;
+    char *dir[CG_N];     /* v2: only dir[0]; owned */
+    bool created[CG_N];  /* removed on destroy only when we made it */
+};
+
+/* Our own cgroup in a hierarchy, from /proc/self/cgroup: "0::/x" for v2,
+ * "4:memory:/x" (or "2:cpu,cpuacct:/x") for v1. Caller frees. */
+static char *own_cgroup(const char *controller)
+{
+    FILE *f = fopen("/proc/self/cgroup", "re");
+    char *line = NULL, *found = NULL;
+    size_t cap = 0;
+    if (!f)
+        return NULL;
+    while (!found && getline(&line, &cap, f) > 0) {
+        line[strcspn(line, "\n")] = '\0';
+        char *c1 = strchr(line, ':');
+        char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2)
+            continue;
+        *c2 = '\0';
+        const char *ctrls = c1 + 1;
+        if (!controller) {
+            if (strcmp(line, "0") == 0 && *ctrls == '\0')
+                found = xstrdup(c2 + 1);
+            continue;
+        }
+        for (char *save = NULL, *t = strtok_r((char *)ctrls, ",", &save); t;
+             t = strtok_r(NULL, ",", &save))
+            if (strcmp(t, controller) == 0)
+                found = xstrdup(c2 + 1);
+    }
+    free(line);
+    fclose(f);
+    return found;
+}
+
+static int write_file(const char *dir, const char *file, const char *value, err *e)
+{
+    char *path = xasprintf("%s/%s", dir, file);
+    int rc = 0, fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, value, strlen(value)) < 0)
+        rc = err_set(e, -errno, "write %s to %s: %s", value, path, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    free(path);
+    return rc;
+}
+
+static bool is_cgroup2(const char *path)
+{
+    struct statfs sf;
+    return statfs(path, &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC;
+}
+
+/* Whether the v2 hierarchy offers memory and pids to our cgroup; returns
+ * its mount point or NULL. */
+static const char *usable_v2(char **own)
+{
+    const char *mnt = is_cgroup2("/sys/fs/cgroup") ? "/sys/fs/cgroup"
+                    : is_cgroup2("/sys/fs/cgroup/unified") ? "/sys/fs/cgroup/unified" : NULL;
+    *own = NULL;
+    if (!mnt)
+        return NULL;
+    char *self = own_cgroup(NULL);
+    if (!self)
+        return NULL;
+    char *path = xasprintf("%s%s/cgroup.controllers", mnt, self);
+    char buf[512] = "";
+    FILE *f = fopen(path, "re");
+    if (f) {
+        if (!fgets(buf, sizeof buf, f))
+            buf[0] = '\0';
+        fclose(f);
+    }
+    free(path);
+    bool ok = false;
+    int found = 0;
+    for (char *save = NULL, *t = strtok_r(buf, " \n", &save); t; t = strtok_r(NULL, " \n", &save))
+        found += strcmp(t, "memory") == 0 || strcmp(t, "pids") == 0;
+    ok = found == 2;
+    if (!ok) {
+        free(self);
+        return NULL;
+    }
+    *own = self;
+    return mnt;
+}
+
+/* mkdir -p, remembering whether the last component is new. */
+static int make_dir(const char *path, bool *created, err *e)
+{
+    *created = false;
+    if (mkdir(path, 0755) == 0) {
+        *created = true;
+        return 0;
+    }
+    if (errno == EEXIST)
+        return 0;
+    if (errno != ENOENT)
+        return err_set(e, -errno, "mkdir %s: %s", path, strerror(errno));
+    char *parent = xstrdup(path), *slash = strrchr(parent, '/');
+    int rc = 0;
+    bool dummy;
+    if (slash && slash != parent) {
+        *slash = '\0';
+        rc = make_dir(parent, &dummy, e);
+    }
+    free(parent);
+    if (rc < 0)
+        return rc;
+    if (mkdir(path, 0755) < 0 && errno != EEXIST)
+        return err_set(e, -errno, "mkdir %s: %s", path, strerror(errno));
+    *created = true;
+    return 0;
+}
+
+static char *cg_path(const char *mnt, const char *own, const ctr_spec *spec, const char *name)
+{
+    const char *p = spec->cgroups_path;
+    if (p && p[0] == '/')
+        return xasprintf("%s%s", mnt, p);
+    if (strcmp(own, "/") == 0)
+        own = "";
+    return xasprintf("%s%s/%s", mnt, own, p ? p : name);
+}
+
+static int apply_v2(ctr__cgroup *cg, const ctr_spec *s, err *e)
+{
+    char v[64];
+    const char *d = cg->dir[0];
+    if (s->memory_limit >= 0) {
+        snprintf(v, sizeof v, "%lld", (long long)s->memory_limit);
+        if (write_file(d, "memory.max", v, e) < 0)
+            return e ? e->code : -EIO;
+    }
+    if (s->pids_limit > 0) {
+        snprintf(v, sizeof v, "%lld", (long long)s->pids_limit);
+        if (write_file(d, "pids.max", v, e) < 0)
+            return e ? e->code : -EIO;
+    }
+    if (s->cpu_shares) {
+        /* The conversion runc and crun use from shares [2, 262144] to weight [1, 10000]. */
+        uint64_t shares = s->cpu_shares < 2 ? 2 : s->cpu_shares;
+        snprintf(v, sizeof v, "%llu", (unsigned long long)(1 + ((shares - 2) * 9999) / 262142));
+        if (write_file(d, "cpu.weight", v, e) < 0)
+            return e ? e->code : -EIO;
+    }
+    if (s->cpu_quota || s->cpu_period) {
+        unsigned long long period = s->cpu_period ? s->cpu_period : 100000;
+        if (s->cpu_quota)
+            snprintf(v, sizeof v, "%lld %llu", (long long)s->cpu_quota, period);
+        else
+            snprintf(v, sizeof v, "max %llu", period);
+        if (write_file(d, "cpu.max", v, e) < 0)
+            return e ? e->code : -EIO;
+    }
+    return 0;
+}
+
+static int apply_v1(ctr__cgroup *cg, const ctr_spec *s, err *e)
+{
+    char v[64];
+    if (s->memory_limit >= 0) {
+        snprintf(v, sizeof v, "%lld", (long long)s->memory_limit);
+        if (write_file(cg->dir[CG_MEMORY], "memory.limit_in_bytes", v, e) < 0)
+            return e ? e->code : -EIO;
+    }
+    if (s->pids_limit > 0) {
+        snprintf(v, sizeof v, "%lld", (long long)s->pids_limit);
+        if (write_file(cg->dir[CG_PIDS], "pids.max", v, e) < 0)
+            return e ? e->code : -EIO;
+    }
+    if (s->cpu_shares) {
+        snprintf(v, sizeof v, "%llu", (unsigned long long)s->cpu_shares);
+        if (write_file(cg->dir[CG_CPU], "cpu.shares", v, e) < 0)
+            return e ? e->code : -EIO;
+    }
+    if (s->cpu_period) {
+        snprintf(v, sizeof v, "%llu", (unsigned long long)s->cpu_period);
+        if (write_file(cg->dir[CG_CPU], "cpu.cfs_period_us", v, e) < 0)
+            return e ? e->code : -EIO;
+    }
+    if (s->cpu_quota) {
+        snprintf(v, sizeof v, "%lld", (long long)s->cpu_quota);
+        if (write_file(cg->dir[CG_CPU], "cpu.cfs_quota_us", v, e) < 0)
+            return e ? e->code : -EIO;
+    }
+    return 0;
+}
+
+int ctr__cgroup_create(const ctr_spec *spec, const char *name, ctr__cgroup **out, err *e)
+{
+    ctr__cgroup *cg = xcalloc(1, sizeof *cg);
+    char *own = NULL;
+    int rc;
+    const char *mnt = usable_v2(&own);
+    if (mnt) {
+        cg->v2 = true;
+        cg->dir[0] = cg_path(mnt, own, spec, name);
+        /* Delegate the controllers to our children; fails (EBUSY) when our
+         * own cgroup holds processes and is not the root, which the
+         * limits below then report. */
+        char *parent = xstrdup(cg->dir[0]);
+        *strrchr(parent, '/') = '\0';
+        write_file(parent, "cgroup.subtree_control", "+memory +pids +cpu", NULL);
+        free(parent);
+        rc = make_dir(cg->dir[0], &cg->created[0], e);
+        if (rc < 0)
+            goto fail;
+        rc = apply_v2(cg, spec, e);
+        if (rc < 0)
+            goto fail;
+    } else {
+        for (int i = 0; i < CG_N; i++) {
+            char *mount_point = xasprintf("/sys/fs/cgroup/%s", v1_names[i]);
+            free(own);
+            own = own_cgroup(v1_names[i]);
+            if (!own || access(mount_point, W_OK) < 0) {
+                free(mount_point);
+                /* Without the controller, refuse only when a limit needs it. */
+                bool needed = (i == CG_MEMORY && spec->memory_limit >= 0) ||
+                              (i == CG_PIDS && spec->pids_limit > 0) ||
+                              (i == CG_CPU && (spec->cpu_shares || spec->cpu_quota || spec->cpu_period));
+                if (needed) {
+                    rc = err_set(e, -ENOTSUP, "cgroup: no usable v2 hierarchy and no v1 %s controller",
+                                 v1_names[i]);
+                    goto fail;
+                }
+                continue;
+            }
+            cg->dir[i] = cg_path(mount_point, own, spec, name);
+            free(mount_point);
+            rc = make_dir(cg->dir[i], &cg->created[i], e);
+            if (rc < 0)
+                goto fail;
+        }
+        rc = apply_v1(cg, spec, e);
+        if (rc < 0)
+            goto fail;
+    }
+    free(own);
+    *out = cg;
+    return 0;
+fail:
+    free(own);
+    err_prefix(e, "cgroup");
+    ctr__cgroup_destroy(cg, NULL);
+    *out = NULL;
+    return rc;
+}
+
+int ctr__cgroup_attach(ctr__cgroup *cg, pid_t pid, err *e)
+{
+    char v[32];
+    snprintf(v, sizeof v, "%d", (int)pid);
+    for (int i = 0; i < CG_N; i++)
+        if (cg->dir[i] && write_file(cg->dir[i], "cgroup.procs", v, e) < 0)
+            return err_prefix(e, "cgroup");
+    return 0;
+}
+
+int ctr__cgroup_kill(ctr__cgroup *cg)
+{
+    int n = 0;
+    if (!cg)
+        return 0;
+    /* v2 and v1 alike: every process is listed in cgroup.procs of any
+     * directory (the first one that exists is enough). */
+    for (int i = 0; i < CG_N; i++) {
+        if (!cg->dir[i])
+            continue;
+        char *path = xasprintf("%s/cgroup.procs", cg->dir[i]);
+        FILE *f = fopen(path, "re");
+        free(path);
+        if (!f)
+            return n;
+        int pid;
+        while (fscanf(f, "%d", &pid) == 1)
+            if (pid > 0 && kill(pid, SIGKILL) == 0)
+                n++;
+        fclose(f);
+        break;
+    }
+    return n;
+}
+
+int ctr__cgroup_destroy(ctr__cgroup *cg, err *e)
+{
+    int rc = 0;
+    if (!cg)
+        return 0;
+    for (int i = 0; i < CG_N; i++) {
+        if (!cg->dir[i])
+            continue;
+        /* A process that was just reaped can keep the cgroup busy for a
+         * moment; anything still alive in it was already killed. */
+        for (int tries = 0; cg->created[i] && rmdir(cg->dir[i]) < 0; tries++) {
+            if (errno == ENOENT)
+                break;
+            if (errno != EBUSY || tries >= 2000) {
+                rc = err_set(e, -errno, "cgroup: rmdir %s: %s", cg->dir[i], strerror(errno));
+                break;
+            }
+            ctr__cgroup_kill(cg);
+            nanosleep(&(struct timespec){0, 500000}, NULL);
+        }
+        free(cg->dir[i]);
+    }
+    free(cg);
+    return rc;
+}
+
+const char *ctr__cgroup_version(const ctr__cgroup *cg)
+{
+    return cg->v2 ? "v2" : "v1";
+}
