@@ -1,7 +1,7 @@
 /* `atoll container run BUNDLE [-- ARGS]`: runs an OCI bundle in the
  * foreground, like `crun run`, for debugging and benchmarks. stdio is
  * inherited, SIGINT/SIGTERM/SIGHUP/SIGQUIT are forwarded to the
- * container's process, and atoll exits with its status (128+signal when
+ * container's process (a second one sends SIGKILL), and atoll exits with its status (128+signal when
  * it was killed; 125 when atoll itself failed, as docker does). */
 #include <errno.h>
 #include <poll.h>
@@ -23,7 +23,8 @@ static void usage(FILE *f)
             "Runs the OCI bundle BUNDLE (a directory with config.json and its rootfs)\n"
             "in the foreground and exits with the status of its process (128+N when\n"
             "killed by signal N, %d when atoll could not start it). ARGS replace\n"
-            "process.args. SIGINT, SIGTERM, SIGHUP and SIGQUIT are forwarded to it.\n",
+            "process.args. SIGINT, SIGTERM, SIGHUP and SIGQUIT are forwarded to it;\n"
+            "a second one kills it (it runs as pid 1, which ignores unhandled signals).\n",
             EXIT_ATOLL_FAILED);
 }
 
@@ -32,7 +33,7 @@ static int run(const char *bundle, char **args)
     ctr_spec *spec = NULL;
     ctr *c = NULL;
     err e;
-    int code = EXIT_ATOLL_FAILED, sfd = -1, status = 0;
+    int code = EXIT_ATOLL_FAILED, sfd = -1, status = 0, forwarded = 0;
     sigset_t fwd, old;
 
     err_clear(&e);
@@ -53,6 +54,8 @@ static int run(const char *bundle, char **args)
         fprintf(stderr, "atoll: signalfd: %s\n", strerror(errno));
         goto out;
     }
+    /* Cheap, and the only chance to clean up after a SIGKILLed atoll. */
+    ctr_sweep_stale();
     ctr_opts o;
     ctr_opts_init(&o);
     o.args = args && args[0] ? args : NULL;
@@ -70,8 +73,10 @@ static int run(const char *bundle, char **args)
         }
         if (p[1].revents & POLLIN) {
             struct signalfd_siginfo si;
+            /* The process is pid 1 of its namespace: without a handler it
+             * ignores SIGTERM and SIGINT. A second one kills it. */
             if (read(sfd, &si, sizeof si) == sizeof si)
-                ctr_kill(c, (int)si.ssi_signo);
+                ctr_kill(c, ++forwarded > 1 ? SIGKILL : (int)si.ssi_signo);
         }
         if (p[0].revents & POLLIN)
             break;

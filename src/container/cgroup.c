@@ -9,6 +9,7 @@
  * directory per v1 controller (memory, pids, cpu). In both cases the new
  * cgroup is a child of the cgroup atoll itself runs in, so that atoll's
  * own limits still bound its tenants. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
@@ -339,6 +340,53 @@ int ctr__cgroup_destroy(ctr__cgroup *cg, err *e)
     }
     free(cg);
     return rc;
+}
+
+/* Removes empty "atoll-<pid>-<n>" children of dir whose pid is gone. */
+static int sweep_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int n = 0;
+    if (!d)
+        return 0;
+    while ((de = readdir(d))) {
+        int pid;
+        unsigned k;
+        char tail;
+        if (de->d_type != DT_DIR || sscanf(de->d_name, "atoll-%d-%u%c", &pid, &k, &tail) != 2)
+            continue;
+        if (pid <= 0 || kill(pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char *path = xasprintf("%s/%s", dir, de->d_name);
+        n += rmdir(path) == 0; /* fails (EBUSY) while anything runs in it */
+        free(path);
+    }
+    closedir(d);
+    return n;
+}
+
+int ctr_sweep_stale(void)
+{
+    int n = 0;
+    char *own = NULL;
+    const char *mnt = usable_v2(&own);
+    if (mnt) {
+        char *dir = xasprintf("%s%s", mnt, strcmp(own, "/") ? own : "");
+        n += sweep_dir(dir);
+        free(dir);
+    }
+    free(own);
+    for (int i = 0; i < CG_N; i++) {
+        own = own_cgroup(v1_names[i]);
+        if (!own)
+            continue;
+        char *dir = xasprintf("/sys/fs/cgroup/%s%s", v1_names[i], strcmp(own, "/") ? own : "");
+        n += sweep_dir(dir);
+        free(dir);
+        free(own);
+    }
+    return n;
 }
 
 const char *ctr__cgroup_version(const ctr__cgroup *cg)

@@ -487,6 +487,10 @@ void ctr__child(ctr__launch *l)
         snprintf(l->listen_pid + 11, 16, "%d", (int)getpid());
 
     drop_privileges(l);
+    /* Dies with atoll (set after the uid change, which clears it). The
+     * kernel ties it to the thread that cloned us, see container.h. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+        fail(errno, "prctl(PR_SET_PDEATHSIG)");
     if (s->umask >= 0)
         umask((mode_t)s->umask);
     if (chdir(s->cwd) < 0)

@@ -49,7 +49,10 @@ void ctr_opts_init(ctr_opts *o);
 
 /* Starts the container and returns once its process has exec'd (or
  * failed to: then the error says which step, e.g.
- * "pivot_root: Invalid argument", and nothing is left behind). */
+ * "pivot_root: Invalid argument", and nothing is left behind).
+ * The container gets SIGKILL when the thread that called ctr_start exits
+ * (PR_SET_PDEATHSIG), so that it never outlives atoll: call it from a
+ * long-lived thread (the event loop's). */
 int ctr_start(const ctr_spec *spec, const ctr_opts *o, ctr **out, err *e);
 
 /* The container's process as the host sees it, and a pidfd for it
@@ -73,6 +76,11 @@ int ctr_stop(ctr *c, unsigned grace_ms, int *status, err *e);
 /* Kills whatever still runs, reaps, removes the cgroup, closes the pidfd
  * and frees c. Safe on NULL. */
 void ctr_destroy(ctr *c);
+
+/* Removes cgroups left behind by an atoll that was SIGKILLed (named
+ * "atoll-<pid>-<n>" after a pid that no longer runs, and empty). Returns
+ * how many it removed. */
+int ctr_sweep_stale(void);
 
 /* The shell convention for a wait status: the exit code, or 128+signal. */
 int ctr_exit_code(int status);
