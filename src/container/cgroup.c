@@ -281,8 +281,33 @@ fail:
     return rc;
 }
 
+int ctr__cgroup_join_fds(ctr__cgroup *cg, int fds[4], err *e)
+{
+    int n = 0;
+    if (cg->v2)
+        return 0;
+    for (int i = 0; i < CG_N; i++) {
+        if (!cg->dir[i])
+            continue;
+        char *path = xasprintf("%s/tasks", cg->dir[i]);
+        fds[n] = open(path, O_WRONLY | O_CLOEXEC);
+        if (fds[n] < 0) {
+            int rc = err_set(e, -errno, "cgroup: open %s: %s", path, strerror(errno));
+            free(path);
+            while (n > 0)
+                close(fds[--n]);
+            return rc;
+        }
+        free(path);
+        n++;
+    }
+    return n;
+}
+
 int ctr__cgroup_attach(ctr__cgroup *cg, pid_t pid, err *e)
 {
+    if (!cg->v2)
+        return 0; /* the child joined through ctr__cgroup_join_fds */
     char v[32];
     snprintf(v, sizeof v, "%d", (int)pid);
     for (int i = 0; i < CG_N; i++)

@@ -6,6 +6,9 @@
  * remounts), sets hostname and loopback, drops privileges (bounding set,
  * uid/gid, capabilities, no_new_privs, seccomp) and execs the process.
  *
+ * The filesystem setup runs while the parent attaches the cgroup; the
+ * process proper starts only once that is done.
+ *
  * The parent may be multi-threaded, so nothing here allocates: all memory
  * it needs was prepared by the parent (ctr__launch). Mount targets inside
  * the rootfs are resolved with openat2(RESOLVE_IN_ROOT), so a tenant's
@@ -464,17 +467,25 @@ void ctr__child(ctr__launch *l)
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
 
+    /* Into our cgroup first, before the fds are rearranged (these may
+     * sit where the container's fds 3, 4... go) and before the
+     * filesystem is built, so that even the setup is charged to it. */
+    for (int i = 0; i < l->n_join_fds; i++) {
+        if (write(l->join_fds[i], "0", 1) != 1)
+            fail(errno, "join cgroup");
+        close(l->join_fds[i]);
+    }
     setup_fds(l);
-    /* Wait for the parent: cgroup joined, id maps written. */
+    /* First byte: the id maps are written (and the parent still runs). */
     char go;
     if (read(sync_fd, &go, 1) != 1)
         _exit(127);
     /* Its own session: signals reach it from atoll only, not from our tty. */
     if (setsid() < 0)
         fail(errno, "setsid");
-    if (s->cgroup_ns && unshare(CLONE_NEWCGROUP) < 0)
-        fail(errno, "unshare cgroup namespace");
 
+    /* On cgroup v2 the filesystem is built while the parent moves us into
+     * our cgroup. */
     setup_rootfs(l);
     if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0)
         fail(errno, "sethostname");
@@ -483,6 +494,12 @@ void ctr__child(ctr__launch *l)
     for (size_t i = 0; i < s->n_rlimits; i++)
         if (setrlimit(s->rlimits[i].resource, &s->rlimits[i].lim) < 0)
             fail(errno, "setrlimit %d", s->rlimits[i].resource);
+    /* Second byte: we are in our cgroup; nothing of the tenant's runs
+     * before that. */
+    if (read(sync_fd, &go, 1) != 1)
+        _exit(127);
+    if (s->cgroup_ns && unshare(CLONE_NEWCGROUP) < 0)
+        fail(errno, "unshare cgroup namespace");
     if (l->listen_pid)
         snprintf(l->listen_pid + 11, 16, "%d", (int)getpid());
 

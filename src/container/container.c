@@ -166,6 +166,10 @@ int ctr_start(const ctr_spec *s, const ctr_opts *o, ctr **out, err *e)
     rc = ctr__cgroup_create(s, name, &c->cg, e);
     if (rc < 0)
         goto fail;
+    rc = ctr__cgroup_join_fds(c->cg, l.join_fds, e);
+    if (rc < 0)
+        goto fail;
+    l.n_join_fds = rc;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
         rc = err_set(e, -errno, "socketpair: %s", strerror(errno));
         goto fail;
@@ -184,6 +188,8 @@ int ctr_start(const ctr_spec *s, const ctr_opts *o, ctr **out, err *e)
     c->pid = pid;
     close(sv[1]);
     sv[1] = -1;
+    while (l.n_join_fds > 0)
+        close(l.join_fds[--l.n_join_fds]);
     c->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     if (c->pidfd < 0) {
         rc = err_set(e, -errno, "pidfd_open: %s", strerror(errno));
@@ -196,12 +202,15 @@ int ctr_start(const ctr_spec *s, const ctr_opts *o, ctr **out, err *e)
         if (rc < 0)
             goto fail;
     }
-    rc = ctr__cgroup_attach(c->cg, pid, e);
-    if (rc < 0)
-        goto fail;
-    if (write(sv[0], "g", 1) != 1) {
-        rc = err_set(e, -errno, "start the child: %s", strerror(errno));
-        goto fail;
+    /* Two go-bytes: "maps written" lets the child build its filesystem
+     * while we attach the cgroup; "cgroup joined" lets it run the process.
+     * A child that already failed has closed its end: its message is read
+     * below, so the send's error is not the one to report. */
+    if (send(sv[0], "m", 1, MSG_NOSIGNAL) == 1) {
+        rc = ctr__cgroup_attach(c->cg, pid, e);
+        if (rc < 0)
+            goto fail;
+        send(sv[0], "g", 1, MSG_NOSIGNAL);
     }
     /* EOF: the child exec'd (the socket was close-on-exec). Text: the
      * step that failed. */
@@ -240,6 +249,8 @@ fail:
     }
     if (c->pidfd >= 0)
         close(c->pidfd);
+    while (l.n_join_fds > 0)
+        close(l.join_fds[--l.n_join_fds]);
     ctr__cgroup_kill(c->cg);
     ctr__cgroup_destroy(c->cg, NULL);
     if (l.spec)

@@ -87,6 +87,12 @@ int ctr__seccomp_compile(struct json_t *profile, const char *where,
  * the controllers, otherwise one directory per v1 controller. */
 typedef struct ctr__cgroup ctr__cgroup;
 int ctr__cgroup_create(const ctr_spec *spec, const char *name, ctr__cgroup **out, err *e);
+/* On v1, opens the `tasks` file of every directory (fds[] gets at most 4,
+ * close-on-exec; returns how many): the child writes "0" to each, which
+ * moves a single-threaded process without the kernel's global threadgroup
+ * lock, whose RCU grace period makes a write of its pid from the parent
+ * cost ~10 ms. On v2 returns 0 and the parent attaches the pid. */
+int ctr__cgroup_join_fds(ctr__cgroup *cg, int fds[4], err *e);
 int ctr__cgroup_attach(ctr__cgroup *cg, pid_t pid, err *e);
 /* SIGKILLs every process still in the cgroup; returns how many it found. */
 int ctr__cgroup_kill(ctr__cgroup *cg);
@@ -111,6 +117,8 @@ typedef struct ctr__launch {
     int *tmp_fds;          /* room for n_extra_fds + 3 */
     int sync_fd;           /* the child's end of the socketpair */
     int last_cap;          /* highest capability the kernel knows */
+    int join_fds[4];       /* cgroup `tasks` files the child writes "0" to */
+    int n_join_fds;
 } ctr__launch;
 
 /* child.c: runs in the cloned child, never returns. Reports the first
