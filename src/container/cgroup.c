@@ -159,23 +159,28 @@ static char *cg_path(const char *mnt, const char *own, const ctr_spec *spec, con
 static int apply_v2(ctr__cgroup *cg, const ctr_spec *s, err *e)
 {
     char v[64];
+    int rc;
     const char *d = cg->dir[0];
     if (s->memory_limit >= 0) {
         snprintf(v, sizeof v, "%lld", (long long)s->memory_limit);
-        if (write_file(d, "memory.max", v, e) < 0)
-            return e ? e->code : -EIO;
+        if ((rc = write_file(d, "memory.max", v, e)) < 0)
+            return rc;
+        rc = write_file(d, "memory.swap.max", "0", e);
+        if (rc < 0 && rc != -ENOENT)
+            return rc;
+        err_clear(e);
     }
     if (s->pids_limit > 0) {
         snprintf(v, sizeof v, "%lld", (long long)s->pids_limit);
-        if (write_file(d, "pids.max", v, e) < 0)
-            return e ? e->code : -EIO;
+        if ((rc = write_file(d, "pids.max", v, e)) < 0)
+            return rc;
     }
     if (s->cpu_shares) {
         /* The conversion runc and crun use from shares [2, 262144] to weight [1, 10000]. */
         uint64_t shares = s->cpu_shares < 2 ? 2 : s->cpu_shares;
         snprintf(v, sizeof v, "%llu", (unsigned long long)(1 + ((shares - 2) * 9999) / 262142));
-        if (write_file(d, "cpu.weight", v, e) < 0)
-            return e ? e->code : -EIO;
+        if ((rc = write_file(d, "cpu.weight", v, e)) < 0)
+            return rc;
     }
     if (s->cpu_quota || s->cpu_period) {
         unsigned long long period = s->cpu_period ? s->cpu_period : 100000;
@@ -183,8 +188,8 @@ static int apply_v2(ctr__cgroup *cg, const ctr_spec *s, err *e)
             snprintf(v, sizeof v, "%lld %llu", (long long)s->cpu_quota, period);
         else
             snprintf(v, sizeof v, "max %llu", period);
-        if (write_file(d, "cpu.max", v, e) < 0)
-            return e ? e->code : -EIO;
+        if ((rc = write_file(d, "cpu.max", v, e)) < 0)
+            return rc;
     }
     return 0;
 }
@@ -192,30 +197,37 @@ static int apply_v2(ctr__cgroup *cg, const ctr_spec *s, err *e)
 static int apply_v1(ctr__cgroup *cg, const ctr_spec *s, err *e)
 {
     char v[64];
+    int rc;
     if (s->memory_limit >= 0) {
         snprintf(v, sizeof v, "%lld", (long long)s->memory_limit);
-        if (write_file(cg->dir[CG_MEMORY], "memory.limit_in_bytes", v, e) < 0)
-            return e ? e->code : -EIO;
+        if ((rc = write_file(cg->dir[CG_MEMORY], "memory.limit_in_bytes", v, e)) < 0)
+            return rc;
+        /* Where swap is accounted, memory+swap gets the same limit: a
+         * tenant must not escape its limit into swap. */
+        rc = write_file(cg->dir[CG_MEMORY], "memory.memsw.limit_in_bytes", v, e);
+        if (rc < 0 && rc != -ENOENT)
+            return rc;
+        err_clear(e);
     }
     if (s->pids_limit > 0) {
         snprintf(v, sizeof v, "%lld", (long long)s->pids_limit);
-        if (write_file(cg->dir[CG_PIDS], "pids.max", v, e) < 0)
-            return e ? e->code : -EIO;
+        if ((rc = write_file(cg->dir[CG_PIDS], "pids.max", v, e)) < 0)
+            return rc;
     }
     if (s->cpu_shares) {
         snprintf(v, sizeof v, "%llu", (unsigned long long)s->cpu_shares);
-        if (write_file(cg->dir[CG_CPU], "cpu.shares", v, e) < 0)
-            return e ? e->code : -EIO;
+        if ((rc = write_file(cg->dir[CG_CPU], "cpu.shares", v, e)) < 0)
+            return rc;
     }
     if (s->cpu_period) {
         snprintf(v, sizeof v, "%llu", (unsigned long long)s->cpu_period);
-        if (write_file(cg->dir[CG_CPU], "cpu.cfs_period_us", v, e) < 0)
-            return e ? e->code : -EIO;
+        if ((rc = write_file(cg->dir[CG_CPU], "cpu.cfs_period_us", v, e)) < 0)
+            return rc;
     }
     if (s->cpu_quota) {
         snprintf(v, sizeof v, "%lld", (long long)s->cpu_quota);
-        if (write_file(cg->dir[CG_CPU], "cpu.cfs_quota_us", v, e) < 0)
-            return e ? e->code : -EIO;
+        if ((rc = write_file(cg->dir[CG_CPU], "cpu.cfs_quota_us", v, e)) < 0)
+            return rc;
     }
     return 0;
 }

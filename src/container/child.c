@@ -406,9 +406,13 @@ static void drop_privileges(ctr__launch *l)
     };
     if (syscall(SYS_capset, &hdr, data) < 0)
         fail(errno, "capset");
+    /* An ambient capability needs to be permitted and inheritable too;
+     * specs often list it in ambient only (`crun spec` does), and runc
+     * and crun skip it then: so does atoll. */
     for (int cap = 0; cap <= l->last_cap; cap++)
         if ((s->caps.ambient & (1ull << cap)) &&
-            prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
+            prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0 && errno != EPERM &&
+            errno != EINVAL)
             fail(errno, "raise ambient capability %d", cap);
 }
 

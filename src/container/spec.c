@@ -530,6 +530,16 @@ static int parse_linux(ctr_spec *s, json_t *lx, err *e)
     if (parse_paths(lx, "maskedPaths", &s->masked_paths, s, e) < 0 ||
         parse_paths(lx, "readonlyPaths", &s->readonly_paths, s, e) < 0)
         return -EINVAL;
+    /* Refused rather than ignored: a tenant relying on them would
+     * otherwise run silently without. */
+    if (get(lx, "linux", "sysctl", JSON_OBJECT, &v, e) < 0)
+        return -EINVAL;
+    if (v && json_object_size(v))
+        return bad(e, "linux.sysctl", "not supported by atoll");
+    if (get(lx, "linux", "devices", JSON_ARRAY, &v, e) < 0)
+        return -EINVAL;
+    if (v && json_array_size(v))
+        return bad(e, "linux.devices", "not supported by atoll (a container gets null, zero, full, random, urandom and tty)");
     if (get(lx, "linux", "seccomp", JSON_OBJECT, &v, e) < 0 ||
         ctr__seccomp_compile(v, "linux.seccomp", &s->seccomp, &s->seccomp_len, e) < 0)
         return -EINVAL;

@@ -252,6 +252,40 @@ def tests(b):
     report("linux.seccomp from the spec replaces the default",
            r2.returncode == 0 and r3.returncode != 0, f"{r2}\n{r3}")
 
+    shared = os.path.join(b.base, "shared")
+    os.makedirs(shared)
+    with open(os.path.join(shared, "greeting"), "w") as f:
+        f.write("from the host\n")
+    c = base_config()
+    c["mounts"].append({"destination": "/data/in", "type": "bind", "source": shared,
+                        "options": ["rbind", "ro", "nosuid", "nodev"]})
+    c["mounts"].append({"destination": "/data/rw", "type": "bind", "source": shared, "options": ["bind"]})
+    r = run(b.make(c), ["sh", "-c", "cat /data/in/greeting; touch /data/in/x 2>&1; "
+                                    "echo y > /data/rw/y && echo written"])
+    report("bind mounts with options (ro, nosuid) and without",
+           r.stdout.startswith("from the host\n") and "Read-only file system" in r.stdout
+           and "written" in r.stdout and os.path.exists(os.path.join(shared, "y")), r)
+
+    if shutil.which("crun"):
+        d = os.path.join(b.base, "crun-spec")
+        os.makedirs(d)
+        subprocess.run(["crun", "spec"], cwd=d, check=True)
+        os.symlink(os.path.join(b.base, "rootfs"), os.path.join(d, "rootfs"))
+        with open(os.path.join(d, "config.json")) as f:
+            c = json.load(f)
+        c["process"]["terminal"] = False
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump(c, f)
+        r = run(d, ["sh", "-c", "hostname; grep CapBnd /proc/self/status"])
+        report("the config.json that `crun spec` writes runs as is",
+               r.returncode == 0 and r.stdout.split() == ["crun", "CapBnd:", "0000000020000420"], r)
+
+    c = base_config()
+    c["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
+    r = run(b.make(c))
+    report("unsupported linux.sysctl is refused, not ignored",
+           r.returncode == 125 and "linux.sysctl: not supported" in r.stderr, r)
+
     c = base_config()
     c["linux"]["resources"] = {"memory": {"limit": 32 << 20}}
     r = run(b.make(c), ["dd", "if=/dev/zero", "of=/dev/null", "bs=128M", "count=1"])
