@@ -162,6 +162,11 @@ int ctr_start(const ctr_spec *s, const ctr_opts *o, ctr **out, err *e)
     rc = launch_prepare(&l, s, o, e);
     if (rc < 0)
         goto fail;
+    if (o->name && (!*o->name || strchr(o->name, '/') || strcmp(o->name, ".") == 0 ||
+                    strcmp(o->name, "..") == 0)) {
+        rc = err_set(e, -EINVAL, "name %s: not a plain cgroup name", o->name);
+        goto fail;
+    }
     name = o->name ? xstrdup(o->name) : xasprintf("atoll-%d-%u", (int)getpid(), __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED));
     rc = ctr__cgroup_create(s, name, &c->cg, e);
     if (rc < 0)

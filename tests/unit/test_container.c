@@ -331,6 +331,58 @@ static void extra_fds_and_socket_activation_env(void **state)
     ctr_spec_free(s);
 }
 
+/* Many at once, as a server starting tenants would: distinct cgroups,
+ * every status right, nothing left. */
+static void concurrent_containers(void **state)
+{
+    if (!can_run_containers())
+        skip();
+    ctr_spec *s = load(CONFIG("", ",\"linux\":{\"resources\":{\"pids\":{\"limit\":4}}}"));
+    usage before = measure();
+    enum { N = 12 };
+    ctr *c[N];
+    char code[N][24];
+    char *args[N][4];
+    for (int i = 0; i < N; i++) {
+        err e;
+        err_clear(&e);
+        snprintf(code[i], sizeof code[i], "exit %d", i);
+        args[i][0] = "sh";
+        args[i][1] = "-c";
+        args[i][2] = code[i];
+        args[i][3] = NULL;
+        ctr_opts o;
+        ctr_opts_init(&o);
+        o.args = args[i];
+        if (ctr_start(s, &o, &c[i], &e) < 0)
+            fail_msg("%s", e.msg);
+    }
+    for (int i = N - 1; i >= 0; i--) {
+        int status;
+        assert_int_equal(ctr_wait(c[i], true, &status, NULL), 0);
+        assert_int_equal(ctr_exit_code(status), i);
+        ctr_destroy(c[i]);
+    }
+    usage after = measure();
+    assert_int_equal(after.fds, before.fds);
+    assert_int_equal(after.cgroups, before.cgroups);
+    ctr_spec_free(s);
+}
+
+static void bad_name_is_refused(void **state)
+{
+    ctr_spec *s = load(CONFIG("", ""));
+    ctr_opts o;
+    ctr_opts_init(&o);
+    o.name = "../escape";
+    ctr *c;
+    err e;
+    err_clear(&e);
+    assert_int_equal(ctr_start(s, &o, &c, &e), -EINVAL);
+    assert_string_equal(e.msg, "start container: name ../escape: not a plain cgroup name");
+    ctr_spec_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -339,6 +391,8 @@ int main(void)
         cmocka_unit_test(default_seccomp_profile_compiles),
         cmocka_unit_test(lifecycle_leaves_nothing_behind),
         cmocka_unit_test(extra_fds_and_socket_activation_env),
+        cmocka_unit_test(concurrent_containers),
+        cmocka_unit_test(bad_name_is_refused),
     };
     return cmocka_run_group_tests(tests, setup_bundle, teardown_bundle);
 }
