@@ -316,16 +316,14 @@ int ctr__cgroup_join_fds(ctr__cgroup *cg, int fds[4], err *e)
     return n;
 }
 
-int ctr__cgroup_attach(ctr__cgroup *cg, pid_t pid, err *e)
+int ctr__cgroup_clone_fd(ctr__cgroup *cg, err *e)
 {
     if (!cg->v2)
-        return 0; /* the child joined through ctr__cgroup_join_fds */
-    char v[32];
-    snprintf(v, sizeof v, "%d", (int)pid);
-    for (int i = 0; i < CG_N; i++)
-        if (cg->dir[i] && write_file(cg->dir[i], "cgroup.procs", v, e) < 0)
-            return err_prefix(e, "cgroup");
-    return 0;
+        return -1;
+    int fd = open(cg->dir[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return err_set(e, -errno, "cgroup: open %s: %s", cg->dir[0], strerror(errno));
+    return fd;
 }
 
 int ctr__cgroup_kill(ctr__cgroup *cg)

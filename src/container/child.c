@@ -1,13 +1,11 @@
 /* The container's side of the start: runs in the process cloned into the
- * new namespaces, between clone and exec. It waits for the parent to put
- * it in its cgroup (and write its uid/gid maps), then builds the
+ * new namespaces, between clone and exec. It joins its cgroup (v1; on v2
+ * clone3 put it there), waits for the parent to write its uid/gid maps,
+ * then builds the
  * container's filesystem (private mounts, the rootfs bound onto itself,
  * the spec's mounts, /proc, a minimal /dev, pivot_root, read-only
  * remounts), sets hostname and loopback, drops privileges (bounding set,
  * uid/gid, capabilities, no_new_privs, seccomp) and execs the process.
- *
- * The filesystem setup runs while the parent attaches the cgroup; the
- * process proper starts only once that is done.
  *
  * The parent may be multi-threaded, so nothing here allocates: all memory
  * it needs was prepared by the parent (ctr__launch). Mount targets inside
@@ -471,7 +469,7 @@ void ctr__child(ctr__launch *l)
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
 
-    /* Into our cgroup first, before the fds are rearranged (these may
+    /* Into our v1 cgroups first (v2: clone3 put us there), before the fds are rearranged (these may
      * sit where the container's fds 3, 4... go) and before the
      * filesystem is built, so that even the setup is charged to it. */
     for (int i = 0; i < l->n_join_fds; i++) {
@@ -480,7 +478,7 @@ void ctr__child(ctr__launch *l)
         close(l->join_fds[i]);
     }
     setup_fds(l);
-    /* First byte: the id maps are written (and the parent still runs). */
+    /* The go-byte: the id maps are written (and the parent still runs). */
     char go;
     if (read(sync_fd, &go, 1) != 1)
         _exit(127);
@@ -488,8 +486,6 @@ void ctr__child(ctr__launch *l)
     if (setsid() < 0)
         fail(errno, "setsid");
 
-    /* On cgroup v2 the filesystem is built while the parent moves us into
-     * our cgroup. */
     setup_rootfs(l);
     if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0)
         fail(errno, "sethostname");
@@ -498,10 +494,6 @@ void ctr__child(ctr__launch *l)
     for (size_t i = 0; i < s->n_rlimits; i++)
         if (setrlimit(s->rlimits[i].resource, &s->rlimits[i].lim) < 0)
             fail(errno, "setrlimit %d", s->rlimits[i].resource);
-    /* Second byte: we are in our cgroup; nothing of the tenant's runs
-     * before that. */
-    if (read(sync_fd, &go, 1) != 1)
-        _exit(127);
     if (s->cgroup_ns && unshare(CLONE_NEWCGROUP) < 0)
         fail(errno, "unshare cgroup namespace");
     if (l->listen_pid)

@@ -1,6 +1,6 @@
 /* The parent's side of a container: prepares everything the child needs
  * (argv, env, scratch space, the cgroup), clones the child into its new
- * namespaces, writes its id maps, puts it in its cgroup, lets it go and
+ * namespaces (and cgroup), writes its id maps, lets it go and
  * learns from the sync socket whether it reached exec. Afterwards it
  * signals, waits for and tears down the container (container.h). */
 #include <errno.h>
@@ -149,11 +149,19 @@ static int write_idmap(pid_t pid, const char *file, const ctr__idmap *maps, size
 
 static unsigned counter;
 
+/* clone3's argument (linux/sched.h's struct clone_args, whose header
+ * clashes with glibc's sched.h), up to the cgroup field (5.7). */
+struct clone_args3 {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls,
+        set_tid, set_tid_size, cgroup;
+};
+#define CLONE_INTO_CGROUP_ 0x200000000ULL
+
 int ctr_start(const ctr_spec *s, const ctr_opts *o, ctr **out, err *e)
 {
     ctr__launch l;
     ctr *c = xcalloc(1, sizeof *c);
-    int sv[2] = {-1, -1}, rc;
+    int sv[2] = {-1, -1}, rc, cgfd = -1;
     char *name = NULL;
     c->spec = s;
     c->pidfd = -1;
@@ -175,6 +183,13 @@ int ctr_start(const ctr_spec *s, const ctr_opts *o, ctr **out, err *e)
     if (rc < 0)
         goto fail;
     l.n_join_fds = rc;
+    if (ctr__cgroup_version(c->cg)[1] == '2') {
+        cgfd = ctr__cgroup_clone_fd(c->cg, e);
+        if (cgfd < 0) {
+            rc = cgfd;
+            goto fail;
+        }
+    }
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
         rc = err_set(e, -errno, "socketpair: %s", strerror(errno));
         goto fail;
@@ -182,10 +197,17 @@ int ctr_start(const ctr_spec *s, const ctr_opts *o, ctr **out, err *e)
     l.sync_fd = sv[1];
 
     /* A fork-like clone (no new stack): the child continues below on a
-     * copy of our memory, in its new namespaces. */
-    pid_t pid = (pid_t)syscall(SYS_clone, (unsigned long)(s->clone_flags | SIGCHLD), NULL, NULL, NULL, NULL);
+     * copy of our memory, in its new namespaces (and, on v2, already in
+     * its cgroup); the pidfd comes with it. */
+    struct clone_args3 args = {
+        .flags = (uint64_t)s->clone_flags | CLONE_PIDFD | (cgfd >= 0 ? CLONE_INTO_CGROUP_ : 0),
+        .pidfd = (uint64_t)(uintptr_t)&c->pidfd,
+        .exit_signal = SIGCHLD,
+        .cgroup = cgfd >= 0 ? (uint64_t)cgfd : 0,
+    };
+    pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
     if (pid < 0) {
-        rc = err_set(e, -errno, "clone: %s", strerror(errno));
+        rc = err_set(e, -errno, "clone3: %s", strerror(errno));
         goto fail;
     }
     if (pid == 0)
@@ -195,11 +217,9 @@ int ctr_start(const ctr_spec *s, const ctr_opts *o, ctr **out, err *e)
     sv[1] = -1;
     while (l.n_join_fds > 0)
         close(l.join_fds[--l.n_join_fds]);
-    c->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (c->pidfd < 0) {
-        rc = err_set(e, -errno, "pidfd_open: %s", strerror(errno));
-        goto fail;
-    }
+    if (cgfd >= 0)
+        close(cgfd);
+    cgfd = -1;
     if (s->clone_flags & CLONE_NEWUSER) {
         rc = write_idmap(pid, "uid_map", s->uid_maps, s->n_uid_maps, geteuid(), e);
         if (rc == 0)
@@ -207,16 +227,9 @@ int ctr_start(const ctr_spec *s, const ctr_opts *o, ctr **out, err *e)
         if (rc < 0)
             goto fail;
     }
-    /* Two go-bytes: "maps written" lets the child build its filesystem
-     * while we attach the cgroup; "cgroup joined" lets it run the process.
-     * A child that already failed has closed its end: its message is read
-     * below, so the send's error is not the one to report. */
-    if (send(sv[0], "m", 1, MSG_NOSIGNAL) == 1) {
-        rc = ctr__cgroup_attach(c->cg, pid, e);
-        if (rc < 0)
-            goto fail;
-        send(sv[0], "g", 1, MSG_NOSIGNAL);
-    }
+    /* Go. A child that already failed has closed its end: its message is
+     * read below, so the send's error is not the one to report. */
+    send(sv[0], "g", 1, MSG_NOSIGNAL);
     /* EOF: the child exec'd (the socket was close-on-exec). Text: the
      * step that failed. */
     char msg[1100];
@@ -256,6 +269,8 @@ fail:
         close(c->pidfd);
     while (l.n_join_fds > 0)
         close(l.join_fds[--l.n_join_fds]);
+    if (cgfd >= 0)
+        close(cgfd);
     ctr__cgroup_kill(c->cg);
     ctr__cgroup_destroy(c->cg, NULL);
     if (l.spec)

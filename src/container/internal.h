@@ -87,13 +87,16 @@ int ctr__seccomp_compile(struct json_t *profile, const char *where,
  * the controllers, otherwise one directory per v1 controller. */
 typedef struct ctr__cgroup ctr__cgroup;
 int ctr__cgroup_create(const ctr_spec *spec, const char *name, ctr__cgroup **out, err *e);
-/* On v1, opens the `tasks` file of every directory (fds[] gets at most 4,
- * close-on-exec; returns how many): the child writes "0" to each, which
- * moves a single-threaded process without the kernel's global threadgroup
- * lock, whose RCU grace period makes a write of its pid from the parent
- * cost ~10 ms. On v2 returns 0 and the parent attaches the pid. */
+/* How the child gets into its cgroup before it runs anything. Writing its
+ * pid to cgroup.procs from the parent would take the kernel's global
+ * threadgroup lock, whose RCU grace period costs ~10 ms per start. So:
+ * on v2, clone3(CLONE_INTO_CGROUP) with the directory fd that
+ * ctr__cgroup_clone_fd opens (-1 on v1); on v1, the child writes "0" to
+ * the `tasks` files that ctr__cgroup_join_fds opens (at most 4; returns
+ * how many, 0 on v2), which moves a single thread without that lock.
+ * All fds are close-on-exec and owned by the caller. */
+int ctr__cgroup_clone_fd(ctr__cgroup *cg, err *e);
 int ctr__cgroup_join_fds(ctr__cgroup *cg, int fds[4], err *e);
-int ctr__cgroup_attach(ctr__cgroup *cg, pid_t pid, err *e);
 /* SIGKILLs every process still in the cgroup; returns how many it found. */
 int ctr__cgroup_kill(ctr__cgroup *cg);
 /* Removes the directories and frees cg (NULL is fine). */
