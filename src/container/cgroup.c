@@ -3,10 +3,11 @@
  *
  * Two backends behind one small interface (internal.h). cgroup v2 is used
  * when a unified hierarchy is mounted (at /sys/fs/cgroup or, on hybrid
- * systems, /sys/fs/cgroup/unified) and actually offers the memory and pids
- * controllers to our cgroup; on hybrid machines the v2 mount usually has
- * none (they are bound to the v1 hierarchies), so atoll then makes one
- * directory per v1 controller (memory, pids, cpu). In both cases the new
+ * systems, /sys/fs/cgroup/unified) and offers our cgroup the controllers
+ * that the spec's limits need; on hybrid machines the v2 mount usually has
+ * none (they are bound to the v1 hierarchies): a container without limits
+ * then still lives there, and one with limits gets a directory in each v1
+ * hierarchy it needs (memory, cpu; pids always). In both cases the new
  * cgroup is a child of the cgroup atoll itself runs in, so that atoll's
  * own limits still bound its tenants. */
 #include <dirent.h>
@@ -49,7 +50,7 @@ static char *own_cgroup(const char *controller)
         char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
         if (!c2)
             continue;
-        *c2 = '\0';
+        *c1 = *c2 = '\0';
         const char *ctrls = c1 + 1;
         if (!controller) {
             if (strcmp(line, "0") == 0 && *ctrls == '\0')
@@ -84,9 +85,20 @@ static bool is_cgroup2(const char *path)
     return statfs(path, &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC;
 }
 
-/* Whether the v2 hierarchy offers memory and pids to our cgroup; returns
- * its mount point or NULL. */
-static const char *usable_v2(char **own)
+/* The controllers a spec's limits need. */
+enum { NEED_MEMORY = 1, NEED_PIDS = 2, NEED_CPU = 4 };
+static int needed(const ctr_spec *s)
+{
+    return (s->memory_limit >= 0 ? NEED_MEMORY : 0) | (s->pids_limit > 0 ? NEED_PIDS : 0) |
+           (s->cpu_shares || s->cpu_quota || s->cpu_period ? NEED_CPU : 0);
+}
+
+/* The v2 mount point when the unified hierarchy offers our cgroup every
+ * controller `need` asks for, else NULL. On a hybrid machine the v2 mount
+ * has no controllers: a container without limits still lives there (one
+ * directory instead of three, and cgroup.kill), one with limits goes to
+ * v1. *own gets our cgroup in it (caller frees). */
+static const char *usable_v2(int need, char **own)
 {
     const char *mnt = is_cgroup2("/sys/fs/cgroup") ? "/sys/fs/cgroup"
                     : is_cgroup2("/sys/fs/cgroup/unified") ? "/sys/fs/cgroup/unified" : NULL;
@@ -96,21 +108,20 @@ static const char *usable_v2(char **own)
     char *self = own_cgroup(NULL);
     if (!self)
         return NULL;
-    char *path = xasprintf("%s%s/cgroup.controllers", mnt, self);
-    char buf[512] = "";
+    char *path = xasprintf("%s%s/cgroup.controllers", mnt, self), *line = NULL;
+    size_t cap = 0;
+    int have = 0;
     FILE *f = fopen(path, "re");
-    if (f) {
-        if (!fgets(buf, sizeof buf, f))
-            buf[0] = '\0';
-        fclose(f);
+    if (f && getline(&line, &cap, f) > 0) {
+        for (char *save = NULL, *t = strtok_r(line, " \n", &save); t; t = strtok_r(NULL, " \n", &save))
+            have |= strcmp(t, "memory") == 0 ? NEED_MEMORY : strcmp(t, "pids") == 0 ? NEED_PIDS
+                  : strcmp(t, "cpu") == 0 ? NEED_CPU : 0;
     }
+    if (f)
+        fclose(f);
+    free(line);
     free(path);
-    bool ok = false;
-    int found = 0;
-    for (char *save = NULL, *t = strtok_r(buf, " \n", &save); t; t = strtok_r(NULL, " \n", &save))
-        found += strcmp(t, "memory") == 0 || strcmp(t, "pids") == 0;
-    ok = found == 2;
-    if (!ok) {
+    if ((need & have) != need || !f) {
         free(self);
         return NULL;
     }
@@ -237,35 +248,46 @@ int ctr__cgroup_create(const ctr_spec *spec, const char *name, ctr__cgroup **out
     ctr__cgroup *cg = xcalloc(1, sizeof *cg);
     char *own = NULL;
     int rc;
-    const char *mnt = usable_v2(&own);
+    int need = needed(spec);
+    const char *mnt = usable_v2(need, &own);
     if (mnt) {
         cg->v2 = true;
         cg->dir[0] = cg_path(mnt, own, spec, name);
-        /* Delegate the controllers to our children; fails (EBUSY) when our
-         * own cgroup holds processes and is not the root, which the
-         * limits below then report. */
-        char *parent = xstrdup(cg->dir[0]);
-        *strrchr(parent, '/') = '\0';
-        write_file(parent, "cgroup.subtree_control", "+memory +pids +cpu", NULL);
-        free(parent);
         rc = make_dir(cg->dir[0], &cg->created[0], e);
+        if (rc < 0)
+            goto fail;
+        if (need) {
+            /* Delegate the controllers to our children: fails (EBUSY) when
+             * our own cgroup holds processes and is not the root. */
+            char *parent = xstrdup(cg->dir[0]);
+            *strrchr(parent, '/') = '\0';
+            char *ctl = xasprintf("%s%s%s", need & NEED_MEMORY ? "+memory " : "",
+                                  need & NEED_PIDS ? "+pids " : "", need & NEED_CPU ? "+cpu" : "");
+            rc = write_file(parent, "cgroup.subtree_control", ctl, e);
+            free(ctl);
+            free(parent);
+            if (rc < 0)
+                goto fail;
+        }
         if (rc < 0)
             goto fail;
         rc = apply_v2(cg, spec, e);
         if (rc < 0)
             goto fail;
     } else {
+        /* Only the controllers the limits need, and pids always: one
+         * directory is enough to find and kill every process. */
+        need |= NEED_PIDS;
         for (int i = 0; i < CG_N; i++) {
+            if (!(need & (1 << i)))
+                continue;
             char *mount_point = xasprintf("/sys/fs/cgroup/%s", v1_names[i]);
             free(own);
             own = own_cgroup(v1_names[i]);
             if (!own || access(mount_point, W_OK) < 0) {
                 free(mount_point);
                 /* Without the controller, refuse only when a limit needs it. */
-                bool needed = (i == CG_MEMORY && spec->memory_limit >= 0) ||
-                              (i == CG_PIDS && spec->pids_limit > 0) ||
-                              (i == CG_CPU && (spec->cpu_shares || spec->cpu_quota || spec->cpu_period));
-                if (needed) {
+                if (need & (1 << i)) {
                     rc = err_set(e, -ENOTSUP, "cgroup: no usable v2 hierarchy and no v1 %s controller",
                                  v1_names[i]);
                     goto fail;
@@ -332,7 +354,10 @@ int ctr__cgroup_kill(ctr__cgroup *cg)
     if (!cg)
         return 0;
     /* v2 and v1 alike: every process is listed in cgroup.procs of any
-     * directory (the first one that exists is enough). */
+     * directory (the first one that exists is enough). v2 also has
+     * cgroup.kill (5.14), which cannot miss a process forking meanwhile. */
+    if (cg->v2)
+        write_file(cg->dir[0], "cgroup.kill", "1", NULL);
     for (int i = 0; i < CG_N; i++) {
         if (!cg->dir[i])
             continue;
@@ -405,7 +430,7 @@ int ctr_sweep_stale(void)
 {
     int n = 0;
     char *own = NULL;
-    const char *mnt = usable_v2(&own);
+    const char *mnt = usable_v2(0, &own);
     if (mnt) {
         char *dir = xasprintf("%s%s", mnt, strcmp(own, "/") ? own : "");
         n += sweep_dir(dir);

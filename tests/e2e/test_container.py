@@ -298,8 +298,33 @@ def tests(b):
 
     c = base_config()
     c["linux"]["resources"] = {"cpu": {"shares": 512, "quota": 50000, "period": 100000}}
-    r = run(b.make(c), ["true"])
+    r = run(b.make(c), ["cat", "/proc/self/cgroup"])
     report("cpu shares/quota/period are accepted", r.returncode == 0, r)
+
+    # Where it lands: without limits in the v2 hierarchy (even a hybrid
+    # one without controllers), with limits in the v1 controllers' ones.
+    r = run(default, ["cat", "/proc/self/cgroup"])
+    v2 = [l for l in r.stdout.split("\n") if l.startswith("0::")]
+    report("a container without limits gets its own cgroup",
+           "/atoll-" in (v2[0] if v2 else "") or ":pids:/" in r.stdout and "/atoll-" in r.stdout, r)
+
+    c = base_config()
+    c["linux"]["resources"] = {"memory": {"limit": 48 << 20}, "pids": {"limit": 20},
+                               "cpu": {"shares": 256}}
+    p = subprocess.Popen([ATOLL, "container", "run", b.make(c), "--", "sleep", "3"])
+    time.sleep(0.7)
+    found = {}
+    for d in own_cgroup_dirs():
+        for e in os.listdir(d):
+            if e.startswith(f"atoll-{p.pid}-"):
+                for f in ("memory.limit_in_bytes", "pids.max", "cpu.shares", "memory.max"):
+                    if os.path.exists(os.path.join(d, e, f)):
+                        found[f] = open(os.path.join(d, e, f)).read().strip()
+    p.kill()
+    p.wait()
+    report("the cgroup records the limits",
+           found.get("memory.limit_in_bytes", found.get("memory.max")) == str(48 << 20)
+           and found.get("pids.max") == "20" and found.get("cpu.shares", "256") == "256", found)
 
     c = base_config()
     c["linux"]["namespaces"].append({"type": "user"})

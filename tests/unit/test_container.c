@@ -209,6 +209,14 @@ static usage measure(void)
         line[strcspn(line, "\0")] = '\0';
         c2[1 + strcspn(c2 + 1, "\n")] = '\0';
         const char *ctrl = c1 + 1;
+        if (!*ctrl) { /* v2: unified, or hybrid's unified mount */
+            char *dir = xasprintf("%s%s", access("/sys/fs/cgroup/unified", F_OK) == 0
+                                  ? "/sys/fs/cgroup/unified" : "/sys/fs/cgroup",
+                                  strcmp(c2 + 1, "/") ? c2 + 1 : "");
+            u.cgroups += count_dir(dir, true);
+            free(dir);
+            continue;
+        }
         if (strcmp(ctrl, "memory") == 0 || strcmp(ctrl, "pids") == 0 || strcmp(ctrl, "cpu") == 0 ||
             strstr(ctrl, "cpu,")) {
             char *dir = xasprintf("/sys/fs/cgroup/%s%s", strstr(ctrl, "cpu,") ? "cpu" : ctrl,
