@@ -41,22 +41,26 @@
 
 static int sync_fd = -1;
 
+/* Reports errnum and "STEP: message" to the parent and exits. */
 __attribute__((noreturn, format(printf, 2, 3)))
 static void fail(int errnum, const char *fmt, ...)
 {
-    char msg[1024];
+    char buf[sizeof(int) + 1024];
+    char *msg = buf + sizeof(int);
+    size_t room = sizeof buf - sizeof(int);
+    memcpy(buf, &errnum, sizeof(int));
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    int n = vsnprintf(msg, room, fmt, ap);
     va_end(ap);
     if (n < 0)
         n = 0;
-    if ((size_t)n >= sizeof msg)
-        n = sizeof msg - 1;
+    if ((size_t)n >= room)
+        n = (int)room - 1;
     /* strerrordesc_np: the English text, without locale machinery. */
     const char *desc = strerrordesc_np(errnum);
-    snprintf(msg + n, sizeof msg - (size_t)n, ": %s", desc ? desc : "unknown error");
-    if (write(sync_fd, msg, strlen(msg)) < 0) {
+    snprintf(msg + n, room - (size_t)n, ": %s", desc ? desc : "unknown error");
+    if (write(sync_fd, buf, sizeof(int) + strlen(msg)) < 0) {
         /* nobody to tell */
     }
     _exit(127);

@@ -230,9 +230,9 @@ int ctr_start(const ctr_spec *s, const ctr_opts *o, ctr **out, err *e)
     /* Go. A child that already failed has closed its end: its message is
      * read below, so the send's error is not the one to report. */
     send(sv[0], "g", 1, MSG_NOSIGNAL);
-    /* EOF: the child exec'd (the socket was close-on-exec). Text: the
-     * step that failed. */
-    char msg[1100];
+    /* EOF: the child exec'd (the socket was close-on-exec). Otherwise
+     * an errno and the step that failed. */
+    char msg[sizeof(int) + 1100];
     size_t got = 0;
     for (;;) {
         ssize_t r = read(sv[0], msg + got, sizeof msg - 1 - got);
@@ -246,7 +246,10 @@ int ctr_start(const ctr_spec *s, const ctr_opts *o, ctr **out, err *e)
     }
     msg[got] = '\0';
     if (got) {
-        rc = err_set(e, -EIO, "%s", msg);
+        int errnum = EIO;
+        if (got > sizeof(int))
+            memcpy(&errnum, msg, sizeof(int));
+        rc = err_set(e, errnum > 0 ? -errnum : -EIO, "%s", got > sizeof(int) ? msg + sizeof(int) : "failed");
         goto fail;
     }
     close(sv[0]);

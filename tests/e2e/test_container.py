@@ -328,6 +328,7 @@ def tests(b):
 
     c = base_config()
     c["linux"]["namespaces"].append({"type": "user"})
+    c["linux"]["resources"] = {"pids": {"limit": 10}}  # joins a v1 cgroup from inside
     r = run(b.make(c), ["sh", "-c", "cat /proc/self/uid_map; id -u"])
     fields = r.stdout.split()
     report("user namespace maps root to the caller",

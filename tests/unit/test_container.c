@@ -272,7 +272,7 @@ static void lifecycle_leaves_nothing_behind(void **state)
         /* A failure in the child: reported, nothing left. */
         char *missing[] = {"/bin/nope", NULL};
         o.args = missing;
-        assert_int_not_equal(ctr_start(s, &o, &c, &e), 0);
+        assert_int_equal(ctr_start(s, &o, &c, &e), -ENOENT);
         assert_null(c);
         assert_string_equal(e.msg, "start container: exec /bin/nope: No such file or directory");
 
