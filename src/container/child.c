@@ -153,20 +153,31 @@ static bool spec_mounts(const ctr_spec *s, const char *dest)
 }
 
 /* Flags a bind remount must keep: in a user namespace the kernel refuses
- * to clear nosuid/nodev/noexec/atime flags locked by the outer mount. */
+ * to clear nosuid/nodev/noexec/atime flags locked by the outer mount, and
+ * a bind of a read-only mount must not become writable. */
+static unsigned long flags_of(const struct statvfs *sv)
+{
+    unsigned long f = 0;
+    if (sv->f_flag & ST_RDONLY) f |= MS_RDONLY;
+    if (sv->f_flag & ST_NOSUID) f |= MS_NOSUID;
+    if (sv->f_flag & ST_NODEV) f |= MS_NODEV;
+    if (sv->f_flag & ST_NOEXEC) f |= MS_NOEXEC;
+    if (sv->f_flag & ST_NOATIME) f |= MS_NOATIME;
+    if (sv->f_flag & ST_NODIRATIME) f |= MS_NODIRATIME;
+    if (sv->f_flag & ST_RELATIME) f |= MS_RELATIME;
+    return f;
+}
+
 static unsigned long locked_flags(const char *path)
 {
     struct statvfs sv;
-    unsigned long f = 0;
-    if (statvfs(path, &sv) < 0)
-        return 0;
-    if (sv.f_flag & ST_NOSUID) f |= MS_NOSUID;
-    if (sv.f_flag & ST_NODEV) f |= MS_NODEV;
-    if (sv.f_flag & ST_NOEXEC) f |= MS_NOEXEC;
-    if (sv.f_flag & ST_NOATIME) f |= MS_NOATIME;
-    if (sv.f_flag & ST_NODIRATIME) f |= MS_NODIRATIME;
-    if (sv.f_flag & ST_RELATIME) f |= MS_RELATIME;
-    return f;
+    return statvfs(path, &sv) < 0 ? 0 : flags_of(&sv);
+}
+
+static unsigned long locked_flags_fd(int fd)
+{
+    struct statvfs sv;
+    return fstatvfs(fd, &sv) < 0 ? 0 : flags_of(&sv);
 }
 
 static void do_mount(ctr__launch *l, int rootfd, const ctr__mount *m)
@@ -186,7 +197,8 @@ static void do_mount(ctr__launch *l, int rootfd, const ctr__mount *m)
          * old fd still points below it). */
         if (m->flags & ~MS_REC) {
             fd = resolve(rootfd, m->dest, 0);
-            if (fd < 0 || mount_fd(NULL, fd, NULL, MS_REMOUNT | MS_BIND | (m->flags & ~MS_REC), NULL) < 0)
+            if (fd < 0 || mount_fd(NULL, fd, NULL, MS_REMOUNT | MS_BIND | (m->flags & ~MS_REC) |
+                                                  locked_flags_fd(fd), NULL) < 0)
                 fail(errno, "mount %s: remount bind", m->dest);
             close(fd);
         }
