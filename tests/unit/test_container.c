@@ -293,6 +293,9 @@ static void lifecycle_leaves_nothing_behind(void **state)
     assert_int_equal(after.fds, before.fds);
     assert_int_equal(after.mounts, before.mounts);
     assert_int_equal(after.cgroups, before.cgroups);
+    /* No child at all, so no zombie either. */
+    assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+    assert_int_equal(errno, ECHILD);
     ctr_spec_free(s);
 }
 
