@@ -234,7 +234,19 @@ int ctr_start(const ctr_spec *s, const ctr_opts *o, ctr **out, err *e)
      * an errno and the step that failed. */
     char msg[sizeof(int) + 1100];
     size_t got = 0;
+    uint64_t deadline = clock_mono_ns() + (uint64_t)o->start_timeout_ms * 1000000u;
     for (;;) {
+        if (o->start_timeout_ms) {
+            uint64_t now = clock_mono_ns();
+            struct pollfd p = {.fd = sv[0], .events = POLLIN};
+            int r = now >= deadline ? 0 : poll(&p, 1, (int)((deadline - now + 999999) / 1000000));
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r == 0) {
+                rc = err_set(e, -ETIMEDOUT, "setup did not finish within %u ms", o->start_timeout_ms);
+                goto fail;
+            }
+        }
         ssize_t r = read(sv[0], msg + got, sizeof msg - 1 - got);
         if (r < 0 && errno == EINTR)
             continue;

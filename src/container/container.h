@@ -43,20 +43,24 @@ typedef struct ctr_opts {
     size_t n_extra_fds;
     bool listen_fds;        /* also set LISTEN_FDS=n and LISTEN_PID (socket activation) */
     const char *name;       /* names the cgroup; default "atoll-<pid>-<n>" */
+    unsigned start_timeout_ms; /* 0: wait as long as the setup takes */
 } ctr_opts;
 
 void ctr_opts_init(ctr_opts *o);
 
 /* Starts the container and returns once its process has exec'd (or
  * failed to: then the error says which step, e.g.
- * "pivot_root: Invalid argument", and nothing is left behind).
+ * "pivot_root: Invalid argument", and nothing is left behind; or the
+ * setup outlasted o->start_timeout_ms: -ETIMEDOUT). Takes a few ms.
  * The container gets SIGKILL when the thread that called ctr_start exits
  * (PR_SET_PDEATHSIG), so that it never outlives atoll: call it from a
  * long-lived thread (the event loop's). */
 int ctr_start(const ctr_spec *spec, const ctr_opts *o, ctr **out, err *e);
 
 /* The container's process as the host sees it, and a pidfd for it
- * (owned by the ctr) that becomes readable when it exits, for event loops. */
+ * (owned by the ctr) that becomes readable when it exits, for event loops.
+ * setns(ctr_pidfd(c), CLONE_NEWNET) from a helper thread enters the
+ * container's network namespace, e.g. to connect to its 127.0.0.1:$PORT. */
 pid_t ctr_pid(const ctr *c);
 int ctr_pidfd(const ctr *c);
 
