@@ -134,6 +134,17 @@ def leftovers(marker):
     return found
 
 
+def wait_for(marker, timeout=10):
+    """Waits until the container's process with this command line runs."""
+    end = time.time() + timeout
+    while time.time() < end:
+        found = leftovers(marker)
+        if found:
+            return found
+        time.sleep(0.02)
+    return []
+
+
 def zombies_of(ppid):
     z = []
     for pid in os.listdir("/proc"):
@@ -180,8 +191,7 @@ def tests(b):
 
     # pid 1 ignores signals without a handler, except SIGKILL from outside.
     p = subprocess.Popen([ATOLL, "container", "run", default, "--", "sleep", "31338"])
-    time.sleep(0.5)
-    for pid in leftovers("sleep\x0031338"):
+    for pid in wait_for("sleep\x0031338"):
         os.kill(int(pid), signal.SIGKILL)
     rc = p.wait(timeout=10)
     report("death by signal is 128+signal", rc == 128 + signal.SIGKILL, rc)
@@ -311,8 +321,8 @@ def tests(b):
     c = base_config()
     c["linux"]["resources"] = {"memory": {"limit": 48 << 20}, "pids": {"limit": 20},
                                "cpu": {"shares": 256}}
-    p = subprocess.Popen([ATOLL, "container", "run", b.make(c), "--", "sleep", "3"])
-    time.sleep(0.7)
+    p = subprocess.Popen([ATOLL, "container", "run", b.make(c), "--", "sleep", "31339"])
+    wait_for("sleep\x0031339")
     found = {}
     for d in own_cgroup_dirs():
         for e in os.listdir(d):
@@ -372,7 +382,7 @@ def tests(b):
     p = subprocess.Popen([ATOLL, "container", "run", default, "--", "sh", "-c",
                           f"trap 'exit 42' TERM; sleep {marker} & wait"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(0.5)
+    wait_for(f"sleep\x00{marker}")
     p.send_signal(signal.SIGTERM)
     rc = p.wait(timeout=10)
     p.stdout.close()
@@ -384,7 +394,7 @@ def tests(b):
 
     p = subprocess.Popen([ATOLL, "container", "run", default, "--", "sleep", marker],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.5)
+    wait_for(f"sleep\x00{marker}")
     p.send_signal(signal.SIGINT)      # pid 1 without a handler: ignored
     time.sleep(0.2)
     alive = p.poll() is None
@@ -394,11 +404,12 @@ def tests(b):
 
     p = subprocess.Popen([ATOLL, "container", "run", default, "--", "sleep", marker],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.5)
-    running = bool(leftovers(f"sleep\x00{marker}"))
+    running = bool(wait_for(f"sleep\x00{marker}"))
     p.kill()
     p.wait()
-    time.sleep(0.3)
+    end = time.time() + 5
+    while leftovers(f"sleep\x00{marker}") and time.time() < end:
+        time.sleep(0.02)
     report("a SIGKILLed atoll takes its container with it", running and not leftovers(f"sleep\x00{marker}"),
            leftovers(f"sleep\x00{marker}"))
 
