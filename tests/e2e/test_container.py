@@ -290,6 +290,22 @@ def tests(b):
         report("the config.json that `crun spec` writes runs as is",
                r.returncode == 0 and r.stdout.split() == ["crun", "CapBnd:", "0000000020000420"], r)
 
+    # A tenant's rootfs whose /dev is a symlink to a host directory: atoll
+    # resolves mount points inside the rootfs, so it must neither create
+    # the device mount points there nor mount on it.
+    host_dir = os.path.join(b.base, "host-dir")
+    os.makedirs(host_dir)
+    evil = os.path.join(b.base, "evil-rootfs")
+    os.makedirs(os.path.join(evil, "bin"))
+    shutil.copy(BUSYBOX, os.path.join(evil, "bin", "busybox"))
+    os.symlink("busybox", os.path.join(evil, "bin", "sh"))
+    os.symlink(host_dir, os.path.join(evil, "dev"))
+    c = base_config()
+    c["root"]["path"] = evil
+    r = run(b.make(c, rootfs=False), ["sh", "-c", "ls /dev"])
+    report("a symlink in the rootfs cannot point atoll's mounts at host files",
+           os.listdir(host_dir) == [] and (r.returncode == 125 or "null" in r.stdout), (r, os.listdir(host_dir)))
+
     c = base_config()
     c["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
     r = run(b.make(c))
