@@ -7,7 +7,8 @@
  * container without extra capabilities: kernel modules, kexec, reboot,
  * clock changes, mount and namespace syscalls, ptrace and cross-process
  * memory access, bpf, perf, keyrings, userfaultfd, io_uring, swap,
- * quotas, open_by_handle_at, and clone/unshare with namespace flags.
+ * quotas, open_by_handle_at, clone/unshare with namespace flags, and
+ * vsock sockets.
  * Docker writes it as an allow-list; atoll writes it as a deny-list of the
  * same dangerous calls, which gives a much shorter filter (faster to load
  * and to run) at the cost of allowing syscalls that newer kernels add. */
@@ -62,6 +63,12 @@ static int add_default(scmp_filter_ctx ctx)
         if (rc < 0)
             return rc;
     }
+    /* vsock is not network-namespaced: it would reach the hypervisor's
+     * and the host's vsock services past the empty network namespace. */
+    rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 1,
+                          SCMP_A0(SCMP_CMP_EQ, 40 /* AF_VSOCK */));
+    if (rc < 0)
+        return rc;
     /* clone3 passes its flags in memory, out of BPF's reach: ENOSYS makes
      * libc fall back to clone, where the rules above apply (as Docker does). */
     return seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
