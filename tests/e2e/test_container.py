@@ -312,6 +312,46 @@ def tests(b):
     report("unsupported linux.sysctl is refused, not ignored",
            r.returncode == 125 and "linux.sysctl: not supported" in r.stderr, r)
 
+    # A static probe (when a C compiler is at hand) tries syscalls that need
+    # no capability, so only seccomp can stop them.
+    probe_src = r"""
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+static void show(const char *name, long rc) { printf("%s=%s\n", name, rc < 0 && errno == EPERM ? "EPERM" : "allowed"); }
+int main(void) {
+    show("ptrace", ptrace(PTRACE_TRACEME, 0, 0, 0));
+    show("vsock", socket(40, SOCK_STREAM, 0));
+    show("keyctl", syscall(SYS_keyctl, 0 /* KEYCTL_GET_KEYRING_ID */, -3, 0));
+    show("unshare", unshare(CLONE_NEWUSER));
+    return 0;
+}
+"""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    probe = os.path.join(b.base, "probe-rootfs")
+    if cc:
+        os.makedirs(os.path.join(probe, "bin"))
+        with open(os.path.join(b.base, "probe.c"), "w") as f:
+            f.write(probe_src)
+        built = subprocess.run([cc, "-static", "-O1", "-o", os.path.join(probe, "bin", "probe"),
+                                os.path.join(b.base, "probe.c")], capture_output=True).returncode == 0
+    if cc and built:
+        c = base_config()
+        c["root"]["path"] = probe
+        c["mounts"] = []
+        r1 = run(b.make(c, rootfs=False), ["/bin/probe"])
+        c["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW"}
+        r2 = run(b.make(c, rootfs=False), ["/bin/probe"])
+        report("default seccomp profile: ptrace, vsock, keyctl, unshare get EPERM",
+               r1.stdout.split() == ["ptrace=EPERM", "vsock=EPERM", "keyctl=EPERM", "unshare=EPERM"], r1)
+        report("... and are allowed without it (so seccomp is what stops them)",
+               r2.stdout.split() == ["ptrace=allowed", "vsock=allowed", "keyctl=allowed", "unshare=allowed"], r2)
+
     c = base_config()
     c["linux"]["resources"] = {"memory": {"limit": 32 << 20}}
     r = run(b.make(c), ["dd", "if=/dev/zero", "of=/dev/null", "bs=128M", "count=1"])
