@@ -16,7 +16,6 @@
  * parent the container runs. */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <linux/capability.h>
 #include <linux/close_range.h>
 #include <linux/openat2.h>
@@ -404,11 +403,14 @@ static void drop_privileges(ctr__launch *l)
             fail(errno, "drop capability %d from the bounding set", cap);
     if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
         fail(errno, "prctl(PR_SET_KEEPCAPS)");
-    if (setgroups(s->n_groups, s->groups) < 0)
+    /* Raw syscalls: glibc's wrappers broadcast the change to every thread
+     * it knows of, and after clone it still knows of the parent's threads
+     * (and may find their lock held). We are the only thread. */
+    if (syscall(SYS_setgroups, s->n_groups, s->groups) < 0)
         fail(errno, "setgroups");
-    if (setresgid(s->gid, s->gid, s->gid) < 0)
+    if (syscall(SYS_setresgid, s->gid, s->gid, s->gid) < 0)
         fail(errno, "setgid %u", (unsigned)s->gid);
-    if (setresuid(s->uid, s->uid, s->uid) < 0)
+    if (syscall(SYS_setresuid, s->uid, s->uid, s->uid) < 0)
         fail(errno, "setuid %u", (unsigned)s->uid);
     if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
         fail(errno, "prctl(PR_SET_KEEPCAPS)");
