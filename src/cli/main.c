@@ -10,6 +10,7 @@ static const struct command {
     int (*run)(int argc, char **argv);
     const char *summary;
 } commands[] = {
+    {"container", cli_container, "run an OCI bundle in the foreground, like `crun run`"},
     {"dev", cli_dev, "serve one worker locally, reloading it when its files change"},
     {"run", cli_run, "invoke a worker once, without a socket, and print the response"},
     {"serve", cli_serve, "serve every worker of atoll.jsonc: routing, limits, worker processes"},
