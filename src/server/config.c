@@ -15,6 +15,7 @@
 
 #include "core/alloc.h"
 #include "core/buf.h"
+#include "core/file.h"
 #include "core/jsonc.h"
 #include "server/router.h"
 
@@ -48,6 +49,8 @@ static int fail(reader *r, const char *key, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (key[0] == '\0')
+        return err_set(r->e, -EINVAL, "%s: %s", r->file, msg);
     return err_set(r->e, -EINVAL, "%s: %s: %s", r->file, key, msg);
 }
 
@@ -70,37 +73,18 @@ static const char *json_kind(const json_t *v)
     }
 }
 
-static int load_file(const char *path, json_t **out, err *e)
+/* Parses JSONC text (modified in place) into a JSON object. */
+static int parse_jsonc(const char *path, char *text, size_t len, json_t **out, err *e)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return err_set(e, -errno, "%s: cannot open: %s", path, strerror(errno));
-    buf text;
-    buf_init(&text, MAX_CONFIG_BYTES);
-    char chunk[8192];
-    size_t n;
-    int rc = 0;
-    while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        rc = buf_append(&text, chunk, n);
-    bool read_error = ferror(f);
-    fclose(f);
-    if (rc != 0 || read_error) {
-        buf_free(&text);
-        return err_set(e, rc ? rc : -EIO, "%s: %s", path, rc ? "larger than 64 MiB" : "read error");
-    }
-    if (text.len == 0) {
-        buf_free(&text);
+    if (len == 0)
         return err_set(e, -EINVAL, "%s: the file is empty (expected a JSON object)", path);
-    }
-    rc = jsonc_to_json(text.data, text.len, e);
+    int rc = jsonc_to_json(text, len, e);
     if (rc != 0) {
         err_prefix(e, "%s", path);
-        buf_free(&text);
         return rc;
     }
     json_error_t jerr;
-    json_t *root = json_loadb(text.data, text.len, JSON_REJECT_DUPLICATES, &jerr);
-    buf_free(&text);
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
         return err_set(e, -EINVAL, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
     if (!json_is_object(root)) {
@@ -109,6 +93,17 @@ static int load_file(const char *path, json_t **out, err *e)
     }
     *out = root;
     return 0;
+}
+
+static int load_file(const char *path, json_t **out, err *e)
+{
+    buf text;
+    buf_init(&text, MAX_CONFIG_BYTES);
+    int rc = file_read_all(path, MAX_CONFIG_BYTES, &text, e);
+    if (rc == 0)
+        rc = parse_jsonc(path, text.data, text.len, out, e);
+    buf_free(&text);
+    return rc;
 }
 
 static void check_keys(reader *r, json_t *obj, const char *keypath, const char *const *known)
@@ -220,7 +215,7 @@ int config_parse_listen(const char *text, char **ip, int *port)
     return 0;
 }
 
-static bool valid_name(const char *s)
+bool config_valid_name(const char *s)
 {
     for (const char *c = s; *c; c++)
         if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
@@ -437,7 +432,7 @@ static char *dir_of(const char *path)
     return dir;
 }
 
-static void tenant_free(tenant_config *t)
+void config_tenant_free(tenant_config *t)
 {
     free(t->name);
     free(t->main);
@@ -460,6 +455,8 @@ static void tenant_free(tenant_config *t)
         free(t->crons[i]);
     free(t->crons);
 }
+
+static int validate_tenant(reader *r, const char *keypath, tenant_config *t);
 
 static int parse_tenant(reader *r, json_t *entry, const char *keypath, const char *base_dir, tenant_config *t)
 {
@@ -494,9 +491,16 @@ static int parse_tenant(reader *r, json_t *entry, const char *keypath, const cha
     }
     if ((rc = parse_tenant_keys(r, entry, keypath, base_dir, t)))
         return rc;
+    return validate_tenant(r, keypath, t);
+}
+
+/* The checks every tenant passes, from a file or from a deploy. */
+static int validate_tenant(reader *r, const char *keypath, tenant_config *t)
+{
+    int rc = 0;
     if (!t->name)
         return fail(r, keypath, "missing \"name\"");
-    if (!valid_name(t->name))
+    if (!config_valid_name(t->name))
         return fail(r, keypath, "name \"%s\": expected 1 to 63 letters, digits, '-' or '_'", t->name);
     if (!t->main)
         return fail(r, keypath, "worker \"%s\": missing \"main\" (the path of its entry module)", t->name);
@@ -627,6 +631,34 @@ fail:
     return rc;
 }
 
+int config_tenant_from_json(const char *source, const char *json, size_t len, const char *name,
+                            const char *main_path, tenant_config *t, atoll_config *warnings, err *e)
+{
+    memset(t, 0, sizeof *t);
+    tenant_limits_defaults(&t->limits);
+    char *text = xstrndup(json, len);
+    json_t *root = NULL;
+    int rc = parse_jsonc(source, text, len, &root, e);
+    free(text);
+    if (rc != 0)
+        return rc;
+    reader r = {.file = source, .cfg = warnings, .e = e};
+    /* name and main come from the deploy itself, not from the settings. */
+    json_object_del(root, "name");
+    json_object_del(root, "main");
+    json_object_del(root, "wrangler");
+    t->name = xstrdup(name);
+    t->main = xstrdup(main_path);
+    t->source = xstrdup(source);
+    rc = parse_tenant_keys(&r, root, "", "/", t);
+    if (rc == 0)
+        rc = validate_tenant(&r, "", t);
+    json_decref(root);
+    if (rc != 0)
+        config_tenant_free(t);
+    return rc;
+}
+
 const char *config_tier_name(tenant_tier tier)
 {
     switch (tier) {
@@ -643,7 +675,7 @@ void config_free(atoll_config *cfg)
     free(cfg->admin_ip);
     free(cfg->state_dir);
     for (size_t i = 0; i < cfg->nworkers; i++)
-        tenant_free(&cfg->workers[i]);
+        config_tenant_free(&cfg->workers[i]);
     free(cfg->workers);
     for (size_t i = 0; i < cfg->nwarnings; i++)
         free(cfg->warnings[i]);

@@ -76,6 +76,14 @@ void tenant_limits_defaults(tenant_limits *l);
 int config_load(const char *path, atoll_config *cfg, err *e);
 /* Splits "ip:port", "[v6]:port" or ":port" (ip defaults to 127.0.0.1). */
 int config_parse_listen(const char *text, char **ip, int *port);
+/* A tenant from an admin-API deploy: `json` is an object with the tenant
+ * keys (routes, vars, kv_namespaces, limits, tier, cordon, triggers); name
+ * and main are given. Unknown keys are added to warnings->warnings.
+ * `source` names the deploy in messages. */
+int config_tenant_from_json(const char *source, const char *json, size_t len, const char *name,
+                            const char *main_path, tenant_config *t, atoll_config *warnings, err *e);
+void config_tenant_free(tenant_config *t);
+bool config_valid_name(const char *name);
 const char *config_tier_name(tenant_tier tier);
 void config_free(atoll_config *cfg);
 
