@@ -9,6 +9,8 @@
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/map.h"
+#include <stdio.h>
 
 static void buf_grows_and_stays_terminated(void **state)
 {
@@ -47,12 +49,46 @@ static void err_collects_context(void **state)
     assert_int_equal(err_set(NULL, -EINVAL, "ignored"), -EINVAL);
 }
 
+static void map_puts_gets_removes_and_iterates(void **state)
+{
+    map m;
+    map_init(&m);
+    static int values[5000];
+    char key[32];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(key, sizeof key, "tenant-%d", i);
+        assert_null(map_put(&m, key, &values[i]));
+    }
+    assert_int_equal(m.count, 5000);
+    assert_ptr_equal(map_get(&m, "tenant-4321"), &values[4321]);
+    assert_ptr_equal(map_put(&m, "tenant-7", &values[8]), &values[7]);
+    assert_ptr_equal(map_get(&m, "tenant-7"), &values[8]);
+    for (int i = 0; i < 5000; i += 2) {
+        snprintf(key, sizeof key, "tenant-%d", i);
+        assert_non_null(map_remove(&m, key));
+    }
+    assert_null(map_get(&m, "tenant-10"));
+    assert_null(map_remove(&m, "tenant-10"));
+    assert_ptr_equal(map_get(&m, "tenant-11"), &values[11]);
+    /* Reinserting after removals reuses tombstones and keeps lookups right. */
+    assert_null(map_put(&m, "tenant-10", &values[10]));
+    size_t seen = 0, pos = 0;
+    const char *k;
+    void *v;
+    while (map_next(&m, &pos, &k, &v))
+        seen++;
+    assert_int_equal(seen, 2501);
+    assert_int_equal(m.count, 2501);
+    map_free(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(buf_grows_and_stays_terminated),
         cmocka_unit_test(buf_refuses_to_exceed_its_maximum),
         cmocka_unit_test(err_collects_context),
+        cmocka_unit_test(map_puts_gets_removes_and_iterates),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }
