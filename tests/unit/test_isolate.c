@@ -76,6 +76,12 @@ static char log_path[] = "/tmp/atoll-test-log-XXXXXX";
 
 static void logs_begin(void)
 {
+    if (saved_stderr >= 0) { /* a failed test left stderr redirected */
+        dup2(saved_stderr, 2);
+        close(saved_stderr);
+        unlink(log_path);
+    }
+    strcpy(log_path, "/tmp/atoll-test-log-XXXXXX");
     int fd = mkstemp(log_path);
     assert_true(fd >= 0);
     fflush(stderr);
@@ -90,6 +96,7 @@ static char *logs_end(void)
     fflush(stderr);
     dup2(saved_stderr, 2);
     close(saved_stderr);
+    saved_stderr = -1;
     FILE *f = fopen(log_path, "r");
     assert_non_null(f);
     buf b;
@@ -101,7 +108,6 @@ static char *logs_end(void)
     buf_append(&b, "", 0);
     fclose(f);
     unlink(log_path);
-    strcpy(log_path, "/tmp/atoll-test-log-XXXXXX");
     size_t len;
     return buf_steal(&b, &len);
 }
