@@ -385,7 +385,9 @@ static JSValue on_handler_err(JSContext *ctx, JSValueConst this_val, int argc, J
 static void settle(iso *i, uint64_t id, JSValue result)
 {
     JSContext *ctx = i->ctx;
-    if (JS_PromiseState(ctx, result) < 0 && !JS_IsObject(result)) {
+    /* A Response (or any non-object) is complete now; promises and other
+     * objects, which may be thenables, are awaited. */
+    if (jsapi_is_response(ctx, result) || !JS_IsObject(result)) {
         complete(i, id, result);
         return;
     }

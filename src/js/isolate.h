@@ -36,7 +36,9 @@ int iso_new(uv_loop_t *loop, const char *script_path, const iso_options *opt, is
  * The request URL is http://<Host header or "localhost"><target>. If the
  * handler throws, rejects, returns no Response or exceeds a limit, `w` gets
  * a 500 (or 503 for limits) with a short page and the stack is logged.
- * req and w must stay valid until w->end. */
+ * req and w must stay valid until w->end. w->end may be called from
+ * inside this call or later from a loop callback; it must not free the
+ * isolate (do that from a later loop callback). */
 void iso_dispatch(iso *i, http_request *req, http_writer *w);
 
 /* Requests dispatched and not yet ended. */
