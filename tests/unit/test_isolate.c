@@ -652,6 +652,30 @@ static void concurrent_requests(void **state)
     finish(i);
 }
 
+static void service_worker_async(void **state)
+{
+    iso *i = load("sw_async.js");
+    logs_begin();
+    capture c;
+    request(i, &c, "GET", "/", NULL, NULL);
+    assert_string_equal(cap_body(&c), "sw async 0 fetch");
+    cap_free(&c);
+    while (iso_waituntil_pending(i) && uv_run(&loop, UV_RUN_ONCE))
+        ;
+    request(i, &c, "GET", "/", NULL, NULL);
+    assert_string_equal(cap_body(&c), "sw async 1 fetch");
+    cap_free(&c);
+    request(i, &c, "GET", "/none", NULL, NULL);
+    char *logs = logs_end();
+    assert_int_equal(c.status, 500);
+    assert_non_null(strstr(cap_body(&c), "did not respond"));
+    assert_non_null(strstr(logs, "second respondWith: TypeError"));
+    assert_non_null(strstr(logs, "no fetch listener called respondWith()"));
+    free(logs);
+    cap_free(&c);
+    finish(i);
+}
+
 static int setup(void **state)
 {
     log_set_level(LOG_DEBUG);
@@ -693,6 +717,7 @@ int main(void)
         cmocka_unit_test(unhandled_rejection_is_logged),
         cmocka_unit_test(cpu_budget_is_per_request),
         cmocka_unit_test(concurrent_requests),
+        cmocka_unit_test(service_worker_async),
     };
     return cmocka_run_group_tests_name("isolate", tests, setup, teardown);
 }
