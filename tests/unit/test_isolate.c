@@ -439,6 +439,7 @@ static void load_errors_name_file_and_line(void **state)
     expect_load_error("missing_import.js", "does_not_exist.js", "missing_import.js:2");
     expect_load_error("no_handler.js", "no_handler.js:1", "fetch");
     expect_load_error("top_level_throw.js", "thrown at top level 1", "top_level_throw.js:3");
+    expect_load_error("sw_no_listener.js", "sw_no_listener.js:1", "\"fetch\" event listener");
     expect_load_error("no_such_file.js", "No such file", NULL);
 }
 
