@@ -16,8 +16,8 @@
 #include "http/message.h"
 
 typedef struct iso_options {
-    size_t memory_limit;   /* bytes of JS heap; default 128 MiB */
-    size_t stack_limit;    /* bytes of JS stack; default 512 KiB */
+    size_t memory_limit;   /* bytes of JS heap; default 128 MiB (0: unlimited) */
+    size_t stack_limit;    /* bytes of JS stack; default 512 KiB (0: the default) */
     uint64_t cpu_ms;       /* CPU time per request; default 50 ms (0: unlimited) */
     uint64_t wall_ms;      /* wall time per request; default 30 s (0: unlimited) */
     const char *name;      /* tenant name for logs; default: the script's file name */
