@@ -24,7 +24,11 @@ if [ -f /usr/include/quickjs/quickjs.h ] && { [ -e /usr/lib/x86_64-linux-gnu/lib
 fi
 
 lib=$deps/quickjs/libquickjs.a
-if [ ! -f "$lib" ]; then
+# Fixes applied on top of Debian's source (scripts/quickjs-patches/); a
+# change to them rebuilds the library.
+patches=$(cd "$(dirname "$0")" && pwd)/quickjs-patches
+patch_sum=$(cat "$patches"/*.patch 2>/dev/null | sha256sum | cut -d' ' -f1)
+if [ ! -f "$lib" ] || [ "$(cat "$deps/quickjs/patches.sum" 2>/dev/null)" != "$patch_sum" ]; then
   work=$deps/quickjs-download
   rm -rf "$work"
   mkdir -p "$work/lists/partial" "$work/cache/archives/partial"
@@ -61,6 +65,10 @@ if [ ! -f "$lib" ]; then
   mkdir -p "$deps/quickjs-src" "$deps/quickjs/include"
   tar -xf "$tarball" -C "$deps/quickjs-src" --strip-components=1
   src=$deps/quickjs-src
+  for p in "$patches"/*.patch; do
+    [ -f "$p" ] || continue
+    patch -d "$src" -p1 --quiet --forward <"$p" || { echo "quickjs: cannot apply $p" >&2; exit 1; }
+  done
   flags=(-O2 -g -fPIC -fwrapv -D_GNU_SOURCE "-DCONFIG_VERSION=\"$(cat "$src/VERSION")\""
     -Wno-array-bounds -Wno-format-truncation -Wno-infinite-recursion)
   objs=()
@@ -73,6 +81,7 @@ if [ ! -f "$lib" ]; then
   ar rcs "$lib.tmp" "${objs[@]}"
   cp "$src/quickjs.h" "$deps/quickjs/include/"
   mv "$lib.tmp" "$lib"
+  echo "$patch_sum" >"$deps/quickjs/patches.sum"
   rm -rf "$work"
 fi
 printf 'QJS_CFLAGS := -isystem %s\nQJS_LIBS := %s -lm\n' "$deps/quickjs/include" "$lib" >"$out"

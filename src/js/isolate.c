@@ -385,7 +385,9 @@ static JSValue on_handler_err(JSContext *ctx, JSValueConst this_val, int argc, J
 static void settle(iso *i, uint64_t id, JSValue result)
 {
     JSContext *ctx = i->ctx;
-    if (JS_PromiseState(ctx, result) < 0 && !JS_IsObject(result)) {
+    /* A Response (or any non-object) is complete now; promises and other
+     * objects, which may be thenables, are awaited. */
+    if (jsapi_is_response(ctx, result) || !JS_IsObject(result)) {
         complete(i, id, result);
         return;
     }
@@ -775,7 +777,9 @@ int iso_new(uv_loop_t *loop, const char *script_path, const iso_options *opt, is
     if (!i->rt)
         abort(); /* host allocation: cannot fail in practice */
     JS_SetRuntimeOpaque(i->rt, i);
-    JS_SetMaxStackSize(i->rt, opt->stack_limit);
+    /* 0 would turn QuickJS's stack check off: deep recursion would then
+     * crash the process instead of throwing. */
+    JS_SetMaxStackSize(i->rt, opt->stack_limit ? opt->stack_limit : 512u << 10);
     JS_SetInterruptHandler(i->rt, on_interrupt, i);
     JS_SetHostPromiseRejectionTracker(i->rt, on_rejection, i);
     JS_SetModuleLoaderFunc(i->rt, normalize, load_module, i);

@@ -16,8 +16,8 @@
 #include "http/message.h"
 
 typedef struct iso_options {
-    size_t memory_limit;   /* bytes of JS heap; default 128 MiB */
-    size_t stack_limit;    /* bytes of JS stack; default 512 KiB */
+    size_t memory_limit;   /* bytes of JS heap; default 128 MiB (0: unlimited) */
+    size_t stack_limit;    /* bytes of JS stack; default 512 KiB (0: the default) */
     uint64_t cpu_ms;       /* CPU time per request; default 50 ms (0: unlimited) */
     uint64_t wall_ms;      /* wall time per request; default 30 s (0: unlimited) */
     const char *name;      /* tenant name for logs; default: the script's file name */
@@ -36,7 +36,9 @@ int iso_new(uv_loop_t *loop, const char *script_path, const iso_options *opt, is
  * The request URL is http://<Host header or "localhost"><target>. If the
  * handler throws, rejects, returns no Response or exceeds a limit, `w` gets
  * a 500 (or 503 for limits) with a short page and the stack is logged.
- * req and w must stay valid until w->end. */
+ * req and w must stay valid until w->end. w->end may be called from
+ * inside this call or later from a loop callback; it must not free the
+ * isolate (do that from a later loop callback). */
 void iso_dispatch(iso *i, http_request *req, http_writer *w);
 
 /* Requests dispatched and not yet ended. */

@@ -76,6 +76,12 @@ static char log_path[] = "/tmp/atoll-test-log-XXXXXX";
 
 static void logs_begin(void)
 {
+    if (saved_stderr >= 0) { /* a failed test left stderr redirected */
+        dup2(saved_stderr, 2);
+        close(saved_stderr);
+        unlink(log_path);
+    }
+    strcpy(log_path, "/tmp/atoll-test-log-XXXXXX");
     int fd = mkstemp(log_path);
     assert_true(fd >= 0);
     fflush(stderr);
@@ -90,6 +96,7 @@ static char *logs_end(void)
     fflush(stderr);
     dup2(saved_stderr, 2);
     close(saved_stderr);
+    saved_stderr = -1;
     FILE *f = fopen(log_path, "r");
     assert_non_null(f);
     buf b;
@@ -101,7 +108,6 @@ static char *logs_end(void)
     buf_append(&b, "", 0);
     fclose(f);
     unlink(log_path);
-    strcpy(log_path, "/tmp/atoll-test-log-XXXXXX");
     size_t len;
     return buf_steal(&b, &len);
 }
@@ -433,6 +439,7 @@ static void load_errors_name_file_and_line(void **state)
     expect_load_error("missing_import.js", "does_not_exist.js", "missing_import.js:2");
     expect_load_error("no_handler.js", "no_handler.js:1", "fetch");
     expect_load_error("top_level_throw.js", "thrown at top level 1", "top_level_throw.js:3");
+    expect_load_error("sw_no_listener.js", "sw_no_listener.js:1", "\"fetch\" event listener");
     expect_load_error("no_such_file.js", "No such file", NULL);
 }
 
@@ -646,6 +653,30 @@ static void concurrent_requests(void **state)
     finish(i);
 }
 
+static void service_worker_async(void **state)
+{
+    iso *i = load("sw_async.js");
+    logs_begin();
+    capture c;
+    request(i, &c, "GET", "/", NULL, NULL);
+    assert_string_equal(cap_body(&c), "sw async 0 fetch");
+    cap_free(&c);
+    while (iso_waituntil_pending(i) && uv_run(&loop, UV_RUN_ONCE))
+        ;
+    request(i, &c, "GET", "/", NULL, NULL);
+    assert_string_equal(cap_body(&c), "sw async 1 fetch");
+    cap_free(&c);
+    request(i, &c, "GET", "/none", NULL, NULL);
+    char *logs = logs_end();
+    assert_int_equal(c.status, 500);
+    assert_non_null(strstr(cap_body(&c), "did not respond"));
+    assert_non_null(strstr(logs, "second respondWith: TypeError"));
+    assert_non_null(strstr(logs, "no fetch listener called respondWith()"));
+    free(logs);
+    cap_free(&c);
+    finish(i);
+}
+
 static int setup(void **state)
 {
     log_set_level(LOG_DEBUG);
@@ -687,6 +718,7 @@ int main(void)
         cmocka_unit_test(unhandled_rejection_is_logged),
         cmocka_unit_test(cpu_budget_is_per_request),
         cmocka_unit_test(concurrent_requests),
+        cmocka_unit_test(service_worker_async),
     };
     return cmocka_run_group_tests_name("isolate", tests, setup, teardown);
 }

@@ -100,6 +100,9 @@ static JSValue set_timer(JSContext *ctx, JSValueConst this_val, int argc, JSValu
         t->next->prev = t;
     st->timers = t;
     uint64_t delay = (uint64_t)ms;
+    /* The loop's clock is cached from the start of this iteration; JS may
+     * have run for a while since, and the delay counts from now. */
+    uv_update_time(st->host.loop);
     /* Browsers clamp repeating timers to at least 1 ms; a 0 ms interval
      * would otherwise spin the loop. */
     uv_timer_start(&t->handle, timer_fired, delay, repeat ? (delay ? delay : 1) : 0);
