@@ -10,6 +10,7 @@ packages=(
   libuv1-dev node-llhttp
   libcmocka-dev clang libclang-rt-14-dev
   python3 wrk
+  libsqlite3-dev libhiredis-dev redis-server
 )
 
 missing=()
