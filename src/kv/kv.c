@@ -37,6 +37,7 @@ int kv_error_status(int code)
     case -ECONNRESET:
     case -ENOTCONN:
     case -ECANCELED:
+    case -ETIMEDOUT:
         return 503;
     }
     return 500;

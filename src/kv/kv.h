@@ -79,6 +79,10 @@ typedef struct kv_config {
     unsigned min_ttl;
     /* How often expired keys are swept away; 0 means every 60 s. */
     unsigned sweep_interval_ms;
+    /* Redis: with operations pending and no reply for this long, the
+     * connection is dropped (they fail with -ETIMEDOUT) and made anew;
+     * 0 means 5000. hiredis 0.14 has no timeouts of its own. */
+    unsigned redis_timeout_ms;
 } kv_config;
 
 /* A found value. expiration is seconds since the Unix epoch, 0 for none.

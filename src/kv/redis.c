@@ -23,6 +23,7 @@
 
 #include "core/alloc.h"
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "kv/kv_internal.h"
 
@@ -101,12 +102,14 @@ typedef struct rd {
     char *host;
     int port, db;
     redisAsyncContext *ac; /* NULL between a lost connection and the retry */
-    bool connected, finished;
+    bool connected, finished, timed_out;
     char last_error[128];
     unsigned backoff_ms;
     size_t pending;       /* commands awaiting a reply on behalf of callers */
     uv_async_t keepalive; /* never sent: referenced while ops are pending */
-    uv_timer_t retry, sweep;
+    uv_timer_t retry, sweep, watch;
+    uint64_t last_progress, timeout_ns; /* monotonic ns */
+    size_t last_io;                      /* io_mark() when last seen */
     int open_handles;
 } rd;
 
@@ -120,6 +123,8 @@ static const char *verb(const kv_op *op)
 
 static void hold(rd *r, int delta)
 {
+    if (r->pending == 0 || delta < 0) /* a reply, or the first op: progress */
+        r->last_progress = clock_mono_ns();
     r->pending += delta;
     if (r->s->closing || r->pending)
         uv_ref((uv_handle_t *)&r->keepalive);
@@ -261,7 +266,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     rd *r = op->store->impl;
     redisReply *rep = reply;
     if (!rep)
-        kv__fail(op, r->s->closing ? -ECANCELED : -ECONNRESET, "redis %s:%d: %s", r->host,
+        kv__fail(op, r->s->closing ? -ECANCELED : r->timed_out ? -ETIMEDOUT : -ECONNRESET,
+                 "redis %s:%d: %s", r->host,
                  r->port, r->last_error[0] ? r->last_error : "connection lost");
     else if (rep->type == REDIS_REPLY_ERROR)
         kv__fail(op, -EIO, "redis: %s", rep->str);
@@ -401,6 +407,7 @@ static void finish_close(rd *r)
     uv_close((uv_handle_t *)&r->keepalive, handle_closed);
     uv_close((uv_handle_t *)&r->retry, handle_closed);
     uv_close((uv_handle_t *)&r->sweep, handle_closed);
+    uv_close((uv_handle_t *)&r->watch, handle_closed);
 }
 
 static void on_retry(uv_timer_t *t)
@@ -442,9 +449,12 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
         finish_close(r);
         return;
     }
-    snprintf(r->last_error, sizeof r->last_error, "%s",
-             ac->err ? ac->errstr : "connection closed");
-    log_warn("kv: redis %s:%d: disconnected: %s; reconnecting", r->host, r->port, r->last_error);
+    if (!r->timed_out) {
+        snprintf(r->last_error, sizeof r->last_error, "%s",
+                 ac->err ? ac->errstr : "connection closed");
+        log_warn("kv: redis %s:%d: disconnected: %s; reconnecting", r->host, r->port,
+                 r->last_error);
+    }
     schedule_retry(r);
 }
 
@@ -480,6 +490,43 @@ static void rd_connect(rd *r)
     /* Queued now, sent first once connected, before any op. */
     if (r->db)
         redisAsyncCommand(ac, on_admin_reply, "SELECT", "SELECT %d", r->db);
+}
+
+/* Changes whenever bytes move: the output buffer drains, the reader's
+ * buffer fills. A 25 MiB value in transit is progress, not a hang. */
+static size_t io_mark(const redisAsyncContext *ac)
+{
+    const redisContext *c = &ac->c;
+    return sdslen(c->obuf) * 31 + (c->reader ? c->reader->len + c->reader->pos : 0);
+}
+
+/* A server that stops answering (stopped, partitioned, blackholed connect)
+ * would otherwise hold every op forever. */
+static void on_watch(uv_timer_t *t)
+{
+    rd *r = t->data;
+    if (!r->ac || !r->pending)
+        return;
+    size_t mark = io_mark(r->ac);
+    if (mark != r->last_io) {
+        r->last_io = mark;
+        r->last_progress = clock_mono_ns();
+        return;
+    }
+    if (clock_mono_ns() - r->last_progress < r->timeout_ns)
+        return;
+    snprintf(r->last_error, sizeof r->last_error, "no reply within %llu ms",
+             (unsigned long long)(r->timeout_ns / 1000000));
+    log_warn("kv: redis %s:%d: %s; reconnecting", r->host, r->port, r->last_error);
+    redisAsyncContext *ac = r->ac;
+    bool was_connected = r->connected;
+    if (!was_connected)
+        r->ac = NULL; /* no disconnect callback comes for a connecting context */
+    r->timed_out = true;
+    redisAsyncFree(ac); /* fails pending ops; on_disconnect schedules the retry */
+    r->timed_out = false;
+    if (!was_connected && !r->s->closing)
+        schedule_retry(r);
 }
 
 static void on_sweep(uv_timer_t *t)
@@ -544,13 +591,18 @@ static int rd_open(kv_store *s, const kv_config *cfg, err *e)
     }
     uv_timer_init(s->loop, &r->retry);
     uv_timer_init(s->loop, &r->sweep);
-    r->keepalive.data = r->retry.data = r->sweep.data = r;
-    r->open_handles = 3;
+    uv_timer_init(s->loop, &r->watch);
+    r->keepalive.data = r->retry.data = r->sweep.data = r->watch.data = r;
+    r->open_handles = 4;
+    r->timeout_ns = (uint64_t)(cfg->redis_timeout_ms ? cfg->redis_timeout_ms : 5000) * 1000000;
+    uv_unref((uv_handle_t *)&r->watch);
     uv_unref((uv_handle_t *)&r->keepalive);
     uv_unref((uv_handle_t *)&r->retry);
     uv_unref((uv_handle_t *)&r->sweep);
     s->impl = r;
     uv_timer_start(&r->sweep, on_sweep, s->sweep_interval_ms, s->sweep_interval_ms);
+    uint64_t tick = r->timeout_ns / 1000000 / 4 + 1;
+    uv_timer_start(&r->watch, on_watch, tick, tick);
     rd_connect(r);
     return 0;
 }
@@ -560,6 +612,7 @@ static void rd_close(kv_store *s)
     rd *r = s->impl;
     uv_timer_stop(&r->retry);
     uv_timer_stop(&r->sweep);
+    uv_timer_stop(&r->watch);
     uv_ref((uv_handle_t *)&r->keepalive); /* until closed */
     redisAsyncContext *ac = r->ac;
     if (!ac) {

@@ -287,6 +287,7 @@ static int setup_common(void **state, bool redis)
     f->cfg.state_dir = f->dir;
     f->cfg.min_ttl = 1;
     f->cfg.sweep_interval_ms = 200;
+    f->cfg.redis_timeout_ms = 500;
     if (redis) {
         if (test_redis_start(&f->server))
             return -1; /* fails the group: a missing Redis is not a skip */
@@ -926,6 +927,33 @@ static void redis_reconnects(void **state)
     check_value(f, "re", "after", 5, "2", 1);
 }
 
+/* --- Redis only: a server that stops answering does not hold ops forever */
+
+static void redis_times_out_on_a_stopped_server(void **state)
+{
+    fixture *f = *state;
+    put(f, "to", "k", "1");
+    kill(f->server.pid, SIGSTOP);
+    uint64_t t0 = clock_mono_ns();
+    result r;
+    int rc = get(f, "to", "k", 1, &r);
+    uint64_t waited_ms = (clock_mono_ns() - t0) / 1000000;
+    kill(f->server.pid, SIGCONT);
+    assert_int_equal(rc, -ETIMEDOUT);
+    assert_int_equal(kv_error_status(rc), 503);
+    assert_non_null(strstr(r.e.msg, "KV GET failed: 503 redis 127.0.0.1:"));
+    assert_non_null(strstr(r.e.msg, "no reply within 500 ms"));
+    assert_true(waited_ms >= 400 && waited_ms < 3000);
+    result_free(&r);
+    bool ok = false;
+    for (int i = 0; i < 100 && !ok; i++) {
+        run_for(f, 100);
+        ok = get(f, "to", "k", 1, &r) == 0 && r.found;
+        result_free(&r);
+    }
+    assert_true(ok);
+}
+
 static void open_reports_bad_config(void **state)
 {
     fixture *f = *state;
@@ -941,7 +969,7 @@ static void open_reports_bad_config(void **state)
     assert_int_equal(kv_open(&f->loop, &cfg, &s, &e), -EINVAL);
 }
 
-#define SUITE(extra)                                                   \
+#define SUITE(...)                                                     \
     {                                                                  \
         cmocka_unit_test(roundtrip_binary_keys_and_values),            \
         cmocka_unit_test(metadata_roundtrips),                         \
@@ -952,7 +980,7 @@ static void open_reports_bad_config(void **state)
         cmocka_unit_test(many_outstanding_operations),                 \
         cmocka_unit_test(close_completes_pending_operations),          \
         cmocka_unit_test(acknowledged_puts_survive_sigkill),           \
-        cmocka_unit_test(open_reports_bad_config), extra               \
+        cmocka_unit_test(open_reports_bad_config), __VA_ARGS__             \
     }
 
 int main(int argc, char **argv)
@@ -961,7 +989,8 @@ int main(int argc, char **argv)
         return put_child(argv);
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest sqlite_tests[] = SUITE();
-    const struct CMUnitTest redis_tests[] = SUITE(cmocka_unit_test(redis_reconnects));
+    const struct CMUnitTest redis_tests[] =
+        SUITE(cmocka_unit_test(redis_reconnects), cmocka_unit_test(redis_times_out_on_a_stopped_server));
     int failed = cmocka_run_group_tests_name("kv/sqlite", sqlite_tests, setup_sqlite, teardown);
     failed += cmocka_run_group_tests_name("kv/redis", redis_tests, setup_redis, teardown);
     return failed;
