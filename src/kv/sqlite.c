@@ -176,8 +176,8 @@ static bool is_write(const kv_op *op)
     return op->type == KV_OP_PUT || op->type == KV_OP_DELETE;
 }
 
-/* Runs ops in one transaction. If any write fails, or COMMIT does, every
- * write of the batch fails: none of them is acknowledged as durable. */
+/* Runs ops in one transaction. If a write fails, or COMMIT does, the whole
+ * batch fails: no put is acknowledged unless it is committed. */
 static void run_batch(sq *q, kv_op *batch)
 {
     bool writes = false;
@@ -203,18 +203,13 @@ static void run_batch(sq *q, kv_op *batch)
     }
     if (!bad && sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
         return;
-    /* Nothing of the batch is committed: every write fails, and so does
-     * every op after the failing one (it did not run). Reads before it
-     * keep their results. */
+    /* Nothing of the batch is committed: every op fails, reads included
+     * (they may have seen the batch's own uncommitted writes). */
     char *why = xstrdup(sqlite3_errmsg(q->db));
     sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
-    bool after = false;
-    for (kv_op *op = batch; op; op = op->next) {
-        if (op == bad)
-            after = true;
-        else if (after || is_write(op))
+    for (kv_op *op = batch; op; op = op->next)
+        if (op != bad)
             kv__fail(op, -EIO, "sqlite: %s (transaction rolled back)", why);
-    }
     free(why);
 }
 
@@ -246,9 +241,8 @@ static void worker(void *arg)
                 q->todo_tail = NULL;
             last->next = NULL;
         }
-        bool sweep = q->sweep_wanted && !batch;
-        if (sweep)
-            q->sweep_wanted = false;
+        bool sweep = q->sweep_wanted; /* between batches, so load cannot starve it */
+        q->sweep_wanted = false;
         uv_mutex_unlock(&q->mu);
         if (batch)
             run_batch(q, batch);
