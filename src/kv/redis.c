@@ -242,7 +242,8 @@ static void reply_list(kv_op *op, redisReply *rep)
         kv__fail(op, -EIO, "redis: unexpected list reply");
         return;
     }
-    int64_t now = kv__now();
+    /* No second expiry check here: the script saw what Redis had not yet
+     * expired, and skipping keys would put the cursor before them. */
     for (size_t i = 1; i + 1 < rep->elements; i += 2) {
         redisReply *k = rep->element[i], *h = rep->element[i + 1];
         int64_t exp;
@@ -253,8 +254,6 @@ static void reply_list(kv_op *op, redisReply *rep)
             kv__fail(op, -EIO, "redis: unexpected list entry");
             return;
         }
-        if (exp && exp <= now)
-            continue;
         kv__list_add(op, k->str, (size_t)k->len, exp, meta, meta_len, meta != NULL);
     }
     kv__list_finish(op, rep->element[0]->integer == 1);
