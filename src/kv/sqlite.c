@@ -1,9 +1,13 @@
 /* The SQLite KV backend: one database file in the state directory, WAL mode
- * with synchronous=FULL, used by one dedicated thread so that the event loop
- * never waits on the disk. The loop hands ops to the thread through a queue;
- * the thread runs everything queued in one transaction (group commit: one
- * fsync for many puts) and hands the ops back through a uv_async_t only
- * after COMMIT returned, so an acknowledged put survives a crash. */
+ * with synchronous=FULL, so that the event loop never waits on the disk:
+ * - a writer thread with its own connection runs puts and deletes, all that
+ *   is queued in one transaction (group commit: one fsync for many puts),
+ *   and hands them back through a uv_async_t only after COMMIT returned, so
+ *   an acknowledged put survives a crash;
+ * - a reader thread with a second connection runs gets and lists, which WAL
+ *   lets proceed during a write, so a get never waits behind an fsync.
+ * A read sees every write whose callback has run (it is committed); a read
+ * issued while a put is still pending may or may not see it. */
 #include <errno.h>
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -43,22 +47,34 @@ static const char *const sql[ST_COUNT] = {
                  " WHERE expiration <= ?1 LIMIT ?2)",
 };
 
-/* Owned by the store (s->impl). Fields under `mu` are shared with the
- * thread; db and stmt belong to the thread once it runs. */
-typedef struct sq {
-    kv_store *s;
+enum { WRITER, READER, LANES };
+
+struct sq;
+
+/* A thread with its own connection and queue. db and stmt belong to the
+ * thread while it runs; todo and exited are under sq.mu. */
+typedef struct lane {
+    struct sq *q;
+    bool writer;
     sqlite3 *db;
     sqlite3_stmt *stmt[ST_COUNT];
     uv_thread_t thread;
-    uv_async_t async;  /* thread -> loop: ops done, or thread exited */
-    uv_timer_t sweep;  /* loop: asks the thread to sweep */
+    bool started, exited;
+    uv_cond_t cv;
+    kv_op *todo, *todo_tail; /* loop -> thread */
+} lane;
+
+/* Owned by the store (s->impl). */
+typedef struct sq {
+    kv_store *s;
+    lane lanes[LANES];
+    uv_async_t async; /* threads -> loop: ops done, or a thread exited */
+    uv_timer_t sweep; /* loop: asks the writer to sweep */
     int open_handles;
     size_t pending; /* ops submitted, not yet completed: keep the loop alive */
     uv_mutex_t mu;
-    uv_cond_t cv;
-    kv_op *todo, *todo_tail; /* loop -> thread */
-    kv_op *done, *done_tail; /* thread -> loop */
-    bool sweep_wanted, quit, exited;
+    kv_op *done, *done_tail; /* threads -> loop */
+    bool sweep_wanted, quit;
 } sq;
 
 static void append(kv_op **head, kv_op **tail, kv_op *list)
@@ -74,9 +90,9 @@ static void append(kv_op **head, kv_op **tail, kv_op *list)
     *tail = list;
 }
 
-static int db_fail(sq *q, kv_op *op)
+static int db_fail(lane *l, kv_op *op)
 {
-    kv__fail(op, -EIO, "sqlite: %s", sqlite3_errmsg(q->db));
+    kv__fail(op, -EIO, "sqlite: %s", sqlite3_errmsg(l->db));
     return op->status;
 }
 
@@ -87,9 +103,9 @@ static int bind_bytes(sqlite3_stmt *st, int i, const void *p, size_t n)
     return sqlite3_bind_blob64(st, i, p ? p : "", n, SQLITE_STATIC);
 }
 
-static int run_get(sq *q, kv_op *op)
+static int run_get(lane *l, kv_op *op)
 {
-    sqlite3_stmt *st = q->stmt[ST_GET];
+    sqlite3_stmt *st = l->stmt[ST_GET];
     bind_bytes(st, 1, op->ns, op->ns_len);
     bind_bytes(st, 2, op->key, op->key_len);
     sqlite3_bind_int64(st, 3, kv__now());
@@ -109,15 +125,15 @@ static int run_get(sq *q, kv_op *op)
         rc = SQLITE_DONE;
     }
     if (rc != SQLITE_DONE)
-        db_fail(q, op);
+        db_fail(l, op);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return 0; /* a failed read does not spoil the batch's writes */
 }
 
-static int run_put(sq *q, kv_op *op)
+static int run_put(lane *l, kv_op *op)
 {
-    sqlite3_stmt *st = q->stmt[ST_PUT];
+    sqlite3_stmt *st = l->stmt[ST_PUT];
     bind_bytes(st, 1, op->ns, op->ns_len);
     bind_bytes(st, 2, op->key, op->key_len);
     bind_bytes(st, 3, op->value, op->value_len);
@@ -125,25 +141,25 @@ static int run_put(sq *q, kv_op *op)
         sqlite3_bind_text64(st, 4, op->metadata, op->metadata_len, SQLITE_STATIC, SQLITE_UTF8);
     if (op->expiration)
         sqlite3_bind_int64(st, 5, op->expiration);
-    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : db_fail(q, op);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : db_fail(l, op);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return rc;
 }
 
-static int run_delete(sq *q, kv_op *op)
+static int run_delete(lane *l, kv_op *op)
 {
-    sqlite3_stmt *st = q->stmt[ST_DELETE];
+    sqlite3_stmt *st = l->stmt[ST_DELETE];
     bind_bytes(st, 1, op->ns, op->ns_len);
     bind_bytes(st, 2, op->key, op->key_len);
-    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : db_fail(q, op);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : db_fail(l, op);
     sqlite3_reset(st);
     return rc;
 }
 
-static int run_list(sq *q, kv_op *op)
+static int run_list(lane *l, kv_op *op)
 {
-    sqlite3_stmt *st = q->stmt[ST_LIST];
+    sqlite3_stmt *st = l->stmt[ST_LIST];
     bind_bytes(st, 1, op->ns, op->ns_len);
     bind_bytes(st, 2, op->lo, op->lo_len);
     if (op->hi)
@@ -165,7 +181,7 @@ static int run_list(sq *q, kv_op *op)
     if (rc == SQLITE_DONE)
         kv__list_finish(op, complete);
     else
-        db_fail(q, op);
+        db_fail(l, op);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return 0;
@@ -178,83 +194,97 @@ static bool is_write(const kv_op *op)
 
 /* Runs ops in one transaction. If a write fails, or COMMIT does, the whole
  * batch fails: no put is acknowledged unless it is committed. */
-static void run_batch(sq *q, kv_op *batch)
+static void run_batch(lane *l, kv_op *batch)
 {
     bool writes = false;
     for (kv_op *op = batch; op; op = op->next)
         writes |= is_write(op);
     const char *begin = writes ? "BEGIN IMMEDIATE" : "BEGIN";
-    if (sqlite3_exec(q->db, begin, NULL, NULL, NULL) != SQLITE_OK) {
+    if (sqlite3_exec(l->db, begin, NULL, NULL, NULL) != SQLITE_OK) {
         for (kv_op *op = batch; op; op = op->next)
-            db_fail(q, op);
+            db_fail(l, op);
         return;
     }
     kv_op *bad = NULL;
     for (kv_op *op = batch; op && !bad; op = op->next) {
         int rc = 0;
         switch (op->type) {
-        case KV_OP_GET: rc = run_get(q, op); break;
-        case KV_OP_PUT: rc = run_put(q, op); break;
-        case KV_OP_DELETE: rc = run_delete(q, op); break;
-        case KV_OP_LIST: rc = run_list(q, op); break;
+        case KV_OP_GET: rc = run_get(l, op); break;
+        case KV_OP_PUT: rc = run_put(l, op); break;
+        case KV_OP_DELETE: rc = run_delete(l, op); break;
+        case KV_OP_LIST: rc = run_list(l, op); break;
         }
         if (rc)
             bad = op;
     }
-    if (!bad && sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+    if (!bad && sqlite3_exec(l->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
         return;
     /* Nothing of the batch is committed: every op fails, reads included
      * (they may have seen the batch's own uncommitted writes). */
-    char *why = xstrdup(sqlite3_errmsg(q->db));
-    sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+    char *why = xstrdup(sqlite3_errmsg(l->db));
+    sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
     for (kv_op *op = batch; op; op = op->next)
         if (op != bad)
             kv__fail(op, -EIO, "sqlite: %s (transaction rolled back)", why);
     free(why);
 }
 
-static void run_sweep(sq *q)
+static void run_sweep(lane *l)
 {
-    sqlite3_stmt *st = q->stmt[ST_SWEEP];
+    sqlite3_stmt *st = l->stmt[ST_SWEEP];
     sqlite3_bind_int64(st, 1, kv__now());
     sqlite3_bind_int64(st, 2, SWEEP_MAX);
     if (sqlite3_step(st) != SQLITE_DONE)
-        log_warn("kv: sqlite sweep: %s", sqlite3_errmsg(q->db));
+        log_warn("kv: sqlite sweep: %s", sqlite3_errmsg(l->db));
     sqlite3_reset(st);
 }
 
 static void worker(void *arg)
 {
-    sq *q = arg;
+    lane *l = arg;
+    sq *q = l->q;
     uv_mutex_lock(&q->mu);
     for (;;) {
-        while (!q->todo && !q->sweep_wanted && !q->quit)
-            uv_cond_wait(&q->cv, &q->mu);
-        if (!q->todo && q->quit)
+        while (!l->todo && !(l->writer && q->sweep_wanted) && !q->quit)
+            uv_cond_wait(&l->cv, &q->mu);
+        if (!l->todo && q->quit)
             break;
-        kv_op *batch = q->todo, *last = batch;
+        kv_op *batch = l->todo, *last = batch;
         for (int n = 1; last && last->next && n < BATCH_MAX; n++)
             last = last->next;
         if (last) {
-            q->todo = last->next;
-            if (!q->todo)
-                q->todo_tail = NULL;
+            l->todo = last->next;
+            if (!l->todo)
+                l->todo_tail = NULL;
             last->next = NULL;
         }
-        bool sweep = q->sweep_wanted; /* between batches, so load cannot starve it */
-        q->sweep_wanted = false;
+        bool sweep = l->writer && q->sweep_wanted; /* between batches: load cannot starve it */
+        if (sweep)
+            q->sweep_wanted = false;
         uv_mutex_unlock(&q->mu);
         if (batch)
-            run_batch(q, batch);
+            run_batch(l, batch);
         if (sweep)
-            run_sweep(q);
+            run_sweep(l);
         uv_mutex_lock(&q->mu);
         append(&q->done, &q->done_tail, batch);
         uv_async_send(&q->async);
     }
-    q->exited = true;
+    l->exited = true;
     uv_mutex_unlock(&q->mu);
     uv_async_send(&q->async);
+}
+
+static void release(sq *q)
+{
+    for (int i = 0; i < LANES; i++) {
+        lane *l = &q->lanes[i];
+        for (int j = 0; j < ST_COUNT; j++)
+            sqlite3_finalize(l->stmt[j]);
+        sqlite3_close(l->db);
+        uv_cond_destroy(&l->cv);
+    }
+    uv_mutex_destroy(&q->mu);
 }
 
 static void handle_closed(uv_handle_t *h)
@@ -263,18 +293,26 @@ static void handle_closed(uv_handle_t *h)
     if (--q->open_handles > 0)
         return;
     kv_store *s = q->s;
-    uv_mutex_destroy(&q->mu);
-    uv_cond_destroy(&q->cv);
+    release(q);
     free(q);
     if (s) /* NULL: kv_open failed after the handles existed */
         kv__closed(s);
 }
 
-static void release_db(sq *q)
+/* Stops the threads that run (after they drained their queues), then
+ * closes the handles; the store is freed in handle_closed. */
+static void shut_down(sq *q)
 {
-    for (int i = 0; i < ST_COUNT; i++)
-        sqlite3_finalize(q->stmt[i]);
-    sqlite3_close(q->db);
+    uv_mutex_lock(&q->mu);
+    q->quit = true;
+    for (int i = 0; i < LANES; i++)
+        uv_cond_signal(&q->lanes[i].cv);
+    uv_mutex_unlock(&q->mu);
+    for (int i = 0; i < LANES; i++)
+        if (q->lanes[i].started)
+            uv_thread_join(&q->lanes[i].thread);
+    uv_close((uv_handle_t *)&q->async, handle_closed);
+    uv_close((uv_handle_t *)&q->sweep, handle_closed);
 }
 
 static void on_async(uv_async_t *a)
@@ -292,14 +330,10 @@ static void on_async(uv_async_t *a)
         done = next;
     }
     uv_mutex_lock(&q->mu);
-    bool exited = q->exited && !q->done;
+    bool exited = q->lanes[WRITER].exited && q->lanes[READER].exited && !q->done;
     uv_mutex_unlock(&q->mu);
-    if (exited && q->open_handles == 2) {
-        uv_thread_join(&q->thread);
-        release_db(q);
-        uv_close((uv_handle_t *)&q->async, handle_closed);
-        uv_close((uv_handle_t *)&q->sweep, handle_closed);
-    }
+    if (exited && !uv_is_closing((uv_handle_t *)&q->async))
+        shut_down(q); /* the threads have exited: joining does not wait */
 }
 
 static void on_sweep(uv_timer_t *t)
@@ -307,19 +341,20 @@ static void on_sweep(uv_timer_t *t)
     sq *q = t->data;
     uv_mutex_lock(&q->mu);
     q->sweep_wanted = true;
-    uv_cond_signal(&q->cv);
+    uv_cond_signal(&q->lanes[WRITER].cv);
     uv_mutex_unlock(&q->mu);
 }
 
 static int sq_submit(kv_store *s, kv_op *op, err *e)
 {
     sq *q = s->impl;
+    lane *l = &q->lanes[op->type == KV_OP_PUT || op->type == KV_OP_DELETE ? WRITER : READER];
     op->next = NULL;
     if (q->pending++ == 0)
         uv_ref((uv_handle_t *)&q->async);
     uv_mutex_lock(&q->mu);
-    append(&q->todo, &q->todo_tail, op);
-    uv_cond_signal(&q->cv);
+    append(&l->todo, &l->todo_tail, op);
+    uv_cond_signal(&l->cv);
     uv_mutex_unlock(&q->mu);
     return 0;
 }
@@ -328,58 +363,59 @@ static void sq_close(kv_store *s)
 {
     sq *q = s->impl;
     uv_timer_stop(&q->sweep);
-    uv_ref((uv_handle_t *)&q->async); /* until the thread has exited */
+    uv_ref((uv_handle_t *)&q->async); /* until the threads have exited */
     uv_mutex_lock(&q->mu);
     q->quit = true;
-    uv_cond_signal(&q->cv);
+    for (int i = 0; i < LANES; i++)
+        uv_cond_signal(&q->lanes[i].cv);
     uv_mutex_unlock(&q->mu);
-    /* on_async finishes the close once the thread has drained and exited. */
+    /* on_async finishes the close once both threads drained and exited. */
+}
+
+/* Opens one lane's connection. The writer comes first: it sets WAL mode
+ * (persistent in the file) and creates the schema. */
+static int open_lane(lane *l, const char *path, err *e)
+{
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    char *msg = NULL;
+    if (sqlite3_open_v2(path, &l->db, flags, NULL) != SQLITE_OK)
+        return err_set(e, -EIO, "open %s: %s", path,
+                       l->db ? sqlite3_errmsg(l->db) : "out of memory");
+    /* Several processes (the server, `atoll kv`) may share the file. */
+    sqlite3_busy_timeout(l->db, 5000);
+    const char *setup = l->writer ? "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+                                  : "PRAGMA query_only = 1;";
+    if (sqlite3_exec(l->db, setup, NULL, NULL, &msg) ||
+        (l->writer && sqlite3_exec(l->db, schema, NULL, NULL, &msg))) {
+        int rc = err_set(e, -EIO, "%s: %s", path, msg ? msg : sqlite3_errmsg(l->db));
+        sqlite3_free(msg);
+        return rc;
+    }
+    for (int i = 0; i < ST_COUNT; i++)
+        if (sqlite3_prepare_v3(l->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &l->stmt[i], NULL))
+            return err_set(e, -EIO, "%s: prepare: %s", path, sqlite3_errmsg(l->db));
+    return 0;
 }
 
 static int sq_open(kv_store *s, const kv_config *cfg, err *e)
 {
+    if (!cfg->state_dir || !cfg->state_dir[0])
+        return err_set(e, -EINVAL, "no state directory configured");
     sq *q = xcalloc(1, sizeof *q);
-    char *path = NULL;
+    char *path = xasprintf("%s/kv.sqlite3", cfg->state_dir);
     int rc;
     q->s = s;
-    if (!cfg->state_dir || !cfg->state_dir[0]) {
-        rc = err_set(e, -EINVAL, "no state directory configured");
-        goto fail;
-    }
-    path = xasprintf("%s/kv.sqlite3", cfg->state_dir);
-    if (sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                        NULL) != SQLITE_OK) {
-        rc = err_set(e, -EIO, "open %s: %s", path, q->db ? sqlite3_errmsg(q->db) : "out of memory");
-        goto fail;
-    }
-    /* Several processes (the server, `atoll kv`) may share the file. */
-    sqlite3_busy_timeout(q->db, 5000);
-    char *msg = NULL;
-    if (sqlite3_exec(q->db,
-                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;", NULL, NULL, &msg) ||
-        sqlite3_exec(q->db, schema, NULL, NULL, &msg)) {
-        rc = err_set(e, -EIO, "%s: %s", path, msg ? msg : sqlite3_errmsg(q->db));
-        sqlite3_free(msg);
-        goto fail;
-    }
-    for (int i = 0; i < ST_COUNT; i++) {
-        if (sqlite3_prepare_v3(q->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q->stmt[i], NULL)) {
-            rc = err_set(e, -EIO, "%s: prepare: %s", path, sqlite3_errmsg(q->db));
+    /* Primitives that cannot fail on Linux short of exhausted resources. */
+    if (uv_mutex_init(&q->mu) || uv_cond_init(&q->lanes[WRITER].cv) ||
+        uv_cond_init(&q->lanes[READER].cv))
+        abort();
+    for (int i = 0; i < LANES; i++) {
+        q->lanes[i].q = q;
+        q->lanes[i].writer = i == WRITER;
+        if ((rc = open_lane(&q->lanes[i], path, e)))
             goto fail;
-        }
-    }
-    if ((rc = uv_mutex_init(&q->mu))) {
-        err_set(e, rc, "mutex: %s", uv_strerror(rc));
-        goto fail;
-    }
-    if ((rc = uv_cond_init(&q->cv))) {
-        uv_mutex_destroy(&q->mu);
-        err_set(e, rc, "condition: %s", uv_strerror(rc));
-        goto fail;
     }
     if ((rc = uv_async_init(s->loop, &q->async, on_async))) {
-        uv_cond_destroy(&q->cv);
-        uv_mutex_destroy(&q->mu);
         err_set(e, rc, "async: %s", uv_strerror(rc));
         goto fail;
     }
@@ -389,21 +425,22 @@ static int sq_open(kv_store *s, const kv_config *cfg, err *e)
     q->sweep.data = q;
     uv_unref((uv_handle_t *)&q->sweep); /* the sweep alone keeps no loop alive */
     q->open_handles = 2;
-    if ((rc = uv_thread_create(&q->thread, worker, q))) {
-        err_set(e, rc, "thread: %s", uv_strerror(rc));
-        release_db(q);
-        free(path);
-        q->s = NULL; /* the handles close through the loop, then q is freed */
-        uv_close((uv_handle_t *)&q->async, handle_closed);
-        uv_close((uv_handle_t *)&q->sweep, handle_closed);
-        return rc;
+    for (int i = 0; i < LANES; i++) {
+        if ((rc = uv_thread_create(&q->lanes[i].thread, worker, &q->lanes[i]))) {
+            err_set(e, rc, "thread: %s", uv_strerror(rc));
+            q->s = NULL; /* q is freed once the handles have closed */
+            shut_down(q);
+            free(path);
+            return rc;
+        }
+        q->lanes[i].started = true;
     }
     s->impl = q;
     uv_timer_start(&q->sweep, on_sweep, s->sweep_interval_ms, s->sweep_interval_ms);
     free(path);
     return 0;
 fail:
-    release_db(q);
+    release(q);
     free(path);
     free(q);
     return rc;

@@ -726,17 +726,32 @@ static void many_outstanding_operations(void **state)
     err e;
     size_t issued = 0;
     char k[32];
-    for (int i = 0; i < N; i++) {
-        snprintf(k, sizeof k, "c%d", i);
-        assert_int_equal(kv_put(f->s, "conc", k, strlen(k), "value", 5, NULL, on_any, &c, &e), 0);
-        issued++;
-        if (i % 3 == 0) { /* reads queued behind the writes see them */
-            assert_int_equal(kv_get(f->s, "conc", k, strlen(k), on_any_get, &c, &e), 0);
+    /* N puts at once; then N more puts interleaved with gets of the first
+     * N (acknowledged, so they must be seen) and some lists. */
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < N; i++) {
+            snprintf(k, sizeof k, "c%d-%d", round, i);
+            assert_int_equal(kv_put(f->s, "conc", k, strlen(k), "value", 5, NULL, on_any, &c, &e), 0);
             issued++;
+            if (round == 1) {
+                snprintf(k, sizeof k, "c0-%d", i);
+                assert_int_equal(kv_get(f->s, "conc", k, strlen(k), on_any_get, &c, &e), 0);
+                issued++;
+            }
+            if (round == 1 && i % 500 == 0) {
+                kv_list_opts o = {.has_limit = true, .limit = 10};
+                result *r = xcalloc(1, sizeof *r);
+                assert_int_equal(kv_list(f->s, "conc", &o, on_list, r, &e), 0);
+                while (!r->done)
+                    uv_run(&f->loop, UV_RUN_ONCE);
+                assert_int_equal(r->count, 10);
+                result_free(r);
+                free(r);
+            }
         }
+        while (c.done < issued)
+            uv_run(&f->loop, UV_RUN_ONCE);
     }
-    while (c.done < issued)
-        uv_run(&f->loop, UV_RUN_ONCE);
     assert_int_equal(c.failed, 0);
     result r;
     assert_int_equal(list(f, "conc", NULL, &r), 0);
