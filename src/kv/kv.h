@@ -1,8 +1,13 @@
 /* The KV store behind Workers KV bindings: namespaces of binary keys holding
  * a value, optional metadata JSON text and an optional expiration, with the
  * limits Workers KV documents. Every operation is asynchronous on the
- * caller's libuv loop and never blocks it: SQLite work runs on a dedicated
- * thread, Redis is spoken through hiredis's async API on the loop.
+ * caller's libuv loop and never blocks it: SQLite work runs on two threads
+ * of the store's own (a writer, a reader), Redis is spoken through hiredis's
+ * async API on the loop.
+ *
+ * Ordering: an operation sees every write whose callback has run. Ops still
+ * pending together complete in no promised order (Redis happens to keep
+ * submission order; SQLite does not between reads and writes).
  *
  * Rules, as libuv's:
  * - A function that fails synchronously returns a negative code, fills `e`,
