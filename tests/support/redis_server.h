@@ -78,7 +78,8 @@ __attribute__((unused)) static int test_redis_start(test_redis *r)
         fprintf(stderr, "redis: no free port\n");
         return -1;
     }
-    snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d/0", r->port);
+    if (!r->url[0])
+        snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d/0", r->port);
     char port[16], log[128];
     snprintf(port, sizeof port, "%d", r->port);
     snprintf(log, sizeof log, "%s/redis.log", r->dir);

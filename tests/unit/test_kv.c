@@ -232,6 +232,7 @@ static long raw_count(fixture *f, const char *ns)
     if (f->redis) {
         redisContext *c = redisConnect("127.0.0.1", f->server.port);
         assert_non_null(c);
+        freeReplyObject(redisCommand(c, "SELECT 1"));
         redisReply *r = redisCommand(c, "ZCARD atoll:kv:%d:%s:i", (int)strlen(ns), ns);
         n = r && r->type == REDIS_REPLY_INTEGER ? (long)r->integer : -1;
         freeReplyObject(r);
@@ -291,6 +292,8 @@ static int setup_common(void **state, bool redis)
     if (redis) {
         if (test_redis_start(&f->server))
             return -1; /* fails the group: a missing Redis is not a skip */
+        /* Database 1, so that the SELECT on (re)connect is exercised too. */
+        snprintf(f->server.url, sizeof f->server.url, "redis://127.0.0.1:%d/1", f->server.port);
         f->cfg.redis_url = f->server.url;
     }
     *state = f;
