@@ -10,6 +10,7 @@ packages=(
   libuv1-dev node-llhttp libjansson-dev libseccomp-dev libcap-dev libunistring-dev
   libcmocka-dev clang libclang-rt-14-dev
   python3 wrk busybox-static crun
+  libsqlite3-dev libhiredis-dev redis-server
 )
 
 missing=()

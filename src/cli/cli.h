@@ -8,6 +8,7 @@
 
 int cli_container(int argc, char **argv);
 int cli_dev(int argc, char **argv);
+int cli_kv(int argc, char **argv);
 int cli_run(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_version(int argc, char **argv);
