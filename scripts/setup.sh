@@ -9,6 +9,7 @@ packages=(
   build-essential pkg-config ca-certificates curl xz-utils dpkg-dev
   libuv1-dev node-llhttp
   libcmocka-dev clang libclang-rt-14-dev
+  wabt wasi-libc lld libclang-rt-14-dev-wasm32
   python3 wrk
 )
 
