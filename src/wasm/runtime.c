@@ -59,7 +59,7 @@ static __thread uintptr_t tls_stack_lo;
 static __thread bool tls_altstack;
 
 static struct sigaction old_segv, old_bus;
-static int timer_signal;
+static volatile int timer_signal;
 
 /* ---- wasm-rt: traps ---------------------------------------------------- */
 
@@ -322,19 +322,32 @@ static void on_timer(int sig, siginfo_t *si, void *uc)
     r->pending = t;
 }
 
+/* Installed at every run, not once: whatever set a SIGSEGV handler after
+ * us (a test harness, a crash reporter) is chained to, not lost. */
 static void install_handlers(void)
 {
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    struct sigaction cur;
+    if (sigaction(SIGSEGV, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
+        cur.sa_sigaction == on_fault && timer_signal)
+        return;
+    pthread_mutex_lock(&lock);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
     sa.sa_sigaction = on_fault;
-    sigaction(SIGSEGV, &sa, &old_segv);
-    sigaction(SIGBUS, &sa, &old_bus);
-    /* A real-time signal is queued per timer, and nothing else in atoll uses it. */
-    timer_signal = SIGRTMIN + 4;
-    sa.sa_sigaction = on_timer;
-    sigaction(timer_signal, &sa, NULL);
+    if (sigaction(SIGSEGV, NULL, &cur) == 0 && cur.sa_sigaction != on_fault) {
+        sigaction(SIGSEGV, &sa, &old_segv);
+        sigaction(SIGBUS, &sa, &old_bus);
+    }
+    if (!timer_signal) {
+        /* A real-time signal is queued per timer, and nothing else in atoll uses it. */
+        sa.sa_sigaction = on_timer;
+        sigaction(SIGRTMIN + 4, &sa, NULL);
+        timer_signal = SIGRTMIN + 4;
+    }
+    pthread_mutex_unlock(&lock);
 }
 
 /* The fault handler must run on another stack when the guest exhausted
@@ -398,8 +411,7 @@ static int timer_start(timer_t *t, clockid_t clock, wasm_trap kind, unsigned gen
 
 int wasm__execute(wasm__run *r, err *e)
 {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, install_handlers);
+    install_handlers();
     int rc = prepare_thread(e);
     if (rc < 0)
         return rc;
