@@ -631,22 +631,31 @@ done:
     return rc;
 }
 
-static pthread_once_t versions_once = PTHREAD_ONCE_INIT;
-static char *versions; /* process lifetime */
-static const char *versions_cc;
-
-static void read_versions(void)
+/* "wasm2c 1.0.32\ncc (Debian 12.2.0-14) 12.2.0\n<glue>" for the cache key,
+ * asked once per compiler and remembered (one entry: one compiler in
+ * practice). Caller frees. */
+static char *versions_of(const char *cc, err *e)
 {
-    char *w = NULL, *c = NULL;
-    err e;
-    err_clear(&e);
-    if (tool_version("wasm2c", &w, &e) < 0 || tool_version(versions_cc, &c, &e) < 0) {
-        log_error("wasm: %s", e.msg);
-    } else {
-        versions = xasprintf("%s\n%s\n%s", w, c, GLUE_VERSION);
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static char *known_cc, *known; /* process lifetime */
+    char *out = NULL, *w = NULL, *c = NULL;
+    pthread_mutex_lock(&lock);
+    if (known_cc && strcmp(known_cc, cc) == 0) {
+        out = xstrdup(known);
+        goto done;
     }
+    if (tool_version("wasm2c", &w, e) < 0 || tool_version(cc, &c, e) < 0)
+        goto done;
+    out = xasprintf("%s\n%s\n%s", w, c, GLUE_VERSION);
+    free(known_cc);
+    free(known);
+    known_cc = xstrdup(cc);
+    known = xstrdup(out);
+done:
+    pthread_mutex_unlock(&lock);
     free(w);
     free(c);
+    return out;
 }
 
 int wasm_module_load(const void *bytes, size_t len, const wasm_compile_opts *opts,
@@ -654,15 +663,14 @@ int wasm_module_load(const void *bytes, size_t len, const wasm_compile_opts *opt
 {
     *out = NULL;
     const char *cc = opts->cc ? opts->cc : getenv("ATOLL_WASM_CC") ? getenv("ATOLL_WASM_CC") : "cc";
-    versions_cc = cc; /* the first caller's compiler names the versions */
-    pthread_once(&versions_once, read_versions);
-    if (!versions)
-        return err_set(e, -ENOENT, "wasm: wasm2c or %s is not installed", cc);
     if (!opts->cache_dir)
-        return err_set(e, -EINVAL, "wasm: no cache directory");
+        return err_set(e, -EINVAL, "wasm module: no cache directory");
     int rc = mkdir_p(opts->cache_dir, e);
     if (rc < 0)
-        return rc;
+        return err_prefix(e, "wasm module");
+    char *versions = versions_of(cc, e);
+    if (!versions)
+        return err_prefix(e, "wasm module: are wabt and %s installed?", cc);
 
     static const char *flags[] = {CFLAGS_GUEST};
     sha256 s;
@@ -678,6 +686,7 @@ int wasm_module_load(const void *bytes, size_t len, const wasm_compile_opts *opt
     for (size_t i = 0; i < sizeof flags / sizeof *flags; i++)
         sha256_update(&s, flags[i], strlen(flags[i]) + 1);
     sha256_hex(&s, key);
+    free(versions);
 
     wasm_module *m = xcalloc(1, sizeof *m);
     m->path = xasprintf("%s/%s.so", opts->cache_dir, key);

@@ -173,7 +173,9 @@ static void build_env(const wasm_config *cfg, const http_request *req, strvec *e
     setenv_(env, "AUTH_TYPE", "");
     setenv_(env, "REMOTE_USER", "");
     setenv_(env, "CONTENT_LENGTH", length);
-    setenv_(env, "CONTENT_TYPE", http_headers_get(&req->headers, "Content-Type"));
+    const char *type = http_headers_get(&req->headers, "Content-Type");
+    if (type)
+        setenv_(env, "CONTENT_TYPE", type);
 
     for (size_t i = 0; i < req->headers.count; i++) {
         const http_header *h = &req->headers.items[i];
