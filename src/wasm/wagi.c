@@ -221,6 +221,19 @@ static void strvec_free(char **v)
 
 /* ---- the CGI response -------------------------------------------------- */
 
+/* A field name is an RFC 9110 token; a value has no control characters
+ * but tab, so the guest cannot split the response it is part of. */
+static bool valid_field(const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    for (size_t i = 0; i < nlen; i++)
+        if (!isalnum((unsigned char)name[i]) && !strchr("!#$%&'*+-.^_`|~", name[i]))
+            return false;
+    for (size_t i = 0; i < vlen; i++)
+        if (((unsigned char)value[i] < 0x20 && value[i] != '\t') || value[i] == 0x7f)
+            return false;
+    return true;
+}
+
 /* Headers up to the first empty line; returns NULL or why it is not CGI. */
 static const char *parse_cgi(buf *out, wasm_response *resp)
 {
@@ -244,6 +257,8 @@ static const char *parse_cgi(buf *out, wasm_response *resp)
         size_t nlen = (size_t)(colon - p);
         const char *v = colon + 1;
         size_t vlen = len - nlen - 1;
+        if (!valid_field(p, nlen, v, vlen))
+            return "a CGI header with a bad name or control characters";
         if (nlen == 6 && !strncasecmp(p, "Status", 6)) {
             while (vlen && (*v == ' ' || *v == '\t'))
                 v++, vlen--;
@@ -253,8 +268,8 @@ static const char *parse_cgi(buf *out, wasm_response *resp)
                     return "a Status header without a three-digit code";
                 code = code * 10 + (v[i] - '0');
             }
-            if (code < 100)
-                return "a Status header without a three-digit code";
+            if (code < 200 || code > 599)
+                return "a Status outside 200-599";
             resp->status = code;
             status_set = true;
         } else {

@@ -400,6 +400,10 @@ static void malformed_cgi_output_and_redirects(void **state)
     assert_int_equal(resp.status, 500);
     assert_non_null(resp.error);
     wasm_response_free(&resp);
+    run(guest, NULL, "/?splitheader", &resp); /* a bare CR must not split the response */
+    assert_int_equal(resp.status, 500);
+    assert_null(http_headers_get(&resp.headers, "Set-Cookie"));
+    wasm_response_free(&resp);
     run(guest, NULL, "/?redirect", &resp);
     assert_int_equal(resp.status, 302);
     assert_string_equal(http_headers_get(&resp.headers, "Location"), "https://example.com/");
