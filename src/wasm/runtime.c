@@ -342,7 +342,10 @@ static void install_handlers(void)
         sigaction(SIGBUS, &sa, &old_bus);
     }
     if (!timer_signal) {
-        /* A real-time signal is queued per timer, and nothing else in atoll uses it. */
+        /* A real-time signal is queued per timer, and nothing else in atoll
+         * uses it. SA_RESTART: an expiry during a host call must not fail
+         * its syscalls (sleeps still return EINTR, which poll_oneoff wants). */
+        sa.sa_flags |= SA_RESTART;
         sa.sa_sigaction = on_timer;
         sigaction(SIGRTMIN + 4, &sa, NULL);
         timer_signal = SIGRTMIN + 4;

@@ -88,7 +88,7 @@ static char *percent_decode(const char *s, size_t n)
     char *out = xmalloc(n + 1), *o = out;
     for (size_t i = 0; i < n; i++) {
         int hi, lo;
-        if (s[i] == '%' && i + 2 < n + 1 && (hi = hexval(s[i + 1])) >= 0 &&
+        if (s[i] == '%' && i + 2 < n && (hi = hexval(s[i + 1])) >= 0 &&
             (lo = hexval(s[i + 2])) >= 0 && (hi | lo)) {
             *o++ = (char)(hi << 4 | lo);
             i += 2;

@@ -254,6 +254,18 @@ static void echo_sees_request_vars_and_stdin(void **state)
     http_request_free(&req);
 }
 
+static void path_info_is_decoded_but_never_holds_nul(void **state)
+{
+    wasm_response resp;
+    run(echo, NULL, "/%41b%2", &resp);
+    assert_non_null(strstr(body_of(&resp), "PATH_INFO=/Ab%2\n"));
+    wasm_response_free(&resp);
+    run(echo, NULL, "/%00x%zz?q", &resp);
+    assert_non_null(strstr(body_of(&resp), "PATH_INFO=/%00x%zz\n"));
+    assert_non_null(strstr(body_of(&resp), "QUERY_STRING=q\n"));
+    wasm_response_free(&resp);
+}
+
 static void each_trap_kind_answers_500_and_the_process_keeps_serving(void **state)
 {
     static const struct {
@@ -587,6 +599,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(hello_answers_with_cgi_headers_and_body),
         cmocka_unit_test(echo_sees_request_vars_and_stdin),
+        cmocka_unit_test(path_info_is_decoded_but_never_holds_nul),
         cmocka_unit_test(each_trap_kind_answers_500_and_the_process_keeps_serving),
         cmocka_unit_test(the_trap_kind_is_logged),
         cmocka_unit_test(an_infinite_loop_is_stopped_by_the_cpu_limit),
