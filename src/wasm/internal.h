@@ -49,7 +49,6 @@ typedef struct wasm__run {
     sigjmp_buf jmp;
     volatile sig_atomic_t in_wasm;  /* set while guest code (or the host under it) runs */
     volatile sig_atomic_t pending;  /* a limit expired while the host ran: a wasm_trap */
-    unsigned gen;                   /* tells this run's timer signals from stale ones */
     wasm_trap trap;
     bool exited;
     int exit_code;

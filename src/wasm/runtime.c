@@ -18,18 +18,21 @@
  * the module's code into a trap (OOB when the address is in the
  * reservation, stack exhaustion when it is in the thread's stack guard).
  *
- * Limits: two POSIX timers per run, one on the thread's CPU clock and one
- * on the monotonic clock, deliver a real-time signal to the running thread
- * itself (SIGEV_THREAD_ID). If the signal lands in the module's machine
- * code, the handler jumps out at once: the guest holds no host locks and
- * its state is thrown away. If it lands in host code (a WASI call, libc,
- * malloc), jumping would break the host, so it only records the expiry;
- * the timers then re-fire every millisecond until one lands in guest code,
- * and the one blocking host call (poll_oneoff) checks the record itself.
- * This costs nothing inside guest code (no instrumented loops) and a few
- * syscalls per request (measured in bench/wasm_compute.c). The rejected
- * alternatives: a pre-forked child per request isolates crashes too but
- * costs a process hop per request; counters inserted into the generated
+ * Limits: two POSIX timers per thread, one on the thread's CPU clock and
+ * one on the monotonic clock, armed for each run, deliver a real-time
+ * signal to the running thread itself (SIGEV_THREAD_ID). If the signal
+ * lands in the module's machine code, the handler jumps out at once: the
+ * guest holds no host locks and its state is thrown away. If it lands in
+ * host code (a WASI call, libc, malloc), jumping would break the host, so
+ * it only records the expiry; the timers then re-fire every millisecond
+ * until one lands in guest code, the next WASI call traps on the record,
+ * and the one blocking host call (poll_oneoff) checks it itself. This
+ * costs nothing inside guest code (no instrumented loops) and four
+ * timer_settime calls per request (1.7 us measured here, of about 19 us
+ * for a whole small request). The rejected alternatives: a pre-forked
+ * child per request isolates host crashes too, but a process hop per
+ * request (fork + wait alone measured 110-400 us here) costs more than
+ * the request; counters inserted into the generated
  * loops slow the hot code that this tier exists for. */
 #include <errno.h>
 #include <pthread.h>
@@ -53,10 +56,20 @@
 #define REFIRE_NS 1000000         /* re-fire period after a limit expired */
 #define STACK_GUARD_SLACK (1u << 20)
 
-static __thread wasm__run *tls_run;
-static __thread unsigned tls_gen;
-static __thread uintptr_t tls_stack_lo;
-static __thread bool tls_altstack;
+static __thread wasm__run *tls_run; /* the run on this thread, for the signal handlers */
+
+/* What a thread that runs instances keeps between runs; released by
+ * thread_exit when the thread ends. */
+typedef struct thread_state {
+    bool ready;
+    uintptr_t stack_lo;     /* lowest address of this thread's stack */
+    void *altstack;         /* ours, when the thread had none */
+    size_t altstack_len;
+    timer_t cpu, wall;      /* the limits, armed per run */
+    uint8_t *spare;         /* a reservation kept for the next instance */
+} thread_state;
+static __thread thread_state tls;
+static pthread_key_t exit_key;
 
 static struct sigaction old_segv, old_bus;
 static volatile int timer_signal;
@@ -138,13 +151,16 @@ static void rt_allocate_memory(wasm_rt_memory_t *m, uint32_t initial, uint32_t m
     }
     if (r->reserve)
         wasm__trap(r, WASM_TRAP_HOST); /* a second memory: multi-memory is not enabled */
-    void *p = mmap(NULL, RESERVE_LEN, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *p = tls.spare;
+    tls.spare = NULL;
+    if (!p)
+        p = mmap(NULL, RESERVE_LEN, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) {
         log_error("wasm[%s]: reserve linear memory: %s", r->cfg->tenant, strerror(errno));
         wasm__trap(r, WASM_TRAP_HOST);
     }
     if (initial && mprotect(p, (size_t)initial * WASM_PAGE, PROT_READ | PROT_WRITE) != 0) {
-        munmap(p, RESERVE_LEN);
+        munmap(p, RESERVE_LEN); /* never back to tls.spare: its state is unknown */
         wasm__trap(r, WASM_TRAP_HOST);
     }
     r->reserve = p;
@@ -171,11 +187,21 @@ static uint32_t rt_grow_memory(wasm_rt_memory_t *m, uint32_t delta)
     return (uint32_t)old;
 }
 
+/* Unmapping 8 GiB costs more than the rest of a small request (the kernel
+ * walks the page tables of the whole range), so each thread keeps one
+ * reservation for its next instance: its pages are dropped (they read as
+ * zero again, nothing survives into the next request) and made
+ * inaccessible again. */
 static void rt_free_memory(wasm_rt_memory_t *m)
 {
     if (!m->data)
         return;
-    munmap(m->data, RESERVE_LEN);
+    size_t used = (size_t)m->pages * WASM_PAGE;
+    if (!tls.spare && madvise(m->data, used, MADV_DONTNEED) == 0 &&
+        mprotect(m->data, used, PROT_NONE) == 0)
+        tls.spare = m->data;
+    else
+        munmap(m->data, RESERVE_LEN);
     wasm__run *r = tls_run;
     if (r && r->reserve == m->data) {
         r->reserve = NULL;
@@ -304,7 +330,7 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
             in_guest_code(r, uc))
             wasm__trap(r, WASM_TRAP_OOB);
         /* A call too deep runs into the guard below this thread's stack. */
-        if (tls_stack_lo && a + STACK_GUARD_SLACK >= tls_stack_lo && a < tls_stack_lo + 65536)
+        if (tls.stack_lo && a + STACK_GUARD_SLACK >= tls.stack_lo && a < tls.stack_lo + 65536)
             wasm__trap(r, WASM_TRAP_EXHAUSTION);
     }
     chain(sig == SIGBUS ? &old_bus : &old_segv, sig, si, uc);
@@ -313,10 +339,12 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
 static void on_timer(int sig, siginfo_t *si, void *uc)
 {
     wasm__run *r = tls_run;
-    int v = si->si_value.sival_int;
-    if (!r || !r->in_wasm || (unsigned)v >> 4 != (r->gen & 0xfffffffu))
-        return; /* a stale expiry from an earlier run on this thread */
-    wasm_trap t = (wasm_trap)(v & 15);
+    /* Outside a run (before arming, after disarming) expiries mean nothing:
+     * a queued one is delivered at the next return to user mode, which
+     * comes before the next run sets in_wasm. */
+    if (!r || !r->in_wasm)
+        return;
+    wasm_trap t = (wasm_trap)si->si_value.sival_int;
     if (in_guest_code(r, uc))
         wasm__trap(r, t);
     r->pending = t;
@@ -353,84 +381,110 @@ static void install_handlers(void)
     pthread_mutex_unlock(&lock);
 }
 
-/* The fault handler must run on another stack when the guest exhausted
- * this one. Threads keep it for their lifetime (the pool's threads live as
- * long as the process). */
-static int prepare_thread(err *e)
+static void thread_exit(void *unused)
 {
-    if (!tls_altstack) {
-        stack_t cur;
-        if (sigaltstack(NULL, &cur) == 0 && (cur.ss_flags & SS_DISABLE)) {
-            size_t len = 65536 + (size_t)sysconf(_SC_SIGSTKSZ);
-            void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-            if (p == MAP_FAILED)
-                return err_set(e, -errno, "signal stack: %s", strerror(errno));
-            stack_t ss = {.ss_sp = p, .ss_size = len, .ss_flags = 0};
-            if (sigaltstack(&ss, NULL) != 0) {
-                int rc = -errno;
-                munmap(p, len);
-                return err_set(e, rc, "sigaltstack: %s", strerror(-rc));
-            }
-        }
-        tls_altstack = true;
+    if (!tls.ready)
+        return;
+    timer_delete(tls.cpu);
+    timer_delete(tls.wall);
+    if (tls.spare)
+        munmap(tls.spare, RESERVE_LEN);
+    if (tls.altstack) {
+        stack_t off = {.ss_flags = SS_DISABLE};
+        sigaltstack(&off, NULL);
+        munmap(tls.altstack, tls.altstack_len);
     }
-    if (!tls_stack_lo) {
-        pthread_attr_t attr;
-        void *lo;
-        size_t size;
-        if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-            if (pthread_attr_getstack(&attr, &lo, &size) == 0)
-                tls_stack_lo = (uintptr_t)lo;
-            pthread_attr_destroy(&attr);
-        }
-    }
-    return 0;
+    memset(&tls, 0, sizeof tls);
 }
 
-static int timer_start(timer_t *t, clockid_t clock, wasm_trap kind, unsigned gen, uint64_t ns,
-                       err *e)
+static void make_exit_key(void) { pthread_key_create(&exit_key, thread_exit); }
+
+static int make_timer(timer_t *t, clockid_t clock, wasm_trap kind, err *e)
 {
     struct sigevent sev;
     memset(&sev, 0, sizeof sev);
     sev.sigev_notify = SIGEV_THREAD_ID;
     sev.sigev_signo = timer_signal;
-    sev.sigev_value.sival_int = (int)((gen & 0xfffffffu) << 4 | (unsigned)kind);
+    sev.sigev_value.sival_int = (int)kind;
     sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
     if (timer_create(clock, &sev, t) != 0)
         return err_set(e, -errno, "timer_create: %s", strerror(errno));
-    if (ns == 0)
-        ns = 1;
+    return 0;
+}
+
+/* Once per thread: the fault handler needs another stack when the guest
+ * exhausted this one; the limits need two timers aimed at this thread. */
+static int prepare_thread(err *e)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    if (tls.ready)
+        return 0;
+    pthread_once(&once, make_exit_key);
+    stack_t cur;
+    if (sigaltstack(NULL, &cur) == 0 && (cur.ss_flags & SS_DISABLE)) {
+        size_t len = 65536 + (size_t)sysconf(_SC_SIGSTKSZ);
+        void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            return err_set(e, -errno, "signal stack: %s", strerror(errno));
+        stack_t ss = {.ss_sp = p, .ss_size = len, .ss_flags = 0};
+        if (sigaltstack(&ss, NULL) != 0) {
+            int rc = -errno;
+            munmap(p, len);
+            return err_set(e, rc, "sigaltstack: %s", strerror(-rc));
+        }
+        tls.altstack = p;
+        tls.altstack_len = len;
+    }
+    pthread_attr_t attr;
+    void *lo;
+    size_t size;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        if (pthread_attr_getstack(&attr, &lo, &size) == 0)
+            tls.stack_lo = (uintptr_t)lo;
+        pthread_attr_destroy(&attr);
+    }
+    int rc = make_timer(&tls.cpu, CLOCK_THREAD_CPUTIME_ID, WASM_TRAP_CPU_LIMIT, e);
+    if (rc == 0 && (rc = make_timer(&tls.wall, CLOCK_MONOTONIC, WASM_TRAP_WALL_LIMIT, e)) < 0)
+        timer_delete(tls.cpu);
+    if (rc < 0) {
+        if (tls.altstack) {
+            stack_t off = {.ss_flags = SS_DISABLE};
+            sigaltstack(&off, NULL);
+            munmap(tls.altstack, tls.altstack_len);
+        }
+        memset(&tls, 0, sizeof tls);
+        return rc;
+    }
+    tls.ready = true;
+    pthread_setspecific(exit_key, &tls); /* any non-NULL value runs thread_exit */
+    return 0;
+}
+
+/* First expiry after `ns`, then every millisecond until disarmed (see the
+ * top of the file); ns == 0 disarms. */
+static int arm(timer_t t, uint64_t ns, err *e)
+{
     struct itimerspec its = {
         .it_value = {.tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u)},
-        .it_interval = {.tv_sec = 0, .tv_nsec = REFIRE_NS},
+        .it_interval = {.tv_sec = 0, .tv_nsec = ns ? REFIRE_NS : 0},
     };
-    if (timer_settime(*t, 0, &its, NULL) != 0) {
-        int rc = -errno;
-        timer_delete(*t);
-        return err_set(e, rc, "timer_settime: %s", strerror(-rc));
-    }
+    if (timer_settime(t, 0, &its, NULL) != 0)
+        return err_set(e, -errno, "timer_settime: %s", strerror(errno));
     return 0;
 }
 
 int wasm__execute(wasm__run *r, err *e)
 {
-    install_handlers();
+    install_handlers(); /* before prepare_thread: its timers need the signal */
     int rc = prepare_thread(e);
     if (rc < 0)
         return rc;
 
     const wasm_limits *lim = &r->cfg->limits;
-    r->gen = ++tls_gen;
     r->wall_deadline_ns = clock_mono_ns() + lim->wall_ms * 1000000u;
-    timer_t cpu_timer, wall_timer;
-    rc = timer_start(&cpu_timer, CLOCK_THREAD_CPUTIME_ID, WASM_TRAP_CPU_LIMIT, r->gen,
-                     lim->cpu_ms * 1000000u, e);
-    if (rc < 0)
-        return rc;
-    rc = timer_start(&wall_timer, CLOCK_MONOTONIC, WASM_TRAP_WALL_LIMIT, r->gen,
-                     lim->wall_ms * 1000000u, e);
-    if (rc < 0) {
-        timer_delete(cpu_timer);
+    if ((rc = arm(tls.cpu, lim->cpu_ms * 1000000u + 1, e)) < 0 ||
+        (rc = arm(tls.wall, lim->wall_ms * 1000000u + 1, e)) < 0) {
+        arm(tls.cpu, 0, NULL);
         return rc;
     }
 
@@ -442,8 +496,8 @@ int wasm__execute(wasm__run *r, err *e)
         r->mod->start(inst);
     }
     r->in_wasm = 0;
-    timer_delete(cpu_timer);
-    timer_delete(wall_timer);
+    arm(tls.cpu, 0, NULL);
+    arm(tls.wall, 0, NULL);
     /* Frees the memory and tables, through rt_free_* above. */
     r->mod->free_instance(inst);
     tls_run = NULL;
