@@ -8,7 +8,17 @@
  * (libuv's thread pool: see the _async wrappers); a loaded module is
  * immutable and shared by concurrent runs. Ownership: the caller owns a
  * wasm_module (wasm_module_free) and a wasm_response (wasm_response_free);
- * everything else passed in is borrowed for the duration of the call. */
+ * everything else passed in is borrowed for the duration of the call.
+ *
+ * Process-wide effects the server should know of: the tier installs a
+ * SIGSEGV/SIGBUS handler (re-installed at each run if replaced; faults
+ * outside guest code are passed on to the previous handler) and uses
+ * SIGRTMIN+4 for its CPU and wall timers. A thread that ran an instance
+ * keeps two timers, a signal stack and one 8 GiB address-space reservation
+ * until it exits. A run occupies its thread for up to limits.wall_ms (a
+ * guest may sleep), so the thread pool should be sized for that
+ * (UV_THREADPOOL_SIZE). Requirements at run time: wasm-validate and wasm2c
+ * (Debian's wabt), a C compiler, and <wasm-rt.h>. */
 #ifndef ATOLL_WASM_WASM_H
 #define ATOLL_WASM_WASM_H
 #include <stdbool.h>
