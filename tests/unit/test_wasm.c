@@ -266,6 +266,34 @@ static void path_info_is_decoded_but_never_holds_nul(void **state)
     wasm_response_free(&resp);
 }
 
+static void large_bodies_round_trip_and_output_is_capped(void **state)
+{
+    size_t n = 4u << 20;
+    char *big = xmalloc(n + 1);
+    memset(big, 'x', n);
+    big[n] = '\0';
+    wasm_config cfg;
+    wasm_config_init(&cfg);
+    http_request req;
+    request(&req, "POST", "/", big);
+    wasm_response resp;
+    err e;
+    err_clear(&e);
+    assert_int_equal(wasm_run(echo, &cfg, &req, &resp, &e), 0);
+    assert_int_equal(resp.status, 201);
+    const char *at = strstr(body_of(&resp), "stdin=");
+    assert_non_null(at);
+    assert_int_equal(strlen(at + 6), n);
+    wasm_response_free(&resp);
+    cfg.limits.max_output = 1 << 20; /* the echo is bigger */
+    assert_int_equal(wasm_run(echo, &cfg, &req, &resp, &e), 0);
+    assert_int_equal(resp.status, 500);
+    assert_non_null(resp.error);
+    wasm_response_free(&resp);
+    http_request_free(&req);
+    free(big);
+}
+
 static void each_trap_kind_answers_500_and_the_process_keeps_serving(void **state)
 {
     static const struct {
@@ -328,6 +356,16 @@ static void an_infinite_loop_is_stopped_by_the_cpu_limit(void **state)
     assert_int_equal(resp.status, 500);
     /* 50 ms budget; the sanitizers and a busy machine leave slack. */
     assert_true(resp.cpu_ns >= 45000000u);
+    assert_true(resp.wall_ns < 1000000000u);
+    wasm_response_free(&resp);
+    assert_still_serving();
+}
+
+static void a_loop_spinning_in_host_calls_is_stopped_too(void **state)
+{
+    wasm_response resp;
+    run(guest, NULL, "/?hostloop", &resp);
+    assert_int_equal(resp.trap, WASM_TRAP_CPU_LIMIT);
     assert_true(resp.wall_ns < 1000000000u);
     wasm_response_free(&resp);
     assert_still_serving();
@@ -536,6 +574,13 @@ static void *thread_main(void *arg)
         else
             assert_string_equal(body_of(&resp), "counter=1\n");
         wasm_response_free(&resp);
+        /* Faults on threads other than main: their own stacks and guards. */
+        run(guest, NULL, "/?stack", &resp);
+        assert_int_equal(resp.trap, WASM_TRAP_EXHAUSTION);
+        wasm_response_free(&resp);
+        run(guest, NULL, "/?oob", &resp);
+        assert_int_equal(resp.trap, WASM_TRAP_OOB);
+        wasm_response_free(&resp);
     }
     return NULL;
 }
@@ -608,7 +653,9 @@ int main(void)
         cmocka_unit_test(each_trap_kind_answers_500_and_the_process_keeps_serving),
         cmocka_unit_test(the_trap_kind_is_logged),
         cmocka_unit_test(an_infinite_loop_is_stopped_by_the_cpu_limit),
+        cmocka_unit_test(a_loop_spinning_in_host_calls_is_stopped_too),
         cmocka_unit_test(a_sleep_past_the_wall_limit_is_stopped),
+        cmocka_unit_test(large_bodies_round_trip_and_output_is_capped),
         cmocka_unit_test(a_short_sleep_uses_poll_oneoff),
         cmocka_unit_test(memory_above_the_cap_is_refused),
         cmocka_unit_test(proc_exit_is_a_clean_end_with_a_code),
