@@ -539,6 +539,10 @@ static void unsupported_imports_and_exports_are_rejected(void **state)
     err_clear(&e);
     assert_null(load_wat("(module (memory (export \"memory\") 1))", &e));
     assert_non_null(strstr(e.msg, "_start"));
+    err_clear(&e);
+    assert_null(load_wat("(module (memory (export \"memory\") 1) (func (export \"_start\")"
+                         " (drop (i32x4.splat (i32.const 1)))))", &e));
+    assert_non_null(strstr(e.msg, "SIMD"));
 }
 
 static void the_same_bytes_again_compile_nothing(void **state)
