@@ -10,7 +10,7 @@
  * the `_start` and `memory` exports -> the glue appended (see internal.h)
  * -> cc -O2 -fPIC -shared -> renamed atomically into the cache as
  * <key>.so, where key = SHA-256 over the module's bytes, the wabt and
- * compiler versions, the flags and the glue's version. The same bytes
+ * compiler versions, the flags, the glue and the edits. The same bytes
  * again only dlopen the cached file. */
 #include <dirent.h>
 #include <dlfcn.h>
@@ -36,7 +36,7 @@
 
 extern char **environ;
 
-/* Bump when the glue or the flags below change what a .so contains. */
+/* Names the glue in the generated C; the cache key hashes the glue's text. */
 #define GLUE_VERSION "atoll-wasm-glue-2"
 #define CFLAGS_GUEST "-O2", "-fPIC", "-shared", "-DNDEBUG", "-w", "-fstack-clash-protection", \
                      "-fno-plt"
@@ -690,8 +690,17 @@ int wasm_module_load(const void *bytes, size_t len, const wasm_compile_opts *opt
     sha256_init(&s);
     sha256_update(&s, body, 64);
     sha256_update(&s, versions, strlen(versions));
-    size_t npatches = patches_applied();
-    sha256_update(&s, &npatches, sizeof npatches);
+    /* The glue and the edits themselves: a host built with another import
+     * table or other edits never loads a stale .so. */
+    buf glue;
+    buf_init(&glue, BUF_UNLIMITED);
+    write_glue(&glue);
+    sha256_update(&s, glue.data, glue.len);
+    buf_free(&glue);
+    for (size_t i = 0; i < patches_applied(); i++) {
+        sha256_update(&s, patches[i].from, strlen(patches[i].from) + 1);
+        sha256_update(&s, patches[i].to, strlen(patches[i].to) + 1);
+    }
     for (size_t i = 0; i < sizeof flags / sizeof *flags; i++)
         sha256_update(&s, flags[i], strlen(flags[i]) + 1);
     sha256_hex(&s, key);

@@ -44,7 +44,7 @@ typedef struct wasm_compile_opts {
  * message naming the problem. Blocking (about a second per new module). */
 int wasm_module_load(const void *bytes, size_t len, const wasm_compile_opts *opts,
                      wasm_module **out, err *e);
-void wasm_module_free(wasm_module *m);
+void wasm_module_free(wasm_module *m); /* only once no run uses it any more */
 bool wasm_module_was_cached(const wasm_module *m); /* true when no compile ran */
 const char *wasm_module_path(const wasm_module *m); /* the cached .so */
 /* Compiles (wasm2c + cc) performed by this process: for tests and metrics. */
