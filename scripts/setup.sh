@@ -11,6 +11,7 @@ packages=(
   libcmocka-dev clang libclang-rt-14-dev
   python3 wrk busybox-static crun
   libsqlite3-dev libhiredis-dev redis-server
+  wabt wasi-libc lld libclang-rt-14-dev-wasm32
 )
 
 missing=()

@@ -15,6 +15,7 @@ static const struct command {
     {"kv", cli_kv, "read and write a KV namespace from the shell (get, put, delete, list)"},
     {"run", cli_run, "invoke a worker once, without a socket, and print the response"},
     {"serve", cli_serve, "serve every worker of atoll.jsonc: routing, limits, worker processes"},
+    {"wasm", cli_wasm, "run a WASI module once as a WAGI handler (debugging)"},
     {"version", cli_version, "print the versions of atoll and its libraries"},
 };
 
