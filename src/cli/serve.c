@@ -18,6 +18,9 @@ static const char serve_usage[] =
     "access-log line per request goes to stdout, everything else to stderr.\n"
     "SIGTERM or SIGINT drains in-flight requests, then exits 0.\n"
     "\n"
+    "With ATOLL_ADMIN_TOKEN set, the admin API listens on admin.listen (default\n"
+    "127.0.0.1:8081): PUT/DELETE /workers/NAME deploys, GET /workers, GET /metrics.\n"
+    "\n"
     "options:\n"
     "  -c, --config FILE     the configuration (default ./atoll.jsonc)\n"
     "  -p, --processes N     worker processes (default: the config's \"processes\",\n"
@@ -84,6 +87,7 @@ int cli_serve(int argc, char **argv)
         log_warn("%s", cfg.warnings[i]);
     if (processes)
         cfg.processes = (int)processes;
+    opt.admin_token = getenv("ATOLL_ADMIN_TOKEN");
     int rc = serve_run(&cfg, &opt, &e);
     if (rc != 0)
         fprintf(stderr, "atoll serve: %s\n", e.msg);

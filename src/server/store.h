@@ -16,8 +16,13 @@
 #include "core/err.h"
 
 int store_init(const char *state_dir, err *e);
-int store_put(const char *state_dir, const char *name, uint64_t version, const void *script, size_t script_len,
-              const char *settings, size_t settings_len, err *e);
+/* Writes a version's files without publishing them (so the admin API can
+ * validate the files where workers will read them); store_commit then
+ * appends the journal line, store_discard removes the files instead. */
+int store_stage(const char *state_dir, const char *name, uint64_t version, const void *script, size_t script_len,
+                const char *settings, size_t settings_len, err *e);
+int store_commit(const char *state_dir, const char *name, uint64_t version, err *e);
+void store_discard(const char *state_dir, const char *name, uint64_t version);
 int store_delete(const char *state_dir, const char *name, err *e);
 
 /* Called per journal entry; version 0 means the worker was deleted. */
