@@ -63,6 +63,7 @@ int iso_check_script(const char *path, err *e)
     }
     JS_SetMemoryLimit(rt, CHECK_MEMORY_LIMIT);
     JS_AddIntrinsicBaseObjects(ctx);
+    JS_AddIntrinsicEval(ctx); /* the compiler itself */
     /* A module first (import/export anywhere); a classic service-worker
      * script if that fails; the module's error if both do. */
     char *module_msg = NULL, *script_msg = NULL;
