@@ -10,7 +10,8 @@
 #include "server/serve.h"
 
 static const char serve_usage[] =
-    "usage: atoll serve [--config FILE] [--processes N] [--no-sandbox] [--no-access-log]\n"
+    "usage: atoll serve [--config FILE] [--processes N] [--log-format json|text]\n"
+    "                   [--no-sandbox] [--no-access-log]\n"
     "\n"
     "Serves every worker of the configuration (default ./atoll.jsonc): requests are\n"
     "routed by Host and path to their tenant, each tenant runs in its own isolate\n"
@@ -25,6 +26,8 @@ static const char serve_usage[] =
     "  -c, --config FILE     the configuration (default ./atoll.jsonc)\n"
     "  -p, --processes N     worker processes (default: the config's \"processes\",\n"
     "                        else the number of cores)\n"
+    "      --log-format F    json (default): one JSON object per log line, tenants'\n"
+    "                        console output tagged with \"tenant\"; text: plain lines\n"
     "      --no-sandbox      run workers without seccomp, namespaces and privilege\n"
     "                        drop (debugging only)\n"
     "      --no-access-log   no access-log lines\n"
@@ -32,16 +35,18 @@ static const char serve_usage[] =
 
 int cli_serve(int argc, char **argv)
 {
-    enum { OPT_NO_SANDBOX = 1000, OPT_NO_ACCESS_LOG };
+    enum { OPT_NO_SANDBOX = 1000, OPT_NO_ACCESS_LOG, OPT_LOG_FORMAT };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'}, {"processes", required_argument, NULL, 'p'},
         {"no-sandbox", no_argument, NULL, OPT_NO_SANDBOX}, {"no-access-log", no_argument, NULL, OPT_NO_ACCESS_LOG},
+        {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
     };
     const char *config_path = "atoll.jsonc";
     long processes = 0;
     serve_options opt;
     serve_options_defaults(&opt);
+    log_set_json(true);
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:p:h", longopts, NULL)) != -1) {
@@ -60,6 +65,13 @@ int cli_serve(int argc, char **argv)
         }
         case OPT_NO_SANDBOX:
             opt.sandbox = false;
+            break;
+        case OPT_LOG_FORMAT:
+            if (strcmp(optarg, "json") != 0 && strcmp(optarg, "text") != 0) {
+                fprintf(stderr, "atoll serve: --log-format expects json or text, not '%s'\n", optarg);
+                return 2;
+            }
+            log_set_json(strcmp(optarg, "json") == 0);
             break;
         case OPT_NO_ACCESS_LOG:
             opt.access_log = false;
