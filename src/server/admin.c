@@ -22,6 +22,7 @@
 #include "js/isolate.h"
 #include "sandbox/sandbox.h"
 #include "server/store.h"
+#include "server/tier_wasm.h"
 
 #define MAX_SCRIPT_BYTES (32u << 20)
 #define MAX_METRICS_FILE (64u << 20)
@@ -127,7 +128,7 @@ static json_t *routes_json(const tenant_config *t)
 static int load_deployed(admin *a, const char *name, uint64_t version, tenant_config *t, err *e)
 {
     char *settings_path = store_settings_path(a->cfg->state_dir, name, version);
-    char *script_path = store_script_path(a->cfg->state_dir, name, version);
+    char *script_path = store_find_script(a->cfg->state_dir, name, version);
     char *source = xasprintf("deploy %s v%" PRIu64, name, version);
     buf settings;
     buf_init(&settings, 1u << 20);
@@ -196,7 +197,20 @@ static void deploy(admin *a, const char *name, const http_request *req, http_wri
         respond_error(w, 413, "the script is over 32 MiB");
         return;
     }
-    if (type && strstr(type, "json")) {
+    bool wasm = type && strncasecmp(type, "application/wasm", 16) == 0;
+    if (wasm) {
+        /* A module's settings come in a header, as JSON; "tier" is implied. */
+        const char *given = http_headers_get(&req->headers, "atoll-settings");
+        json_t *s = given ? json_loads(given, JSON_REJECT_DUPLICATES, NULL) : json_object();
+        if (!s || !json_is_object(s)) {
+            respond_error(w, 400, "the Atoll-Settings header must hold a JSON object");
+            json_decref(s);
+            return;
+        }
+        json_object_set_new(s, "tier", json_string("wasm"));
+        settings = json_dumps(s, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref(s);
+    } else if (type && strstr(type, "json")) {
         json_error_t jerr;
         doc = json_loadb(script, script_len, JSON_REJECT_DUPLICATES, &jerr);
         json_t *s = doc ? json_object_get(doc, "script") : NULL;
@@ -234,17 +248,23 @@ static void deploy(admin *a, const char *name, const http_request *req, http_wri
     int status = 400;
     tenant_config t;
     atoll_config warnings = {0};
-    char *script_path = store_script_path(a->cfg->state_dir, name, version);
+    char *script_path = store_script_path(a->cfg->state_dir, name, version, wasm);
     char *source = xasprintf("deploy %s", name);
-    int rc = store_stage(a->cfg->state_dir, name, version, script, script_len, settings, strlen(settings), &e);
+    int rc = store_stage(a->cfg->state_dir, name, version, wasm, script, script_len, settings, strlen(settings), &e);
     if (rc != 0) {
         status = 500;
         goto done;
     }
     if ((rc = config_tenant_from_json(source, settings, strlen(settings), name, script_path, &t, &warnings, &e)) != 0)
         goto discard;
+    tenant_tier tier = t.tier;
     config_tenant_free(&t);
-    if ((rc = iso_check_script(script_path, &e)) != 0)
+    if (tier == TIER_WASM && !wasm) {
+        rc = err_set(&e, -EINVAL, "a wasm worker is deployed with Content-Type: application/wasm");
+        goto discard;
+    }
+    /* A module is compiled here, once, into the cache the workers load from. */
+    if ((rc = wasm ? tier_wasm_compile(a->cfg, script_path, &e) : iso_check_script(script_path, &e)) != 0)
         goto discard;
     if ((rc = store_commit(a->cfg->state_dir, name, version, &e)) != 0) {
         status = 500;
@@ -449,6 +469,10 @@ static void on_signal(uv_signal_t *s, int signum)
 int admin_main(const atoll_config *cfg, const admin_options *opt)
 {
     admin a = {.cfg = cfg, .opt = opt};
+    /* The compiler's temporary files go where this process may write. */
+    char *tmp = xasprintf("%s/wasm-cache", cfg->state_dir);
+    setenv("TMPDIR", tmp, 1);
+    free(tmp);
     map_init(&a.versions);
     if (uv_loop_init(&a.loop) != 0)
         return 1;
@@ -471,6 +495,10 @@ int admin_main(const atoll_config *cfg, const admin_options *opt)
         so.gid = cfg->worker_gid;
         const char *writable[] = {cfg->state_dir, NULL};
         so.writable = writable;
+        /* Deploys compile WebAssembly modules with wasm2c and cc: this
+         * process must exec them, so it keeps the namespaces, the read-only
+         * filesystem and no privileges, but no system-call filter. */
+        so.seccomp = false;
         if (sandbox_enter(&so, NULL, &e) != 0) {
             log_error("admin API: %s", e.msg);
             goto done;

@@ -3,7 +3,10 @@
  * (GET /metrics may be public with admin.public_metrics):
  *   PUT    /workers/NAME   deploy or replace: the body is the script, or a
  *                          JSON object {"script": "...", routes, vars,
- *                          limits, …} (the tenant keys of atoll.jsonc)
+ *                          limits, …} (the tenant keys of atoll.jsonc), or
+ *                          a WebAssembly module (Content-Type:
+ *                          application/wasm) with its settings as JSON in
+ *                          an Atoll-Settings header
  *   DELETE /workers/NAME
  *   GET    /workers        tenants with version and source
  *   GET    /workers/NAME

@@ -48,6 +48,7 @@ typedef struct tenant_config {
     size_t ncrons;
     tenant_limits limits;
     char *cordon;           /* process group; NULL: the shared default */
+    char *preopen;          /* wasm: a host directory the module may read ("preopen") */
     char *source;           /* the file this tenant was read from */
 } tenant_config;
 

@@ -15,6 +15,8 @@
 #include "server/admin.h"
 #include "server/store.h"
 #include "server/supervisor.h"
+#include "server/tier_wasm.h"
+#include "wasm/wasm.h"
 #include "server/worker.h"
 
 typedef struct group_ctx {
@@ -50,12 +52,15 @@ static int prepare_state_dir(const atoll_config *cfg, err *e)
 {
     char *metrics = xasprintf("%s/metrics", cfg->state_dir);
     char *deploys = xasprintf("%s/deploys", cfg->state_dir);
+    char *wasm_cache = xasprintf("%s/wasm-cache", cfg->state_dir);
     int rc = file_mkdirs(metrics, 0750, e);
+    if (rc == 0)
+        rc = file_mkdirs(wasm_cache, 0750, e);
     if (rc == 0)
         rc = store_init(cfg->state_dir, e);
     if (rc == 0 && geteuid() == 0) {
-        const char *paths[] = {cfg->state_dir, metrics, deploys};
-        for (size_t i = 0; i < 3 && rc == 0; i++)
+        const char *paths[] = {cfg->state_dir, metrics, deploys, wasm_cache};
+        for (size_t i = 0; i < 4 && rc == 0; i++)
             if (chown(paths[i], cfg->worker_uid, cfg->worker_gid) != 0)
                 rc = err_set(e, -errno, "chown %s: %s", paths[i], strerror(errno));
         char *journal = xasprintf("%s/journal", cfg->state_dir);
@@ -77,6 +82,7 @@ static int prepare_state_dir(const atoll_config *cfg, err *e)
         closedir(dir);
     free(metrics);
     free(deploys);
+    free(wasm_cache);
     if (rc != 0)
         err_prefix(e, "state directory %s", cfg->state_dir);
     return rc;
@@ -87,6 +93,22 @@ int serve_run(const atoll_config *cfg, const serve_options *opt, err *e)
     int rc = prepare_state_dir(cfg, e);
     if (rc != 0)
         return rc;
+    /* Worker processes load compiled modules from the cache but may not run
+     * the toolchain that keys it: ask it once here, before they fork. */
+    err probe;
+    err_clear(&probe);
+    if (wasm_toolchain_probe(NULL, &probe) != 0)
+        log_warn("%s: WebAssembly tenants cannot be served", probe.msg);
+    /* WebAssembly modules compile at deploy time, here for the config's
+     * tenants: a module that does not compile keeps the server from starting. */
+    for (size_t i = 0; i < cfg->nworkers; i++) {
+        const tenant_config *t = &cfg->workers[i];
+        if (t->tier != TIER_WASM)
+            continue;
+        log_info("compiling %s (%s)", t->main, t->name);
+        if ((rc = tier_wasm_compile(cfg, t->main, e)) != 0)
+            return err_prefix(e, "worker %s", t->name);
+    }
     /* Cordons (tenants of different cordons never sharing a process) need
      * requests forwarded between process groups; until that lands, every
      * worker process hosts every tenant, and a cordon is reported. */

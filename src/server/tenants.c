@@ -15,6 +15,7 @@
 #include "core/map.h"
 #include "server/router.h"
 #include "server/store.h"
+#include "server/tier_wasm.h"
 
 #define SWEEP_MS 1000          /* heap accounting, eviction, cleanup */
 #define MAX_SETTINGS_BYTES (1u << 20)
@@ -113,6 +114,8 @@ static tenant *tenant_create(tenant_table *tt, const tenant_config *cfg, tenant_
     t->iso_opts.memory_limit = (size_t)t->cfg->limits.memory_mb << 20;
     t->iso_opts.cpu_ms = t->cfg->limits.cpu_ms;
     t->iso_opts.wall_ms = t->cfg->limits.wall_ms;
+    if (t->cfg->tier == TIER_WASM)
+        t->wasm = tier_wasm_new(tt->loop, tt->cfg, t->cfg);
     for (size_t i = 0; i < t->cfg->nroutes; i++) {
         err e;
         if (router_add(tt->routes, t->cfg->routes[i], t, &e) != 0)
@@ -125,6 +128,7 @@ static void tenant_destroy(tenant *t)
 {
     if (t->live)
         iso_free(t->live);
+    tier_wasm_free(t->wasm);
     for (retired *r = t->retired, *next; r; r = next) {
         next = r->next;
         iso_free(r->worker);
@@ -174,7 +178,7 @@ static void cleanup(tenant_table *tt)
     size_t kept = 0;
     for (size_t i = 0; i < tt->ngraveyard; i++) {
         tenant *t = tt->graveyard[i];
-        bool busy = t->refs > 0;
+        bool busy = t->refs > 0 || (t->wasm && tier_wasm_busy(t->wasm));
         for (retired *r = t->retired; r && !busy; r = r->next)
             busy = iso_inflight(r->worker) > 0 || iso_waituntil_pending(r->worker) > 0;
         if (busy)
@@ -236,7 +240,7 @@ tenant_table *tenants_new(uv_loop_t *loop, const atoll_config *cfg, const char *
         const tenant_config *tc = &cfg->workers[i];
         if (!same_cordon(tc->cordon, cordon))
             continue;
-        if (tc->tier != TIER_JS) {
+        if (tc->tier == TIER_CONTAINER) {
             log_warn("tenant %s: the %s tier is not served by `atoll serve` yet", tc->name, config_tier_name(tc->tier));
             continue;
         }
@@ -268,7 +272,7 @@ static void apply_entry(void *data, const char *name, uint64_t version)
         return;
     const char *state = tt->cfg->state_dir;
     char *settings_path = store_settings_path(state, name, version);
-    char *script_path = store_script_path(state, name, version);
+    char *script_path = store_find_script(state, name, version);
     char *source = xasprintf("deploy %s v%" PRIu64, name, version);
     buf settings;
     buf_init(&settings, MAX_SETTINGS_BYTES);
@@ -284,7 +288,7 @@ static void apply_entry(void *data, const char *name, uint64_t version)
     if (rc != 0) {
         log_error("tenant %s: cannot apply %s: %s", name, source, e.msg);
         free(cfg);
-    } else if (!same_cordon(cfg->cordon, tt->cordon) || cfg->tier != TIER_JS) {
+    } else if (!same_cordon(cfg->cordon, tt->cordon) || cfg->tier == TIER_CONTAINER) {
         /* Now served by another group of processes (or another tier). */
         if (old) {
             map_remove(&tt->by_name, name);
@@ -428,7 +432,8 @@ void tenants_metrics_json(tenant_table *tt, buf *b)
                    ",\"bytes_out\":%" PRIu64 ",\"resident\":%d,\"heap_bytes\":%zu}",
                    s->requests, s->status[2], s->status[3], s->status[4], s->status[5], s->exceptions,
                    s->limit_cpu, s->limit_memory, s->limit_wall, s->load_errors, s->cold_starts, s->cpu_ns,
-                   s->bytes_in, s->bytes_out, t && t->live ? 1 : 0, t ? t->heap_bytes : 0);
+                   s->bytes_in, s->bytes_out, t && (t->live || (t->wasm && tier_wasm_loaded(t->wasm))) ? 1 : 0,
+                   t ? t->heap_bytes : 0);
     }
     buf_append_str(b, "}}");
 }

@@ -38,7 +38,8 @@ typedef struct tenant {
     tenant_config *owned;      /* a deployed version's configuration */
     uint64_t version;          /* deploy version; 0 when from the config file */
     iso_options iso_opts;      /* limits from cfg */
-    iso *live;                 /* NULL until the next cold start */
+    iso *live;                 /* js: NULL until the next cold start */
+    struct wasm_tenant *wasm;  /* wasm: the tier's per-tenant state */
     size_t heap_bytes;         /* live's heap at its last request */
     uint64_t last_used_ns;
     size_t refs;               /* requests in flight holding this entry */

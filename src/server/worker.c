@@ -21,6 +21,7 @@
 #include "js/isolate.h"
 #include "sandbox/sandbox.h"
 #include "server/tenants.h"
+#include "server/tier_wasm.h"
 
 #define METRICS_EVERY_MS 1000
 
@@ -147,6 +148,12 @@ static void on_request(void *data, http_request *req, http_writer *w)
         http_writer_error(&ex->w, 413, "The request body is over this worker's limit (limits.max_body_mb).");
         return;
     }
+    if (t->wasm) {
+        tier_wasm_dispatch(t->wasm, req, &ex->w, &ex->cold);
+        if (ex->cold)
+            t->stats->cold_starts++;
+        return;
+    }
     err e;
     err_clear(&e);
     if (tenants_isolate(wk->tenants, t, &ex->cold, &e) != 0) {
@@ -205,6 +212,9 @@ int worker_main(const atoll_config *cfg, const worker_options *opt)
 {
     worker wk = {.cfg = cfg, .opt = opt};
     const char *group = opt->cordon ? opt->cordon : "default";
+    /* WebAssembly instances run on libuv's thread pool and may sleep up to
+     * their wall limit: more threads than libuv's default four. */
+    setenv("UV_THREADPOOL_SIZE", "16", 0);
     if (uv_loop_init(&wk.loop) != 0) {
         log_error("worker %s/%d: cannot create an event loop", group, opt->index);
         return 1;

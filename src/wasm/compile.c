@@ -667,6 +667,17 @@ done:
     return out;
 }
 
+int wasm_toolchain_probe(const char *cc, err *e)
+{
+    if (!cc)
+        cc = getenv("ATOLL_WASM_CC") ? getenv("ATOLL_WASM_CC") : "cc";
+    char *versions = versions_of(cc, e);
+    if (!versions)
+        return err_prefix(e, "wasm toolchain: are wabt and %s installed?", cc);
+    free(versions);
+    return 0;
+}
+
 int wasm_module_load(const void *bytes, size_t len, const wasm_compile_opts *opts,
                      wasm_module **out, err *e)
 {

@@ -45,6 +45,11 @@ typedef struct wasm_compile_opts {
 int wasm_module_load(const void *bytes, size_t len, const wasm_compile_opts *opts,
                      wasm_module **out, err *e);
 void wasm_module_free(wasm_module *m); /* only once no run uses it any more */
+/* Asks wasm2c and the compiler (NULL: $ATOLL_WASM_CC or "cc") for their
+ * versions, which key the cache, and remembers them for this process and
+ * its children: a sandboxed child that may not run programs can then still
+ * load modules from the cache. */
+int wasm_toolchain_probe(const char *cc, err *e);
 bool wasm_module_was_cached(const wasm_module *m); /* true when no compile ran */
 const char *wasm_module_path(const wasm_module *m); /* the cached .so */
 /* Compiles (wasm2c + cc) performed by this process: for tests and metrics. */
