@@ -630,8 +630,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         return;
     }
     if (nread < 0) {
-        if (nread == UV_EOF && f->started && llhttp_message_needs_eof(&f->ll) &&
-            llhttp_finish(&f->ll) == HPE_OK && f->complete) {
+        /* llhttp_finish runs on_message_complete, which pauses: its
+         * return code says nothing, f->complete does. */
+        if (nread == UV_EOF && f->started && llhttp_message_needs_eof(&f->ll)) {
+            llhttp_finish(&f->ll);
+        }
+        if (nread == UV_EOF && f->complete) {
             f->keep_alive = false;
             finish(f, 0, 0, NULL); /* a close-delimited body ends here */
             return;
