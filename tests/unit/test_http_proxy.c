@@ -214,9 +214,50 @@ static void on_done(void *data, int status)
     atomic_fetch_add(&F->done_calls, 1);
 }
 
+static int open_upstream(void *data, int *fd);
+
+/* /stream: over a caller's own stream, not pooled; closed by the caller
+ * when the forward is done. */
+static void stream_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void stream_done(void *data, int status)
+{
+    uv_pipe_t *p = data;
+    on_done(NULL, status);
+    if (strcmp(p->data, "the caller's") != 0) /* given back as it was */
+        atomic_store(&F->last_done, -9999);
+    uv_close((uv_handle_t *)p, stream_closed);
+}
+
+static void forward_on_own_stream(fixture *f, http_request *req, http_writer *w)
+{
+    int fd;
+    uv_pipe_t *p = xmalloc(sizeof *p);
+    uv_pipe_init(&f->loop, p, 0);
+    err e;
+    if (open_upstream(NULL, &fd) != 0 || uv_pipe_open(p, fd) != 0) {
+        http_writer_error(w, 500, "test: no stream");
+        uv_close((uv_handle_t *)p, stream_closed);
+        return;
+    }
+    p->data = "the caller's";
+    http_proxy_req_opts ro = {.done = stream_done, .data = p};
+    if (http_proxy_forward_stream((uv_stream_t *)p, &f->opts, req, w, &ro, &e) != 0) {
+        http_writer_error(w, 500, e.msg);
+        uv_close((uv_handle_t *)p, stream_closed);
+    }
+}
+
 static void handler(void *data, http_request *req, http_writer *w)
 {
     fixture *f = data;
+    if (strncmp(req->target, "/stream", 7) == 0) {
+        forward_on_own_stream(f, req, w);
+        return;
+    }
     http_proxy_upstream *u = f->tcp;
     if (strncmp(req->target, "/unix", 5) == 0)
         u = f->unx;
@@ -895,6 +936,21 @@ static void unix_and_open_callback_upstreams(void **state)
     stop();
 }
 
+static void callers_own_stream(void **state)
+{
+    canned = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nstream";
+    start(script_canned);
+    for (int i = 0; i < 2; i++) {
+        response r = request(GET("/stream"));
+        assert_int_equal(r.status, 200);
+        assert_string_equal(r.body.data, "stream");
+        response_free(&r);
+    }
+    assert_int_equal(atomic_load(&F->up.n_conns), 2); /* never pooled */
+    assert_int_equal(atomic_load(&F->last_done), 0);
+    stop();
+}
+
 static void bad_requests_fail_synchronously(void **state)
 {
     uv_loop_t loop;
@@ -937,6 +993,7 @@ int main(void)
         cmocka_unit_test(reset_mid_body_closes_the_client),
         cmocka_unit_test(client_leaving_closes_the_upstream),
         cmocka_unit_test(unix_and_open_callback_upstreams),
+        cmocka_unit_test(callers_own_stream),
         cmocka_unit_test(bad_requests_fail_synchronously),
     };
     return cmocka_run_group_tests_name("http_proxy", tests, NULL, NULL);
