@@ -364,8 +364,11 @@ static int on_headers_complete(llhttp_t *ll)
         return stop(f, -EPROTO, 502, "upstream switched protocols");
     if (status < 100 || status > 999)
         return stop(f, -EPROTO, 502, "bad upstream status");
+    /* 1xx, 204 and 304 responses end at their header section whatever
+     * their framing fields say (RFC 9112 6.3); llhttp is told so, as for
+     * the response to HEAD (it cannot know the request method). */
     if (status < 200)
-        return 0; /* an interim response: skipped, the final one follows */
+        return 1; /* an interim response: skipped, the final one follows */
     if ((ll->flags & F_TRANSFER_ENCODING) && !(ll->flags & F_CHUNKED))
         return stop(f, -EPROTO, 502, "unsupported upstream transfer coding");
     int64_t len = -1;
@@ -388,14 +391,16 @@ static int on_headers_complete(llhttp_t *ll)
     http_headers_free(&out);
     if (rc == -EPIPE)
         return stop(f, -EPIPE, 0, "client gone");
-    /* A HEAD response has no body whatever its Content-Length says;
-     * llhttp cannot know the request method, so it is told. */
-    return f->head_req ? 1 : 0;
+    return f->head_req || status == 204 || status == 304 ? 1 : 0;
 }
 
 static int on_body(llhttp_t *ll, const char *at, size_t len)
 {
     fwd *f = from_ll(ll);
+    /* llhttp frames an interim response like any other, so one that
+     * declares a body gets it; no such response is valid. */
+    if (!f->started)
+        return stop(f, -EPROTO, 502, "body in an interim upstream response");
     int rc = f->w->write(f->w, at, len);
     if (rc == -EPIPE)
         return stop(f, -EPIPE, 0, "client gone");
