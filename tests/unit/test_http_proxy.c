@@ -55,7 +55,8 @@ typedef struct fixture {
     uv_loop_t loop;
     uv_async_t async;
     http_server *s;
-    http_proxy_upstream *tcp, *unx, *opened, *down;
+    http_proxy_upstream *tcp, *unx, *opened, *down, *full;
+    int full_fd, fillers[8];
     pthread_t thread;
     int port;
     atomic_int done_calls;
@@ -265,6 +266,8 @@ static void handler(void *data, http_request *req, http_writer *w)
         u = f->opened;
     else if (strncmp(req->target, "/down", 5) == 0)
         u = f->down;
+    else if (strncmp(req->target, "/full", 5) == 0)
+        u = f->full;
     http_proxy_req_opts ro = {.client_addr = "10.0.0.1", .proto = "http", .forwarded_host = true,
                               .done = on_done};
     err e;
@@ -297,6 +300,7 @@ static void on_drained(void *data)
     http_proxy_upstream_free(f->unx);
     http_proxy_upstream_free(f->opened);
     http_proxy_upstream_free(f->down);
+    http_proxy_upstream_free(f->full);
     uv_close((uv_handle_t *)&f->async, NULL);
 }
 
@@ -335,6 +339,7 @@ static void start(script_fn script)
     F->opts.header_timeout_ms = 400;
     F->opts.idle_timeout_ms = 400;
     F->opts.max_buffered = 256 * 1024;
+    F->opts.pool_idle_ms = 1000;
     assert_int_equal(uv_loop_init(&F->loop), 0);
     assert_int_equal(uv_async_init(&F->loop, &F->async, on_async), 0);
     F->async.data = F;
@@ -349,6 +354,18 @@ static void start(script_fn script)
     int dead_port;
     close(listen_tcp(&dead_port));
     assert_int_equal(http_proxy_upstream_tcp(&F->loop, "127.0.0.1", dead_port, &F->opts, &F->down, &e), 0);
+    /* A listener that never accepts, its queue filled: further SYNs are
+     * dropped, so a connect hangs until its timeout. */
+    int full_port;
+    F->full_fd = listen_tcp(&full_port);
+    listen(F->full_fd, 0);
+    for (int i = 0; i < 8; i++) {
+        F->fillers[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                                 .sin_port = htons((uint16_t)full_port)};
+        connect(F->fillers[i], (struct sockaddr *)&sa, sizeof sa);
+    }
+    assert_int_equal(http_proxy_upstream_tcp(&F->loop, "127.0.0.1", full_port, &F->opts, &F->full, &e), 0);
     pthread_create(&F->thread, NULL, loop_main, F);
 }
 
@@ -364,6 +381,9 @@ static void stop(void)
         pthread_join(u->conns[i], NULL);
     close(u->tcp_fd);
     close(u->unix_fd);
+    close(F->full_fd);
+    for (int i = 0; i < 8; i++)
+        close(F->fillers[i]);
     unlink(u->path);
     buf_free(&u->last_req);
     pthread_mutex_destroy(&u->lock);
@@ -805,6 +825,34 @@ static void upstream_timeouts(void **state)
     stop();
 }
 
+static void connect_timeout_is_504(void **state)
+{
+    start(script_canned);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    response r = request(GET("/full"));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_int_equal(r.status, 504);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    assert_true(s >= 0.9 && s < 5); /* connect_timeout_ms is 1 s here */
+    response_free(&r);
+    stop();
+}
+
+static void idle_pooled_connections_time_out(void **state)
+{
+    canned = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    start(script_canned);
+    response r = request(GET("/i"));
+    assert_int_equal(r.status, 200);
+    response_free(&r);
+    /* pool_idle_ms is 1 s here; the script itself would wait 5 s */
+    for (int i = 0; i < 300 && !atomic_load(&F->up.saw_close); i++)
+        usleep(10000);
+    assert_true(atomic_load(&F->up.saw_close));
+    stop();
+}
+
 static void garbage_is_502(void **state)
 {
     const char *bad[] = {
@@ -988,6 +1036,8 @@ int main(void)
         cmocka_unit_test(closed_pooled_connection_is_not_reused),
         cmocka_unit_test(upstream_down_is_502),
         cmocka_unit_test(upstream_timeouts),
+        cmocka_unit_test(connect_timeout_is_504),
+        cmocka_unit_test(idle_pooled_connections_time_out),
         cmocka_unit_test(garbage_is_502),
         cmocka_unit_test(oversized_response_headers_are_502),
         cmocka_unit_test(reset_mid_body_closes_the_client),
