@@ -115,6 +115,19 @@ int http_writer_error(http_writer *w, int status, const char *message)
     return rc;
 }
 
+void http_writer_abort(http_writer *w)
+{
+    if (w->abort)
+        w->abort(w);
+    else
+        w->end(w);
+}
+
+size_t http_writer_queued(http_writer *w)
+{
+    return w->queued ? w->queued(w) : 0;
+}
+
 const char *http_status_reason(int status)
 {
     switch (status) {

@@ -59,6 +59,14 @@ struct http_writer {
     int (*start)(http_writer *w, int status, const http_headers *headers, int64_t content_length);
     int (*write)(http_writer *w, const void *data, size_t len);
     void (*end)(http_writer *w);
+    /* Optional (NULL when a writer cannot do it; use the helpers below).
+     * abort ends the response as failed instead of end: the client must
+     * not take it for complete (no final chunk; the connection closes).
+     * queued tells how many body bytes were accepted but not yet taken by
+     * the client, so that a producer that streams (a proxy) can stop
+     * reading its source while the client is slow. */
+    void (*abort)(http_writer *w);
+    size_t (*queued)(http_writer *w);
 };
 
 /* start + write + end with a Content-Length body. */
@@ -66,6 +74,11 @@ int http_writer_respond(http_writer *w, int status, const http_headers *headers,
                         size_t len);
 /* A short HTML error page, e.g. 500 "Worker threw an exception". */
 int http_writer_error(http_writer *w, int status, const char *message);
+
+/* w->abort, or w->end for a writer without abort. */
+void http_writer_abort(http_writer *w);
+/* w->queued, or 0 for a writer that cannot tell. */
+size_t http_writer_queued(http_writer *w);
 
 /* "OK" for 200 etc.; "Unknown" for codes without a standard phrase. */
 const char *http_status_reason(int status);

@@ -119,6 +119,7 @@ struct exchange {
     conn *c;               /* NULL once the client has gone */
     int64_t left;          /* Content-Length bytes still owed, -1 when not counted */
     bool started, ended, in_handler;
+    bool aborted;          /* ended by abort: no final chunk, the connection closes */
     bool head, bodyless, chunked, keep_alive;
 };
 
@@ -421,7 +422,9 @@ static void w_end(http_writer *w)
     if (!ex->started && ex->c)
         w_start(w, 500, NULL, 0); /* ended without an answer */
     ex->ended = true;
-    if (ex->c) {
+    if (ex->aborted)
+        ex->keep_alive = false; /* the close tells the client the response is incomplete */
+    else if (ex->c) {
         if (ex->chunked)
             APPEND_LIT(&ex->c->out, "0\r\n\r\n");
         if (ex->left > 0)
@@ -600,7 +603,28 @@ static void on_headers(conn *c)
     }
 }
 
-static const http_writer writer_ops = {.start = w_start, .write = w_write, .end = w_end};
+/* Ends the response without its final chunk, then closes: a truncated body
+ * that a client can tell from a complete one (except close-delimited HTTP/1.0). */
+static void w_abort(http_writer *w)
+{
+    exchange *ex = (exchange *)w;
+    if (ex->ended)
+        return;
+    ex->aborted = ex->started;
+    w_end(w);
+}
+
+/* Response bytes not yet taken by the client's socket. */
+static size_t w_queued(http_writer *w)
+{
+    exchange *ex = (exchange *)w;
+    if (!ex->c)
+        return 0;
+    return ex->c->out.len + ex->c->tcp.write_queue_size;
+}
+
+static const http_writer writer_ops = {
+    .start = w_start, .write = w_write, .end = w_end, .abort = w_abort, .queued = w_queued};
 
 static void dispatch(conn *c)
 {
