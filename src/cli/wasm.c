@@ -151,7 +151,7 @@ int cli_wasm(int argc, char **argv)
     req.target = xstrdup(target);
     if (!http_headers_get(&req.headers, "Host"))
         http_headers_add_str(&req.headers, "Host", "localhost");
-    print_writer pw = {{pw_start, pw_write, pw_end}};
+    print_writer pw = {{.start = pw_start, .write = pw_write, .end = pw_end}};
     rc = wasm_handle(m, &cfg, &req, &pw.w) < 0 ? 1 : 0;
 done:
     wasm_module_free(m);

@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -75,12 +77,21 @@ typedef enum { T_NONE, T_HEADERS, T_IDLE, T_BODY, T_CLOSE, T_LINGER } timer_kind
 typedef struct conn conn;
 typedef struct exchange exchange;
 
+/* A TCP or a Unix-socket stream; both are uv_stream_t underneath. */
+union sock {
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+    uv_stream_t stream;
+    uv_handle_t handle;
+};
+
 struct http_server {
     uv_loop_t *loop;
     http_server_config cfg;
     http_handler_cb handler;
     void *data;
-    uv_tcp_t *listener;    /* owned; freed in its close callback */
+    union sock *listener;  /* owned; freed in its close callback */
+    bool unix_socket;      /* listening on a Unix socket: connections are pipes */
     uv_idle_t *resume_idle; /* owned; runs connections queued on `resume` */
     char *rbuf;            /* one read buffer for all connections: reads are consumed at once */
     qlink conns;            /* every open connection */
@@ -94,7 +105,7 @@ struct http_server {
 };
 
 struct conn {
-    uv_tcp_t tcp;
+    union sock io;         /* first: casts between the conn's handle types */
     uv_timer_t timer;
     uv_shutdown_t shutdown;
     http_server *srv;
@@ -196,7 +207,7 @@ static void on_write(uv_write_t *req, int status)
     }
     if (c->writes == 0 && c->close_after_write)
         conn_close_after_write(c); /* now shuts down */
-    else if (c->blocked && c->tcp.write_queue_size <= OUT_HIGH_WATER / 2)
+    else if (c->blocked && c->io.stream.write_queue_size <= OUT_HIGH_WATER / 2)
         conn_continue(c);
 }
 
@@ -209,7 +220,7 @@ static void conn_flush(conn *c)
     size_t done = 0;
     if (c->writes == 0) {
         uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
-        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        int n = uv_try_write(&c->io.stream, &b, 1);
         if (n < 0 && n != UV_EAGAIN) {
             conn_close(c);
             return;
@@ -228,7 +239,7 @@ static void conn_flush(conn *c)
     wr->c = c;
     wr->data = buf_steal(&c->out, &len);
     uv_buf_t b = uv_buf_init(wr->data + done, (unsigned)(len - done));
-    if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
+    if (uv_write(&wr->req, &c->io.stream, &b, 1, on_write) != 0) {
         free(wr->data);
         free(wr);
         conn_close(c);
@@ -536,7 +547,7 @@ static void conn_close(conn *c)
         c->queued = false;
         list_remove(&c->resume);
     }
-    uv_close((uv_handle_t *)&c->tcp, on_conn_close);
+    uv_close(&c->io.handle, on_conn_close);
     uv_close((uv_handle_t *)&c->timer, on_conn_close);
 }
 
@@ -566,7 +577,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
      * (the lingering close of nginx and Apache). */
     c->lingering = true;
     set_timer(c, T_LINGER);
-    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_linger_read) != 0)
+    if (uv_read_start(&c->io.stream, on_alloc, on_linger_read) != 0)
         conn_close(c);
 }
 
@@ -579,7 +590,7 @@ static void conn_close_after_write(conn *c)
     if (!c->close_after_write) {
         c->close_after_write = true;
         if (c->reading)
-            uv_read_stop((uv_stream_t *)&c->tcp);
+            uv_read_stop(&c->io.stream);
         c->reading = false;
         set_timer(c, T_CLOSE);
     }
@@ -587,7 +598,7 @@ static void conn_close_after_write(conn *c)
         return;
     c->shutdown_sent = true;
     c->shutdown.data = c;
-    if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
+    if (uv_shutdown(&c->shutdown, &c->io.stream, on_shutdown) != 0)
         conn_close(c);
 }
 
@@ -620,7 +631,7 @@ static size_t w_queued(http_writer *w)
     exchange *ex = (exchange *)w;
     if (!ex->c)
         return 0;
-    return ex->c->out.len + ex->c->tcp.write_queue_size;
+    return ex->c->out.len + ex->c->io.stream.write_queue_size;
 }
 
 static const http_writer writer_ops = {
@@ -660,7 +671,7 @@ static size_t conn_feed(conn *c, const char *data, size_t len)
     while (!c->cur && !c->closing && !c->close_after_write) {
         /* Responses can be much larger than requests: a client that pipelines
          * without reading must not make the server queue without bound. */
-        if (c->tcp.write_queue_size > OUT_HIGH_WATER) {
+        if (c->io.stream.write_queue_size > OUT_HIGH_WATER) {
             c->blocked = true;
             break;
         }
@@ -686,7 +697,7 @@ static void conn_start_reading(conn *c)
     if (c->reading || c->peer_closed || c->closing || c->close_after_write ||
         c->in.len >= IN_HIGH_WATER)
         return;
-    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+    if (uv_read_start(&c->io.stream, on_alloc, on_read) != 0) {
         conn_close(c);
         return;
     }
@@ -699,7 +710,7 @@ static void conn_continue(conn *c)
 {
     if (c->closing || c->close_after_write || c->cur)
         return;
-    c->blocked = c->tcp.write_queue_size > OUT_HIGH_WATER;
+    c->blocked = c->io.stream.write_queue_size > OUT_HIGH_WATER;
     if (c->blocked)
         return; /* on_write comes back here */
     if (c->in.len) {
@@ -782,9 +793,12 @@ static void on_connection(uv_stream_t *listener, int status)
     }
     conn *c = xcalloc(1, sizeof *c);
     c->srv = s;
-    uv_tcp_init(s->loop, &c->tcp);
+    if (s->unix_socket)
+        uv_pipe_init(s->loop, &c->io.pipe, 0);
+    else
+        uv_tcp_init(s->loop, &c->io.tcp);
     uv_timer_init(s->loop, &c->timer);
-    c->tcp.data = c->timer.data = c;
+    c->io.handle.data = c->timer.data = c;
     c->handles = 2;
     c->parser = http_parser_new(s->cfg.max_header_bytes, s->cfg.max_body_bytes);
     buf_init(&c->in, BUF_UNLIMITED);
@@ -792,11 +806,12 @@ static void on_connection(uv_stream_t *listener, int status)
     list_init(&c->resume);
     list_push(&s->conns, &c->all);
     s->n_conns++;
-    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+    if (uv_accept(listener, &c->io.stream) != 0) {
         conn_close(c);
         return;
     }
-    uv_tcp_nodelay(&c->tcp, 1); /* responses are written whole; do not delay them */
+    if (!s->unix_socket)
+        uv_tcp_nodelay(&c->io.tcp, 1); /* responses are written whole; do not delay them */
     conn_start_reading(c);
     set_timer(c, T_HEADERS);
 }
@@ -851,36 +866,60 @@ int http_server_listen(http_server *s, const char *ip, int port, err *e)
         uv_ip6_addr(ip, port, (struct sockaddr_in6 *)&ss) != 0)
         return err_set(e, -EINVAL, "listen: bad address '%s'", ip);
     s->listener = xmalloc(sizeof *s->listener);
-    uv_tcp_init_ex(s->loop, s->listener, ss.ss_family);
-    s->listener->data = s;
+    uv_tcp_init_ex(s->loop, &s->listener->tcp, ss.ss_family);
+    s->listener->handle.data = s;
     uv_os_fd_t fd;
     int one = 1;
-    rc = uv_fileno((uv_handle_t *)s->listener, &fd);
+    rc = uv_fileno(&s->listener->handle, &fd);
     if (rc == 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
         rc = -errno;
     if (rc) {
         err_set(e, rc, "listen: SO_REUSEPORT: %s", uv_strerror(rc));
         goto fail;
     }
-    rc = uv_tcp_bind(s->listener, (const struct sockaddr *)&ss, 0);
+    rc = uv_tcp_bind(&s->listener->tcp, (const struct sockaddr *)&ss, 0);
     if (rc == 0)
-        rc = uv_listen((uv_stream_t *)s->listener, SOMAXCONN, on_connection);
+        rc = uv_listen(&s->listener->stream, SOMAXCONN, on_connection);
     if (rc) {
         err_set(e, rc, "listen on %s port %d: %s", ip, port, uv_strerror(rc));
         goto fail;
     }
     return 0;
 fail:
-    uv_close((uv_handle_t *)s->listener, free_handle);
+    uv_close(&s->listener->handle, free_handle);
     s->listener = NULL;
     return rc;
+}
+
+int http_server_listen_unix(http_server *s, const char *path, int mode, err *e)
+{
+    if (s->listener || s->draining)
+        return err_set(e, -EINVAL, "listen: already listening");
+    unlink(path); /* a socket left by an earlier run */
+    s->listener = xmalloc(sizeof *s->listener);
+    uv_pipe_init(s->loop, &s->listener->pipe, 0);
+    s->listener->handle.data = s;
+    s->unix_socket = true;
+    int rc = uv_pipe_bind(&s->listener->pipe, path);
+    if (rc == 0 && chmod(path, (mode_t)mode) != 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = uv_listen(&s->listener->stream, SOMAXCONN, on_connection);
+    if (rc) {
+        err_set(e, rc, "listen on %s: %s", path, uv_strerror(rc));
+        uv_close(&s->listener->handle, free_handle);
+        s->listener = NULL;
+        s->unix_socket = false;
+        return rc;
+    }
+    return 0;
 }
 
 int http_server_port(const http_server *s)
 {
     struct sockaddr_storage ss;
     int len = sizeof ss;
-    if (!s->listener || uv_tcp_getsockname(s->listener, (struct sockaddr *)&ss, &len) != 0)
+    if (!s->listener || s->unix_socket || uv_tcp_getsockname(&s->listener->tcp, (struct sockaddr *)&ss, &len) != 0)
         return -1;
     if (ss.ss_family == AF_INET6)
         return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
@@ -912,7 +951,7 @@ void http_server_drain(http_server *s, void (*done)(void *data), void *data)
     s->drain_done = done;
     s->drain_data = data;
     if (s->listener)
-        uv_close((uv_handle_t *)s->listener, on_listener_close);
+        uv_close(&s->listener->handle, on_listener_close);
     for (qlink *l = s->conns.next; l != &s->conns; l = l->next) {
         conn *c = CONTAINER_OF(l, conn, all);
         if (c->closing)
@@ -933,7 +972,7 @@ void http_server_free(http_server *s)
         log_error("http: server freed with %zu connections and %zu requests open", s->n_conns,
                   s->n_exchanges);
     if (s->listener)
-        uv_close((uv_handle_t *)s->listener, free_handle);
+        uv_close(&s->listener->handle, free_handle);
     uv_close((uv_handle_t *)s->resume_idle, free_handle);
     free(s->rbuf);
     free(s);

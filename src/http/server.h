@@ -42,6 +42,9 @@ int http_server_new(uv_loop_t *loop, const http_server_config *cfg, http_handler
  * port 0 picks a free port; http_server_port tells which. */
 int http_server_listen(http_server *s, const char *ip, int port, err *e);
 int http_server_port(const http_server *s);
+/* Listens on a Unix socket at `path` (replacing a stale one) with file
+ * mode `mode`, for requests between atoll's own processes. */
+int http_server_listen_unix(http_server *s, const char *path, int mode, err *e);
 /* Stops accepting, closes idle connections, lets in-flight requests finish
  * (their connections close after the response), then calls done once. */
 void http_server_drain(http_server *s, void (*done)(void *data), void *data);

@@ -112,26 +112,45 @@ static int ex_write(http_writer *w, const void *data, size_t len)
     return ex->inner->write(ex->inner, data, len);
 }
 
-static void ex_end(http_writer *w)
+/* Ends the exchange: `aborted` when the response must not be taken for
+ * complete (a stream failed mid-body). */
+static void ex_finish(exchange *ex, bool aborted)
 {
-    exchange *ex = (exchange *)w;
     if (ex->wk->opt->access_log)
         access_log(ex);
     if (ex->t) {
         ex->t->stats->bytes_in += ex->req->body.len;
         ex->t->stats->bytes_out += ex->bytes_out;
     }
-    ex->inner->end(ex->inner); /* req is gone after this */
+    if (aborted)
+        http_writer_abort(ex->inner);
+    else
+        ex->inner->end(ex->inner); /* req is gone after this */
     if (ex->t)
-        tenants_release(ex->wk->tenants, ex->t, ex->status);
+        tenants_release(ex->wk->tenants, ex->t, aborted && ex->status < 500 ? 502 : ex->status);
     free(ex);
+}
+
+static void ex_end(http_writer *w)
+{
+    ex_finish((exchange *)w, false);
+}
+
+static void ex_abort(http_writer *w)
+{
+    ex_finish((exchange *)w, true);
+}
+
+static size_t ex_queued(http_writer *w)
+{
+    return http_writer_queued(((exchange *)w)->inner);
 }
 
 static void on_request(void *data, http_request *req, http_writer *w)
 {
     worker *wk = data;
     exchange *ex = xcalloc(1, sizeof *ex);
-    ex->w = (http_writer){.start = ex_start, .write = ex_write, .end = ex_end};
+    ex->w = (http_writer){.start = ex_start, .write = ex_write, .end = ex_end, .abort = ex_abort, .queued = ex_queued};
     ex->inner = w;
     ex->wk = wk;
     ex->req = req;
