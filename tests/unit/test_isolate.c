@@ -370,6 +370,7 @@ static void infinite_loop_hits_cpu_limit(void **state)
     assert_non_null(strstr(cap_body(&c), "CPU time limit"));
     assert_non_null(strstr(logs, "exceeded its CPU time limit"));
     assert_true(iso_broken(i));
+    assert_string_equal(iso_limit(i), "cpu");
     free(logs);
     cap_free(&c);
     /* A broken isolate answers 503 at once; its owner discards it. */
@@ -389,8 +390,9 @@ static void runaway_allocation_hits_memory_limit(void **state)
     capture c;
     request(i, &c, "GET", "/", NULL, NULL);
     char *logs = logs_end();
-    assert_int_equal(c.status, 503);
+    assert_int_equal(c.status, 507);
     assert_non_null(strstr(cap_body(&c), "memory limit"));
+    assert_string_equal(iso_limit(i), "memory");
     assert_true(iso_broken(i));
     assert_true(iso_heap_bytes(i) <= opt.memory_limit);
     free(logs);
@@ -539,8 +541,9 @@ static void wall_time_limit(void **state)
     capture c;
     request(i, &c, "GET", "/", NULL, NULL);
     char *logs = logs_end();
-    assert_int_equal(c.status, 503);
+    assert_int_equal(c.status, 504);
     assert_non_null(strstr(cap_body(&c), "wall time limit"));
+    assert_string_equal(iso_limit(i), "wall");
     assert_true(iso_broken(i));
     free(logs);
     cap_free(&c);
@@ -615,10 +618,11 @@ static void cpu_budget_is_per_request(void **state)
     iso_options_defaults(&opt);
     opt.cpu_ms = 50;
     iso *i = load_opt("cpu_chunks.js", &opt);
-    expect_body(i, "/3", 200, "done 3"); /* 15 ms: within budget */
+    expect_body(i, "/3", 200, "done 3"); /* a few ms: within budget */
+    assert_null(iso_limit(i));
     logs_begin();
     capture c;
-    request(i, &c, "GET", "/100", NULL, NULL); /* 500 ms in 5 ms slices */
+    request(i, &c, "GET", "/1000", NULL, NULL); /* far more, in short slices */
     free(logs_end());
     assert_int_equal(c.status, 503);
     assert_non_null(strstr(cap_body(&c), "CPU time limit"));
