@@ -401,6 +401,10 @@ static void leave(void *opaque, JSValue result, const char *what)
     i->cpu_total += spent;
     for (iso_req *r = i->reqs; r; r = r->next)
         r->cpu_ns += spent;
+    if (i->done_in_slice) { /* answered during this slice: it gets the whole slice */
+        i->done_cpu += spent;
+        i->done_in_slice = false;
+    }
     if (i->oom)
         set_limit(i, LIMIT_MEMORY);
     flush_rejections(i);
