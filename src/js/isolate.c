@@ -1158,18 +1158,16 @@ static iso *iso_blank(uv_loop_t *loop)
     return i;
 }
 
-static iso *pool_take(iso_pool *p);
+static iso *pool_take(iso_pool *p, uv_loop_t *loop);
 
 int iso_new(uv_loop_t *loop, const char *script_path, const iso_options *opt, iso **out, err *e)
 {
     char *path = realpath(script_path, NULL);
     if (!path)
         return err_set(e, -errno, "%s: %s", script_path, strerror(errno));
-    iso *i = opt->pool ? pool_take(opt->pool) : NULL;
-    if (!i || i->loop != loop) {
-        iso_free(i);
+    iso *i = opt->pool ? pool_take(opt->pool, loop) : NULL;
+    if (!i)
         i = iso_blank(loop);
-    }
     i->path = path;
     i->opt = *opt;
     /* Borrowed arrays are read here only. */
@@ -1302,8 +1300,11 @@ iso_pool *iso_pool_new(uv_loop_t *loop, size_t size)
     return p;
 }
 
-static iso *pool_take(iso_pool *p)
+/* A ready runtime, or NULL (empty, or a pool of another loop). */
+static iso *pool_take(iso_pool *p, uv_loop_t *loop)
 {
+    if (p->loop != loop)
+        return NULL;
     if (!uv_is_active((uv_handle_t *)&p->idle))
         uv_idle_start(&p->idle, pool_refill);
     return p->count ? p->ready[--p->count] : NULL;
@@ -1347,14 +1348,14 @@ static int check_error(JSContext *ctx, const char *shown, const char *abs, err *
     const char *at = st ? strstr(st, "at ") : NULL;
     int rc;
     if (at) {
+        /* The frame is "FILE:LINE:COL" (or "FILE:LINE"): strip the numbers. */
         at += 3;
-        size_t n = strcspn(at, "\n");
-        /* "FILE:LINE:COL" (or "FILE:LINE"): the file is what precedes LINE. */
-        const char *end = at + n, *colon, *line = NULL;
-        for (int k = 0; k < 2 && (colon = memrchr(at, ':', (size_t)(end - at))); k++) {
-            line = colon + 1;
-            if (k == 0 && !strchr(":0123456789", *(colon + 1)))
+        const char *end = at + strcspn(at, "\n"), *line = NULL;
+        for (int k = 0; k < 2; k++) {
+            const char *colon = memrchr(at, ':', (size_t)(end - at));
+            if (!colon || colon[1] < '0' || colon[1] > '9')
                 break;
+            line = colon + 1;
             end = colon;
         }
         int flen = (int)(end - at);
