@@ -885,6 +885,24 @@ static void scheduled_service_worker(void **state)
     finish(i);
 }
 
+/* The wall limit applies to a scheduled event as to a request. */
+static void scheduled_event_wall_limit(void **state)
+{
+    iso_options opt;
+    iso_options_defaults(&opt);
+    opt.wall_ms = 30;
+    iso *i = load_opt("scheduled.js", &opt);
+    outcome o;
+    logs_begin();
+    run_scheduled(i, "hang", &o);
+    char *logs = logs_end();
+    assert_int_equal(o.value, ISO_STATUS_WALL);
+    assert_string_equal(iso_limit(i), "wall");
+    assert_non_null(strstr(logs, "scheduled event \"hang\": exceeded the wall time limit"));
+    free(logs);
+    finish(i);
+}
+
 /* A scheduled event in flight when the isolate is freed still ends once. */
 static void scheduled_event_ends_on_free(void **state)
 {
@@ -1034,6 +1052,7 @@ int main(void)
         cmocka_unit_test(cpu_time_per_request_and_total),
         cmocka_unit_test(scheduled_module),
         cmocka_unit_test(scheduled_service_worker),
+        cmocka_unit_test(scheduled_event_wall_limit),
         cmocka_unit_test(scheduled_event_ends_on_free),
         cmocka_unit_test(wait_until_is_abandoned_after_the_wall_limit),
         cmocka_unit_test(check_script_compiles_without_running),
