@@ -944,7 +944,16 @@ static void check_script_compiles_without_running(void **state)
 {
     err e;
     err_clear(&e);
+    iso_cache_clear();
     assert_int_equal(iso_check_script(FIXTURES "imports.js", &e), 0);
+    /* The check compiled the worker and its imports: loading it hits the cache. */
+    iso *i = load("imports.js");
+    iso_cache_info ci;
+    iso_cache_stats(&ci);
+    assert_int_equal(ci.misses, 4);
+    assert_int_equal(ci.hits, 4);
+    expect_body(i, "/", 200, "hi atoll! 42!");
+    finish(i);
     assert_int_equal(iso_check_script(FIXTURES "hello_sw.js", &e), 0);
     /* Compiling runs nothing: a top-level throw or loop is not seen. */
     assert_int_equal(iso_check_script(FIXTURES "top_level_throw.js", &e), 0);
