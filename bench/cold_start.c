@@ -2,9 +2,11 @@
  * worker (runtime + context + Web API), loads the worker (from the
  * bytecode cache after the first time) and answers its first request, then
  * frees it. Prints the first, uncached time and p50/p99 of the rest, in
- * microseconds.
+ * microseconds: without the pool of ready runtimes (every cold start makes
+ * its runtime) and with it (the pool refills while the loop is idle, between
+ * cold starts, as in the server).
  *
- *   build/release/bench/cold_start [WORKER.js] [ITERATIONS]
+ *   build/release/bench/cold_start [WORKER.js] [ITERATIONS] [nopool|pool|both]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,10 +42,14 @@ static int cmp_u64(const void *a, const void *b)
 }
 
 /* One cold start; returns its duration in ns, or 0 on failure. */
-static uint64_t cold_start(uv_loop_t *loop, const char *path, uint64_t *load_ns)
+static uint64_t cold_start(uv_loop_t *loop, const char *path, iso_pool *pool, uint64_t *load_ns)
 {
     iso_options opt;
     iso_options_defaults(&opt);
+    opt.pool = pool;
+    /* The loop was idle since the last cold start: the pool is full. */
+    while (pool && iso_pool_ready(pool) < ISO_POOL_DEFAULT)
+        uv_run(loop, UV_RUN_NOWAIT);
     http_request req;
     http_request_init(&req);
     req.method = xstrdup("GET");
@@ -74,29 +80,24 @@ static uint64_t cold_start(uv_loop_t *loop, const char *path, uint64_t *load_ns)
     return t2 - t0;
 }
 
-int main(int argc, char **argv)
+static void run(uv_loop_t *loop, const char *path, int n, bool pooled)
 {
-    const char *path = argc > 1 ? argv[1] : "examples/hello/worker.js";
-    int n = argc > 2 ? atoi(argv[2]) : 1000;
-    if (n < 1)
-        n = 1;
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-
+    iso_pool *pool = pooled ? iso_pool_new(loop, ISO_POOL_DEFAULT) : NULL;
     iso_cache_clear();
     uint64_t first_load;
-    uint64_t first = cold_start(&loop, path, &first_load);
+    uint64_t first = cold_start(loop, path, pool, &first_load);
 
     uint64_t *total = xcalloc((size_t)n, sizeof *total), *load = xcalloc((size_t)n, sizeof *load);
     for (int k = 0; k < n; k++)
-        total[k] = cold_start(&loop, path, &load[k]);
+        total[k] = cold_start(loop, path, pool, &load[k]);
     qsort(total, (size_t)n, sizeof *total, cmp_u64);
     qsort(load, (size_t)n, sizeof *load, cmp_u64);
 
     iso_cache_info ci;
     iso_cache_stats(&ci);
-    printf("isolate cold start: %s, %d iterations (create runtime + install APIs + load + first request)\n",
-           path, n);
+    printf("isolate cold start %s: %s, %d iterations (%s + load + first request)\n",
+           pooled ? "WITH the pool" : "without a pool", path, n,
+           pooled ? "take a ready runtime" : "create runtime + install APIs");
     printf("  first (compile, uncached): %8.1f us  (load %.1f us)\n", first / 1e3, first_load / 1e3);
     printf("  cached bytecode:   p50 %8.1f us  p99 %8.1f us  min %8.1f us  max %8.1f us\n",
            total[n / 2] / 1e3, total[(size_t)(n * 0.99)] / 1e3, total[0] / 1e3, total[n - 1] / 1e3);
@@ -106,6 +107,23 @@ int main(int argc, char **argv)
            (unsigned long long)ci.hits, (unsigned long long)ci.misses);
     free(total);
     free(load);
+    iso_pool_free(pool);
+    uv_run(loop, UV_RUN_DEFAULT);
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = argc > 1 ? argv[1] : "examples/hello/worker.js";
+    int n = argc > 2 ? atoi(argv[2]) : 1000;
+    const char *mode = argc > 3 ? argv[3] : "both";
+    if (n < 1)
+        n = 1;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    if (strcmp(mode, "pool") != 0)
+        run(&loop, path, n, false);
+    if (strcmp(mode, "nopool") != 0)
+        run(&loop, path, n, true);
     iso_cache_clear();
     uv_loop_close(&loop);
     return 0;

@@ -16,7 +16,9 @@
 #include <cmocka.h>
 
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "core/log.h"
+#include "js/binding.h"
 #include "js/isolate.h"
 
 #define FIXTURES "tests/fixtures/workers/"
@@ -32,7 +34,10 @@ typedef struct capture {
     int64_t content_length;
     buf body;
     int starts, ends;
+    uint64_t cpu_at_end;   /* iso_request_cpu_ns from w->end, when cpu_probe is set */
 } capture;
+
+static iso *cpu_probe;
 
 static int cap_start(http_writer *w, int status, const http_headers *h, int64_t content_length)
 {
@@ -51,7 +56,13 @@ static int cap_write(http_writer *w, const void *data, size_t len)
     return buf_append(&((capture *)w)->body, data, len);
 }
 
-static void cap_end(http_writer *w) { ((capture *)w)->ends++; }
+static void cap_end(http_writer *w)
+{
+    capture *c = (capture *)w;
+    c->ends++;
+    if (cpu_probe)
+        c->cpu_at_end = iso_request_cpu_ns(cpu_probe, w);
+}
 
 static void cap_init(capture *c)
 {
@@ -370,6 +381,7 @@ static void infinite_loop_hits_cpu_limit(void **state)
     assert_non_null(strstr(cap_body(&c), "CPU time limit"));
     assert_non_null(strstr(logs, "exceeded its CPU time limit"));
     assert_true(iso_broken(i));
+    assert_string_equal(iso_limit(i), "cpu");
     free(logs);
     cap_free(&c);
     /* A broken isolate answers 503 at once; its owner discards it. */
@@ -389,8 +401,9 @@ static void runaway_allocation_hits_memory_limit(void **state)
     capture c;
     request(i, &c, "GET", "/", NULL, NULL);
     char *logs = logs_end();
-    assert_int_equal(c.status, 503);
+    assert_int_equal(c.status, 507);
     assert_non_null(strstr(cap_body(&c), "memory limit"));
+    assert_string_equal(iso_limit(i), "memory");
     assert_true(iso_broken(i));
     assert_true(iso_heap_bytes(i) <= opt.memory_limit);
     free(logs);
@@ -539,8 +552,9 @@ static void wall_time_limit(void **state)
     capture c;
     request(i, &c, "GET", "/", NULL, NULL);
     char *logs = logs_end();
-    assert_int_equal(c.status, 503);
+    assert_int_equal(c.status, 504);
     assert_non_null(strstr(cap_body(&c), "wall time limit"));
+    assert_string_equal(iso_limit(i), "wall");
     assert_true(iso_broken(i));
     free(logs);
     cap_free(&c);
@@ -615,10 +629,11 @@ static void cpu_budget_is_per_request(void **state)
     iso_options_defaults(&opt);
     opt.cpu_ms = 50;
     iso *i = load_opt("cpu_chunks.js", &opt);
-    expect_body(i, "/3", 200, "done 3"); /* 15 ms: within budget */
+    expect_body(i, "/3", 200, "done 3"); /* a few ms: within budget */
+    assert_null(iso_limit(i));
     logs_begin();
     capture c;
-    request(i, &c, "GET", "/100", NULL, NULL); /* 500 ms in 5 ms slices */
+    request(i, &c, "GET", "/1000", NULL, NULL); /* far more, in short slices */
     free(logs_end());
     assert_int_equal(c.status, 503);
     assert_non_null(strstr(cap_body(&c), "CPU time limit"));
@@ -677,6 +692,327 @@ static void service_worker_async(void **state)
     finish(i);
 }
 
+/* --- env --- */
+
+static JSValue make_test_binding(JSContext *ctx, uv_loop_t *lp, const iso_binding *b)
+{
+    JSValue o = JS_NewObject(ctx);
+    JS_SetPropertyStr(ctx, o, "kind", JS_NewString(ctx, b->opaque));
+    return o;
+}
+
+static const iso_var test_vars[] = {
+    { "TEXT", "\"hello\"" }, { "NUM", "41" }, { "OBJ", "{\"a\":[1,\"two\"]}" },
+    { "FLAG", "true" }, { "NOTHING", "null" },
+};
+
+static void env_options(iso_options *opt, iso_binding *b)
+{
+    iso_options_defaults(opt);
+    assert_int_equal(iso_binding_register("test", make_test_binding), 0);
+    *b = (iso_binding){ "NATIVE", "test", "native-kind" };
+    opt->vars = test_vars;
+    opt->nvars = sizeof test_vars / sizeof test_vars[0];
+    opt->bindings = b;
+    opt->nbindings = 1;
+}
+
+static void env_vars_and_bindings(void **state)
+{
+    iso_options opt;
+    iso_binding b;
+    env_options(&opt, &b);
+    iso *i = load_opt("env.js", &opt);
+    expect_body(i, "/", 200,
+                "string hello 42 two true  native-kind TEXT+NUM+OBJ+FLAG+NOTHING+NATIVE "
+                "TypeError TypeError TypeError hello true");
+    finish(i);
+    i = load_opt("env_sw.js", &opt);
+    expect_body(i, "/", 200, "hello 82 object");
+    finish(i);
+}
+
+static void env_errors(void **state)
+{
+    iso_options opt;
+    iso_options_defaults(&opt);
+    iso_var bad = { "BROKEN", "{not json" };
+    opt.vars = &bad;
+    opt.nvars = 1;
+    err e;
+    iso *i = NULL;
+    assert_true(iso_new(&loop, FIXTURES "env.js", &opt, &i, &e) < 0);
+    assert_null(i);
+    if (!strstr(e.msg, "env.BROKEN") || !strstr(e.msg, "SyntaxError"))
+        fail_msg("%s", e.msg);
+    iso_options_defaults(&opt);
+    iso_binding b = { "KV", "no-such-kind", NULL };
+    opt.bindings = &b;
+    opt.nbindings = 1;
+    assert_true(iso_new(&loop, FIXTURES "env.js", &opt, &i, &e) < 0);
+    assert_non_null(strstr(e.msg, "no-such-kind"));
+    iso_var dup[] = { { "A", "1" }, { "A", "2" } };
+    iso_options_defaults(&opt);
+    opt.vars = dup;
+    opt.nvars = 2;
+    assert_true(iso_new(&loop, FIXTURES "env.js", &opt, &i, &e) < 0);
+    assert_non_null(strstr(e.msg, "env.A"));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_false(uv_loop_alive(&loop));
+}
+
+/* --- the clock --- */
+
+static void clock_stands_still_while_js_runs(void **state)
+{
+    iso_options opt;
+    iso_options_defaults(&opt);
+    opt.cpu_ms = 0;
+    iso *i = load_opt("clock.js", &opt);
+    expect_body(i, "/", 200, "0 0 0 true true true true 0 86400000 5 function true 0");
+    finish(i);
+}
+
+/* --- CPU accounting --- */
+
+static void cpu_time_per_request_and_total(void **state)
+{
+    iso_options opt;
+    iso_options_defaults(&opt);
+    opt.cpu_ms = 0;
+    iso *i = load_opt("cpu_report.js", &opt);
+    uint64_t loaded = iso_cpu_ns_total(i);
+    cpu_probe = i;
+    uint64_t t0 = clock_thread_cpu_ns();
+    capture c;
+    request(i, &c, "GET", "/", NULL, NULL);
+    uint64_t spent = clock_thread_cpu_ns() - t0;
+    cpu_probe = NULL;
+    assert_int_equal(c.status, 200);
+    /* The handler's loop dominates the request's CPU time. */
+    assert_true(c.cpu_at_end > 0);
+    assert_true(c.cpu_at_end <= spent);
+    assert_true(c.cpu_at_end >= spent / 4);
+    assert_true(iso_cpu_ns_total(i) - loaded >= c.cpu_at_end / 2);
+    /* The last request answered, until the next: now with its whole slice. */
+    assert_true(iso_request_cpu_ns(i, &c.w) >= c.cpu_at_end);
+    assert_true(iso_request_cpu_ns(i, &c.w) <= spent);
+    assert_int_equal(iso_request_cpu_ns(i, NULL), 0);
+    cap_free(&c);
+    finish(i);
+}
+
+/* --- scheduled events --- */
+
+typedef struct outcome {
+    int calls, value;
+} outcome;
+
+static void on_done(void *data, int value)
+{
+    outcome *o = data;
+    o->calls++;
+    o->value = value;
+}
+
+static void run_scheduled(iso *i, const char *cron, outcome *o)
+{
+    memset(o, 0, sizeof *o);
+    assert_int_equal(iso_scheduled(i, cron, 1700000000000.0, on_done, o), 0);
+    while (o->calls == 0 && uv_run(&loop, UV_RUN_ONCE))
+        ;
+    assert_int_equal(o->calls, 1);
+}
+
+static void scheduled_module(void **state)
+{
+    iso_options opt;
+    iso_binding b;
+    env_options(&opt, &b);
+    opt.cpu_ms = 50;
+    iso *i = load_opt("scheduled.js", &opt);
+    assert_true(iso_has_scheduled(i));
+    outcome o;
+    logs_begin();
+    run_scheduled(i, "*/5 * * * *", &o);
+    assert_int_equal(o.value, 0);
+    run_scheduled(i, "async", &o);
+    assert_int_equal(o.value, 0);
+    assert_int_equal(iso_inflight(i), 0);
+    run_scheduled(i, "throw", &o);
+    assert_int_equal(o.value, 500);
+    run_scheduled(i, "reject-later", &o);
+    assert_int_equal(o.value, 500); /* a waitUntil promise rejected */
+    char *logs = logs_end();
+    assert_non_null(strstr(logs, "scheduled event \"*/5 * * * *\": ok"));
+    assert_non_null(strstr(logs, "cron failed on purpose"));
+    assert_non_null(strstr(logs, "scheduled event \"throw\": failed"));
+    free(logs);
+    assert_false(iso_broken(i));
+    expect_body(i, "/", 200,
+                "*/5 * * * *@1700000000000:function:hello,async@1700000000000:function:hello,"
+                "awaited,waited,throw@1700000000000:function:hello,"
+                "reject-later@1700000000000:function:hello");
+    logs_begin();
+    run_scheduled(i, "spin", &o);
+    free(logs_end());
+    assert_int_equal(o.value, ISO_STATUS_CPU);
+    assert_string_equal(iso_limit(i), "cpu");
+    assert_int_equal(iso_scheduled(i, "again", 0, on_done, &o), -EAGAIN);
+    finish(i);
+}
+
+static void scheduled_service_worker(void **state)
+{
+    iso *i = load("scheduled_sw.js");
+    assert_true(iso_has_scheduled(i));
+    outcome o;
+    logs_begin();
+    run_scheduled(i, "0 * * * *", &o);
+    capture c;
+    request(i, &c, "GET", "/", NULL, NULL); /* no fetch listener */
+    char *logs = logs_end();
+    assert_int_equal(o.value, 0);
+    assert_non_null(strstr(logs, "sw scheduled scheduled 0 * * * * 1700000000000"));
+    assert_int_equal(c.status, 500);
+    free(logs);
+    cap_free(&c);
+    finish(i);
+
+    i = load("hello_module.js");
+    assert_false(iso_has_scheduled(i));
+    assert_int_equal(iso_scheduled(i, "x", 0, on_done, &o), -ENOENT);
+    finish(i);
+}
+
+/* The wall limit applies to a scheduled event as to a request. */
+static void scheduled_event_wall_limit(void **state)
+{
+    iso_options opt;
+    iso_options_defaults(&opt);
+    opt.wall_ms = 30;
+    iso *i = load_opt("scheduled.js", &opt);
+    outcome o;
+    logs_begin();
+    run_scheduled(i, "hang", &o);
+    char *logs = logs_end();
+    assert_int_equal(o.value, ISO_STATUS_WALL);
+    assert_string_equal(iso_limit(i), "wall");
+    assert_non_null(strstr(logs, "scheduled event \"hang\": exceeded the wall time limit"));
+    free(logs);
+    finish(i);
+}
+
+/* A scheduled event in flight when the isolate is freed still ends once. */
+static void scheduled_event_ends_on_free(void **state)
+{
+    iso *i = load("scheduled.js");
+    outcome o = { 0, 0 };
+    assert_int_equal(iso_scheduled(i, "async", 0, on_done, &o), 0);
+    assert_int_equal(iso_inflight(i), 1);
+    logs_begin();
+    finish(i);
+    free(logs_end());
+    assert_int_equal(o.calls, 1);
+    assert_int_equal(o.value, 503);
+}
+
+/* --- waitUntil is bounded --- */
+
+static void wait_until_is_abandoned_after_the_wall_limit(void **state)
+{
+    iso_options opt;
+    iso_options_defaults(&opt);
+    opt.wall_ms = 30;
+    iso *i = load_opt("wait_forever.js", &opt);
+    expect_body(i, "/", 200, "answered");
+    assert_int_equal(iso_waituntil_pending(i), 1);
+    logs_begin();
+    while (iso_waituntil_pending(i) && uv_run(&loop, UV_RUN_ONCE))
+        ;
+    char *logs = logs_end();
+    assert_int_equal(iso_waituntil_pending(i), 0);
+    assert_non_null(strstr(logs, "1 waitUntil() promise(s) abandoned"));
+    assert_false(iso_broken(i));
+    free(logs);
+    finish(i);
+}
+
+/* --- the compile-only check --- */
+
+static void check_script_compiles_without_running(void **state)
+{
+    err e;
+    err_clear(&e);
+    iso_cache_clear();
+    assert_int_equal(iso_check_script(FIXTURES "imports.js", &e), 0);
+    /* The check compiled the worker and its imports: loading it hits the cache. */
+    iso *i = load("imports.js");
+    iso_cache_info ci;
+    iso_cache_stats(&ci);
+    assert_int_equal(ci.misses, 4);
+    assert_int_equal(ci.hits, 4);
+    expect_body(i, "/", 200, "hi atoll! 42!");
+    finish(i);
+    assert_int_equal(iso_check_script(FIXTURES "hello_sw.js", &e), 0);
+    /* Compiling runs nothing: a top-level throw or loop is not seen. */
+    assert_int_equal(iso_check_script(FIXTURES "top_level_throw.js", &e), 0);
+    assert_int_equal(iso_check_script(FIXTURES "top_level_loop.js", &e), 0);
+    assert_true(iso_check_script(FIXTURES "bad_syntax.js", &e) < 0);
+    if (!strstr(e.msg, FIXTURES "bad_syntax.js:3: SyntaxError"))
+        fail_msg("%s", e.msg);
+    assert_true(iso_check_script(FIXTURES "missing_import.js", &e) < 0);
+    if (!strstr(e.msg, "does_not_exist.js") || !strstr(e.msg, "missing_import.js:2"))
+        fail_msg("%s", e.msg);
+    assert_true(iso_check_script(FIXTURES "no_such_file.js", &e) < 0);
+    assert_non_null(strstr(e.msg, "No such file"));
+}
+
+/* --- the pool --- */
+
+static void pool_gives_ready_runtimes(void **state)
+{
+    iso_pool *p = iso_pool_new(&loop, 2);
+    assert_int_equal(iso_pool_ready(p), 0);
+    uv_run(&loop, UV_RUN_NOWAIT); /* the loop is idle: it fills one per iteration */
+    uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(iso_pool_ready(p), 2);
+    iso_options opt;
+    iso_options_defaults(&opt);
+    opt.pool = p;
+    iso *a = load_opt("hello_module.js", &opt);
+    assert_int_equal(iso_pool_ready(p), 1);
+    /* Limits are the tenant's, set when it is taken. */
+    opt.memory_limit = 16u << 20;
+    iso *b = load_opt("memory_bomb.js", &opt);
+    assert_int_equal(iso_pool_ready(p), 0);
+    iso *c = load_opt("hello_sw.js", &opt); /* empty pool: made on the spot */
+    expect_body(a, "/", 200, "hello module\n");
+    expect_body(c, "/x", 200, "hello sw GET http://example.test/x");
+    logs_begin();
+    capture cap;
+    request(b, &cap, "GET", "/", NULL, NULL);
+    free(logs_end());
+    assert_int_equal(cap.status, ISO_STATUS_MEMORY);
+    cap_free(&cap);
+    for (int k = 0; k < 4; k++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(iso_pool_ready(p), 2);
+    iso_free(a);
+    iso_free(b);
+    iso_free(c);
+    iso_pool_free(p);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_false(uv_loop_alive(&loop));
+
+    p = iso_pool_new(&loop, 0);
+    iso_pool_fill(p);
+    assert_int_equal(iso_pool_ready(p), ISO_POOL_DEFAULT);
+    iso_pool_free(p);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_false(uv_loop_alive(&loop));
+}
+
 static int setup(void **state)
 {
     log_set_level(LOG_DEBUG);
@@ -719,6 +1055,17 @@ int main(void)
         cmocka_unit_test(cpu_budget_is_per_request),
         cmocka_unit_test(concurrent_requests),
         cmocka_unit_test(service_worker_async),
+        cmocka_unit_test(env_vars_and_bindings),
+        cmocka_unit_test(env_errors),
+        cmocka_unit_test(clock_stands_still_while_js_runs),
+        cmocka_unit_test(cpu_time_per_request_and_total),
+        cmocka_unit_test(scheduled_module),
+        cmocka_unit_test(scheduled_service_worker),
+        cmocka_unit_test(scheduled_event_wall_limit),
+        cmocka_unit_test(scheduled_event_ends_on_free),
+        cmocka_unit_test(wait_until_is_abandoned_after_the_wall_limit),
+        cmocka_unit_test(check_script_compiles_without_running),
+        cmocka_unit_test(pool_gives_ready_runtimes),
     };
     return cmocka_run_group_tests_name("isolate", tests, setup, teardown);
 }

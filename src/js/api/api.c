@@ -17,12 +17,14 @@ static JSValue (*const lazy_create[JSAPI_NLAZY])(JSContext *) = {
     [JSAPI_REQUEST] = jsapi_request_create,
     [JSAPI_RESPONSE] = jsapi_response_create,
     [JSAPI_CONSOLE] = jsapi_console_create,
+    [JSAPI_PERFORMANCE] = jsapi_performance_create,
 };
 static const char *const lazy_name[JSAPI_NLAZY] = {
     [JSAPI_HEADERS] = "Headers",
     [JSAPI_REQUEST] = "Request",
     [JSAPI_RESPONSE] = "Response",
     [JSAPI_CONSOLE] = "console",
+    [JSAPI_PERFORMANCE] = "performance",
 };
 
 void jsapi_register_classes(JSRuntime *rt)
@@ -74,6 +76,7 @@ static const JSCFunctionListEntry lazy_globals[] = {
     JS_CGETSET_MAGIC_DEF("Request", lazy_get, lazy_set, JSAPI_REQUEST),
     JS_CGETSET_MAGIC_DEF("Response", lazy_get, lazy_set, JSAPI_RESPONSE),
     JS_CGETSET_MAGIC_DEF("console", lazy_get, lazy_set, JSAPI_CONSOLE),
+    JS_CGETSET_MAGIC_DEF("performance", lazy_get, lazy_set, JSAPI_PERFORMANCE),
 };
 
 /* Intrinsics by group, added on first use of one of their global names:
@@ -133,6 +136,7 @@ void jsapi_need(JSContext *ctx, unsigned group)
     switch (group) {
     case JSAPI_INTRINSIC_DATE:
         JS_AddIntrinsicDate(ctx);
+        jsapi_clock_patch_date(ctx);
         break;
     case JSAPI_INTRINSIC_MAPSET:
         JS_AddIntrinsicMapSet(ctx);
@@ -194,6 +198,7 @@ int jsapi_install(JSContext *ctx, const jsapi_host *host)
     st->next_timer_id = 1;
     for (int i = 0; i < JSAPI_NLAZY; i++)
         st->ctors[i] = JS_UNDEFINED;
+    st->date_ctor = JS_UNDEFINED;
     JS_SetContextOpaque(ctx, st);
 
     JSValue global = JS_GetGlobalObject(ctx);
@@ -216,8 +221,16 @@ void jsapi_uninstall(JSContext *ctx)
     jsapi_timers_free(ctx);
     for (int i = 0; i < JSAPI_NLAZY; i++)
         JS_FreeValue(ctx, st->ctors[i]);
+    JS_FreeValue(ctx, st->date_ctor);
     JS_SetContextOpaque(ctx, NULL);
     js_free(ctx, st);
+}
+
+void jsapi_set_name(JSContext *ctx, const char *name)
+{
+    jsapi_state *st = jsapi_state_of(ctx);
+    if (st)
+        st->host.name = name;
 }
 
 char *jsapi_strdup(JSContext *ctx, const char *s, size_t len)

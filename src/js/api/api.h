@@ -40,6 +40,14 @@ JSContext *jsapi_new_context(JSRuntime *rt);
 /* Installs the global scope into ctx (uses the context opaque pointer).
  * `host` is copied. 0 or -ENOMEM. */
 int jsapi_install(JSContext *ctx, const jsapi_host *host);
+/* The tenant name console lines carry (borrowed for the context's life),
+ * for a context installed before its tenant was known (a pooled runtime). */
+void jsapi_set_name(JSContext *ctx, const char *name);
+/* Sets the clock that Date.now(), new Date() and performance.now() read,
+ * in ms since the epoch. The host sets it when the loop enters JavaScript;
+ * it stands still while JavaScript runs (a timing defence, as on Workers). */
+void jsapi_set_now(JSContext *ctx, double wall_ms);
+
 /* Cancels timers (their handles close on the loop) and drops every value
  * the API holds; call before JS_FreeContext. */
 void jsapi_uninstall(JSContext *ctx);

@@ -10,7 +10,7 @@
 #include "js/api/api.h"
 
 /* Lazily created globals; the index into jsapi_state.ctors. */
-enum { JSAPI_HEADERS, JSAPI_REQUEST, JSAPI_RESPONSE, JSAPI_CONSOLE, JSAPI_NLAZY };
+enum { JSAPI_HEADERS, JSAPI_REQUEST, JSAPI_RESPONSE, JSAPI_CONSOLE, JSAPI_PERFORMANCE, JSAPI_NLAZY };
 
 struct jsapi_timer;
 
@@ -25,6 +25,8 @@ typedef struct jsapi_state {
     struct jsapi_timer *timers;   /* live timers, most recent first */
     uint32_t next_timer_id;
     unsigned intrinsics;          /* JSAPI_INTRINSIC_* groups added so far */
+    double now_ms;                /* the clock JavaScript sees (jsapi_set_now) */
+    JSValue date_ctor;            /* the engine's Date, behind our wrapper */
 } jsapi_state;
 
 static inline jsapi_state *jsapi_state_of(JSContext *ctx) { return JS_GetContextOpaque(ctx); }
@@ -43,6 +45,9 @@ JSValue jsapi_headers_create(JSContext *ctx);
 JSValue jsapi_request_create(JSContext *ctx);
 JSValue jsapi_response_create(JSContext *ctx);
 JSValue jsapi_console_create(JSContext *ctx);
+JSValue jsapi_performance_create(JSContext *ctx);
+/* Replaces the Date the engine just added with one on the host's clock. */
+void jsapi_clock_patch_date(JSContext *ctx);
 extern const JSClassDef jsapi_headers_class, jsapi_request_class, jsapi_response_class;
 
 /* Timers and queueMicrotask on the global object. */
