@@ -315,7 +315,8 @@ static void metrics(admin *a, http_writer *w)
 {
     static const char *const fields[] = {"requests", "s2xx", "s3xx", "s4xx", "s5xx", "exceptions", "limit_cpu",
                                          "limit_memory", "limit_wall", "load_errors", "cold_starts", "cpu_ns",
-                                         "bytes_in", "bytes_out", "resident", "heap_bytes"};
+                                         "bytes_in", "bytes_out", "resident", "heap_bytes", "scheduled_ok",
+                                         "scheduled_errors"};
     enum { NF = sizeof fields / sizeof fields[0] };
     json_t *sum = json_object(); /* tenant -> [NF] */
     uint64_t processes = 0, resident = 0, rss = 0;
@@ -382,6 +383,8 @@ static void metrics(admin *a, http_writer *w)
         {"atoll_response_bytes_total", "Response body bytes sent.", "counter", NULL, 13},
         {"atoll_tenant_isolates_resident", "Isolates of the tenant loaded now.", "gauge", NULL, 14},
         {"atoll_isolate_heap_bytes", "JavaScript heap held by the tenant's isolates.", "gauge", NULL, 15},
+        {"atoll_scheduled_total", "Cron triggers run, by tenant and outcome.", "counter", "outcome=\"ok\"", 16},
+        {"atoll_scheduled_total", NULL, NULL, "outcome=\"error\"", 17},
     };
     for (size_t s = 0; s < sizeof series / sizeof series[0]; s++) {
         if (series[s].help)

@@ -17,6 +17,7 @@
 #include "core/buf.h"
 #include "core/file.h"
 #include "core/jsonc.h"
+#include "server/cron.h"
 #include "server/router.h"
 
 #define MAX_CONFIG_BYTES (64u << 20)
@@ -518,6 +519,12 @@ static int validate_tenant(reader *r, const char *keypath, tenant_config *t)
         return fail(r, keypath, "worker \"%s\": main \"%s\": %s", t->name, t->main, strerror(errno));
     if (t->tier != TIER_CONTAINER && !S_ISREG(st.st_mode))
         return fail(r, keypath, "worker \"%s\": main \"%s\": not a regular file", t->name, t->main);
+    for (size_t i = 0; i < t->ncrons; i++) {
+        cron_expr c;
+        err ce;
+        if (cron_parse(t->crons[i], &c, &ce) != 0)
+            return fail(r, keypath, "worker \"%s\": triggers.crons[%zu]: %s", t->name, i, ce.msg);
+    }
     router *check = router_new();
     for (size_t i = 0; i < t->nroutes && rc == 0; i++) {
         err re;

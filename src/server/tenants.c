@@ -13,6 +13,7 @@
 #include "core/file.h"
 #include "core/log.h"
 #include "core/map.h"
+#include "server/cron.h"
 #include "server/router.h"
 #include "server/store.h"
 #include "server/tier_wasm.h"
@@ -37,6 +38,7 @@ struct tenant_table {
     size_t ngraveyard, graveyard_cap;
     size_t resident;
     uint64_t journal_offset;
+    iso_pool *pool;            /* ready runtimes: a cold start only loads bytecode */
     uv_timer_t sweep;
     uv_idle_t cleanup;         /* frees retired isolates soon, outside callbacks */
 };
@@ -114,6 +116,18 @@ static tenant *tenant_create(tenant_table *tt, const tenant_config *cfg, tenant_
     t->iso_opts.memory_limit = (size_t)t->cfg->limits.memory_mb << 20;
     t->iso_opts.cpu_ms = t->cfg->limits.cpu_ms;
     t->iso_opts.wall_ms = t->cfg->limits.wall_ms;
+    t->iso_opts.pool = tt->pool;
+    t->vars = xcalloc(t->cfg->nvars + 1, sizeof *t->vars);
+    for (size_t i = 0; i < t->cfg->nvars; i++)
+        t->vars[i] = (iso_var){.name = t->cfg->vars[i].name, .json = t->cfg->vars[i].json};
+    t->iso_opts.vars = t->vars;
+    t->iso_opts.nvars = t->cfg->nvars;
+    t->crons = xcalloc(t->cfg->ncrons + 1, sizeof *t->crons);
+    for (size_t i = 0; i < t->cfg->ncrons; i++) {
+        err e;
+        if (cron_parse(t->cfg->crons[i], &t->crons[t->ncrons], &e) == 0) /* validated at load */
+            t->ncrons++;
+    }
     if (t->cfg->tier == TIER_WASM)
         t->wasm = tier_wasm_new(tt->loop, tt->cfg, t->cfg);
     for (size_t i = 0; i < t->cfg->nroutes; i++) {
@@ -129,6 +143,8 @@ static void tenant_destroy(tenant *t)
     if (t->live)
         iso_free(t->live);
     tier_wasm_free(t->wasm);
+    free(t->vars);
+    free(t->crons);
     for (retired *r = t->retired, *next; r; r = next) {
         next = r->next;
         iso_free(r->worker);
@@ -236,6 +252,7 @@ tenant_table *tenants_new(uv_loop_t *loop, const atoll_config *cfg, const char *
     map_init(&tt->by_name);
     map_init(&tt->stats);
     tt->routes = router_new();
+    tt->pool = iso_pool_new(loop, 0);
     for (size_t i = 0; i < cfg->nworkers; i++) {
         const tenant_config *tc = &cfg->workers[i];
         if (!same_cordon(tc->cordon, cordon))
@@ -349,28 +366,95 @@ int tenants_isolate(tenant_table *tt, tenant *t, bool *cold, err *e)
     return 0;
 }
 
-void tenants_release(tenant_table *tt, tenant *t, int status)
+/* The end of anything that held t (a request, a scheduled event): discards
+ * an isolate that hit a limit, counting the limit, and cleans up later. */
+static void settle(tenant_table *tt, tenant *t, int status)
 {
     t->refs--;
     t->last_used_ns = clock_mono_ns();
     tenant_stats *s = t->stats;
-    s->requests++;
-    s->status[status >= 200 && status < 600 ? status / 100 : 0]++;
     if (t->live && iso_broken(t->live)) {
-        /* The isolate hit a limit: count it by its status and discard it. */
-        if (status == 507)
+        const char *limit = iso_limit(t->live);
+        if (limit && strcmp(limit, "memory") == 0)
             s->limit_memory++;
-        else if (status == 504)
+        else if (limit && strcmp(limit, "wall") == 0)
             s->limit_wall++;
         else
             s->limit_cpu++;
-        log_warn("tenant %s: isolate discarded after a limit violation (status %d)", t->cfg->name, status);
+        log_tenant(LOG_WARN, t->cfg->name, "isolate discarded after exceeding its %s limit (status %d)",
+                   limit ? limit : "resource", status);
         retire_isolate(tt, t);
-    } else if (status == 500) {
-        s->exceptions++;
     }
     if (t->replaced || t->retired)
         schedule_cleanup(tt);
+}
+
+void tenants_release(tenant_table *tt, tenant *t, int status)
+{
+    tenant_stats *s = t->stats;
+    s->requests++;
+    s->status[status >= 200 && status < 600 ? status / 100 : 0]++;
+    if (status == 500)
+        s->exceptions++;
+    settle(tt, t, status);
+}
+
+typedef struct scheduled_run {
+    tenant_table *tt;
+    tenant *t;
+    char *cron;
+} scheduled_run;
+
+static void on_scheduled_done(void *data, int outcome)
+{
+    scheduled_run *run = data;
+    if (outcome == 0)
+        run->t->stats->scheduled_ok++;
+    else
+        run->t->stats->scheduled_errors++;
+    log_tenant(outcome ? LOG_WARN : LOG_INFO, run->t->cfg->name, "scheduled \"%s\": %s", run->cron,
+               outcome == 0 ? "ok" : outcome == 500 ? "failed" : "limit exceeded");
+    settle(run->tt, run->t, outcome);
+    free(run->cron);
+    free(run);
+}
+
+static void fire(tenant_table *tt, tenant *t, const char *cron, time_t minute)
+{
+    bool cold;
+    err e;
+    err_clear(&e);
+    if (tenants_isolate(tt, t, &cold, &e) != 0) {
+        log_tenant(LOG_ERROR, t->cfg->name, "scheduled \"%s\": load: %s", cron, e.msg);
+        t->stats->scheduled_errors++;
+        return;
+    }
+    scheduled_run *run = xcalloc(1, sizeof *run);
+    run->tt = tt;
+    run->t = t;
+    run->cron = xstrdup(cron);
+    t->refs++;
+    int rc = iso_scheduled(t->live, cron, (double)minute * 1000.0, on_scheduled_done, run);
+    if (rc != 0) {
+        t->refs--;
+        t->stats->scheduled_errors++;
+        log_tenant(LOG_ERROR, t->cfg->name, "scheduled \"%s\": %s", cron,
+                   rc == -ENOENT ? "the worker has no scheduled handler" : "the isolate could not run it");
+        free(run->cron);
+        free(run);
+    }
+}
+
+void tenants_run_crons(tenant_table *tt, time_t minute)
+{
+    size_t pos = 0;
+    void *value;
+    while (map_next(&tt->by_name, &pos, NULL, &value)) {
+        tenant *t = value;
+        for (size_t i = 0; i < t->ncrons && !t->wasm; i++)
+            if (cron_next(&t->crons[i], minute - 60) == minute)
+                fire(tt, t, t->cfg->crons[i], minute);
+    }
 }
 
 size_t tenants_count(const tenant_table *tt)
@@ -429,10 +513,11 @@ void tenants_metrics_json(tenant_table *tt, buf *b)
                    ",\"s5xx\":%" PRIu64 ",\"exceptions\":%" PRIu64 ",\"limit_cpu\":%" PRIu64
                    ",\"limit_memory\":%" PRIu64 ",\"limit_wall\":%" PRIu64 ",\"load_errors\":%" PRIu64
                    ",\"cold_starts\":%" PRIu64 ",\"cpu_ns\":%" PRIu64 ",\"bytes_in\":%" PRIu64
-                   ",\"bytes_out\":%" PRIu64 ",\"resident\":%d,\"heap_bytes\":%zu}",
+                   ",\"bytes_out\":%" PRIu64 ",\"scheduled_ok\":%" PRIu64 ",\"scheduled_errors\":%" PRIu64
+                   ",\"resident\":%d,\"heap_bytes\":%zu}",
                    s->requests, s->status[2], s->status[3], s->status[4], s->status[5], s->exceptions,
                    s->limit_cpu, s->limit_memory, s->limit_wall, s->load_errors, s->cold_starts, s->cpu_ns,
-                   s->bytes_in, s->bytes_out, t && (t->live || (t->wasm && tier_wasm_loaded(t->wasm))) ? 1 : 0,
+                   s->bytes_in, s->bytes_out, s->scheduled_ok, s->scheduled_errors, t && (t->live || (t->wasm && tier_wasm_loaded(t->wasm))) ? 1 : 0,
                    t ? t->heap_bytes : 0);
     }
     buf_append_str(b, "}}");
@@ -460,6 +545,7 @@ void tenants_free(tenant_table *tt)
     map_free(&tt->by_name);
     map_free(&tt->stats);
     router_free(tt->routes);
+    iso_pool_free(tt->pool);
     free(tt->cordon);
     uv_close((uv_handle_t *)&tt->sweep, NULL);
     uv_close((uv_handle_t *)&tt->cleanup, on_closed_free); /* closed after sweep: frees tt */

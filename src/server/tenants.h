@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <uv.h>
 
 #include "core/buf.h"
@@ -31,13 +32,17 @@ typedef struct tenant_stats {
     uint64_t cold_starts;
     uint64_t cpu_ns;
     uint64_t bytes_in, bytes_out;
+    uint64_t scheduled_ok, scheduled_errors;
 } tenant_stats;
 
 typedef struct tenant {
     const tenant_config *cfg;  /* borrowed from the config file's, or `owned` */
     tenant_config *owned;      /* a deployed version's configuration */
     uint64_t version;          /* deploy version; 0 when from the config file */
-    iso_options iso_opts;      /* limits from cfg */
+    iso_options iso_opts;      /* limits and vars from cfg */
+    iso_var *vars;             /* iso_opts.vars: borrows cfg's strings */
+    struct cron_expr *crons;   /* triggers.crons, parsed */
+    size_t ncrons;
     iso *live;                 /* js: NULL until the next cold start */
     struct wasm_tenant *wasm;  /* wasm: the tier's per-tenant state */
     size_t heap_bytes;         /* live's heap at its last request */
@@ -66,6 +71,8 @@ int tenants_isolate(tenant_table *tt, tenant *t, bool *cold, err *e);
 /* A request on t ended with `status`; updates counters, discards a broken
  * isolate, schedules eviction and cleanup. */
 void tenants_release(tenant_table *tt, tenant *t, int status);
+/* Runs the cron triggers due in the minute starting at `minute` (UTC). */
+void tenants_run_crons(tenant_table *tt, time_t minute);
 
 size_t tenants_count(const tenant_table *tt);
 size_t tenants_resident(const tenant_table *tt);

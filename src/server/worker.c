@@ -34,6 +34,7 @@ typedef struct worker {
     uv_signal_t sigterm, sigint;
     uv_fs_event_t journal_watch;
     uv_timer_t metrics_timer;
+    uv_timer_t cron_timer;     /* at each minute, in the process that runs triggers */
     char *metrics_path;
     bool draining;
 } worker;
@@ -44,6 +45,8 @@ typedef struct exchange {
     http_writer *inner;
     worker *wk;
     tenant *t;             /* NULL when no route matched */
+    iso *worker;           /* the isolate answering, for its accounting */
+    uint64_t cpu_ns;
     http_request *req;
     uint64_t started_ns;
     uint64_t bytes_out;
@@ -89,10 +92,16 @@ static void access_log(const exchange *ex)
     append_json_string(&line, ex->req->method);
     buf_append_str(&line, ",\"path\":");
     append_json_string(&line, ex->req->target);
-    buf_printf(&line, ",\"status\":%d,\"bytes_in\":%zu,\"bytes_out\":%" PRIu64 ",\"wall_us\":%" PRIu64
-                      ",\"cold\":%s,\"pid\":%d}\n",
-               ex->status, ex->req->body.len, ex->bytes_out, (clock_mono_ns() - ex->started_ns) / 1000,
-               ex->cold ? "true" : "false", (int)getpid());
+    const char *limit = ex->worker && ex->status >= 503 ? iso_limit(ex->worker) : NULL;
+    buf_printf(&line, ",\"status\":%d,\"bytes_in\":%zu,\"bytes_out\":%" PRIu64 ",\"cpu_us\":%" PRIu64
+                      ",\"wall_us\":%" PRIu64 ",\"cold\":%s,\"limit\":",
+               ex->status, ex->req->body.len, ex->bytes_out, ex->cpu_ns / 1000,
+               (clock_mono_ns() - ex->started_ns) / 1000, ex->cold ? "true" : "false");
+    if (limit)
+        append_json_string(&line, limit);
+    else
+        buf_append_str(&line, "null");
+    buf_printf(&line, ",\"pid\":%d}\n", (int)getpid());
     fwrite(line.data, 1, line.len, stdout);
     fflush(stdout);
     buf_free(&line);
@@ -116,11 +125,14 @@ static int ex_write(http_writer *w, const void *data, size_t len)
  * complete (a stream failed mid-body). */
 static void ex_finish(exchange *ex, bool aborted)
 {
+    if (ex->worker)
+        ex->cpu_ns = iso_request_cpu_ns(ex->worker, &ex->w); /* valid until the end */
     if (ex->wk->opt->access_log)
         access_log(ex);
     if (ex->t) {
         ex->t->stats->bytes_in += ex->req->body.len;
         ex->t->stats->bytes_out += ex->bytes_out;
+        ex->t->stats->cpu_ns += ex->cpu_ns;
     }
     if (aborted)
         http_writer_abort(ex->inner);
@@ -180,6 +192,7 @@ static void on_request(void *data, http_request *req, http_writer *w)
         http_writer_error(&ex->w, 500, "The worker failed to load; the error is in the server log.");
         return;
     }
+    ex->worker = t->live;
     iso_dispatch(t->live, req, &ex->w);
 }
 
@@ -197,6 +210,26 @@ static void publish_metrics(worker *wk)
 static void on_metrics_timer(uv_timer_t *t)
 {
     publish_metrics(t->data);
+}
+
+/* Cron triggers fire once per deployment, not once per process: only the
+ * first worker process of the default group runs them. */
+static void schedule_cron_tick(worker *wk);
+
+static void on_cron_tick(uv_timer_t *t)
+{
+    worker *wk = t->data;
+    time_t now = time(NULL);
+    tenants_run_crons(wk->tenants, now - now % 60);
+    schedule_cron_tick(wk);
+}
+
+static void schedule_cron_tick(worker *wk)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ms_into_minute = (uint64_t)(ts.tv_sec % 60) * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    uv_timer_start(&wk->cron_timer, on_cron_tick, 60000 - ms_into_minute + 5, 0);
 }
 
 static void on_journal_change(uv_fs_event_t *h, const char *filename, int events, int status)
@@ -283,6 +316,12 @@ int worker_main(const atoll_config *cfg, const worker_options *opt)
     wk.metrics_timer.data = &wk;
     uv_timer_start(&wk.metrics_timer, on_metrics_timer, 0, METRICS_EVERY_MS);
     uv_unref((uv_handle_t *)&wk.metrics_timer);
+    uv_timer_init(&wk.loop, &wk.cron_timer);
+    wk.cron_timer.data = &wk;
+    if (opt->index == 0 && !opt->cordon) {
+        schedule_cron_tick(&wk);
+        uv_unref((uv_handle_t *)&wk.cron_timer);
+    }
     uv_signal_init(&wk.loop, &wk.sigterm);
     uv_signal_init(&wk.loop, &wk.sigint);
     wk.sigterm.data = wk.sigint.data = &wk;
@@ -296,6 +335,7 @@ done:
     close_if_open((uv_handle_t *)&wk.sigterm);
     close_if_open((uv_handle_t *)&wk.sigint);
     close_if_open((uv_handle_t *)&wk.metrics_timer);
+    close_if_open((uv_handle_t *)&wk.cron_timer);
     close_if_open((uv_handle_t *)&wk.journal_watch);
     tenants_free(wk.tenants);
     uv_run(&wk.loop, UV_RUN_NOWAIT);
