@@ -39,6 +39,7 @@ typedef struct iso_req {
     http_request *req;
     http_writer *w;
     uint64_t cpu_ns;            /* CPU time spent in JS while this request was in flight */
+    uint64_t subrequests;       /* fetches charged to this request */
     bool responded;             /* a service worker called respondWith */
 } iso_req;
 
@@ -66,6 +67,7 @@ struct iso {
     size_t waituntil_pending;
 
     int depth;                  /* nesting of enter() */
+    uint64_t current;           /* the request whose JS runs now (0: unknown) */
     uint64_t cpu_start, cpu_base;
     unsigned polls;
     bool loading;
@@ -133,6 +135,9 @@ void iso_options_defaults(iso_options *opt)
     opt->cpu_ms = 50;
     opt->wall_ms = 30000;
     opt->name = NULL;
+    opt->subrequests = 50;
+    opt->fetch_allow = NULL;
+    opt->fetch_resolve = NULL;
 }
 
 /* --- errors and logging --- */
@@ -315,6 +320,7 @@ static void leave(void *opaque, JSValue result, const char *what)
     }
     drain_jobs(i);
     i->depth--;
+    i->current = 0;
     uint64_t spent = clock_thread_cpu_ns() - i->cpu_start;
     for (iso_req *r = i->reqs; r; r = r->next)
         r->cpu_ns += spent;
@@ -323,6 +329,35 @@ static void leave(void *opaque, JSValue result, const char *what)
     flush_rejections(i);
     if (i->broken && !i->limit_reported)
         fail_all(i);
+}
+
+/* --- the subrequest budget --- */
+
+/* QuickJS has no async context, so the request a fetch belongs to is the
+ * one whose code is running: set while its handler runs and while a fetch
+ * it started resolves (and the promise jobs that follow run). Code run
+ * from elsewhere (a timer) is charged to the most recent request. */
+static bool charge_subrequest(void *opaque, uint64_t *req)
+{
+    iso *i = opaque;
+    uint64_t id = *req ? *req : i->current;
+    iso_req *r = id ? req_find(i, id) : NULL;
+    if (!r && !*req)
+        r = i->reqs;
+    *req = r ? r->id : 0;
+    if (!r) /* after the response (waitUntil): nothing left to charge */
+        return true;
+    if (r->subrequests >= i->opt.subrequests)
+        return false;
+    r->subrequests++;
+    return true;
+}
+
+static void resume_request(void *opaque, uint64_t req)
+{
+    iso *i = opaque;
+    if (i->depth > 0)
+        i->current = req;
 }
 
 /* --- completing a request --- */
@@ -530,6 +565,7 @@ void iso_dispatch(iso *i, http_request *req, http_writer *w)
 
     uint64_t id = r->id;
     enter(i);
+    i->current = id;
     char *url = request_url(req);
     JSValue jsreq = jsapi_request_from_http(ctx, req, url);
     free(url);
@@ -788,7 +824,11 @@ int iso_new(uv_loop_t *loop, const char *script_path, const iso_options *opt, is
     i->ctx = jsapi_new_context(i->rt);
     if (!i->ctx)
         abort();
-    jsapi_host host = { .loop = loop, .name = i->name, .opaque = i, .enter = enter, .leave = leave };
+    jsapi_host host = { .loop = loop, .name = i->name, .opaque = i, .enter = enter, .leave = leave,
+                        .fetch_allow = opt->fetch_allow, .fetch_resolve = opt->fetch_resolve,
+                        .fetch_max_body = opt->memory_limit ? opt->memory_limit : 128u << 20,
+                        .subrequests = opt->subrequests, .subrequest = charge_subrequest,
+                        .resume = resume_request };
     if (jsapi_install(i->ctx, &host) < 0)
         abort();
     i->env = JS_NewObject(i->ctx);

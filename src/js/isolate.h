@@ -21,6 +21,13 @@ typedef struct iso_options {
     uint64_t cpu_ms;       /* CPU time per request; default 50 ms (0: unlimited) */
     uint64_t wall_ms;      /* wall time per request; default 30 s (0: unlimited) */
     const char *name;      /* tenant name for logs; default: the script's file name */
+    uint64_t subrequests;  /* fetch() calls (and redirects followed) per request; default 50 (0: none) */
+    /* Hosts fetch() may reach (http/egress.h patterns: "example.com",
+     * "*.example.com", "*", an IP, "localhost" for loopback), NULL-terminated;
+     * default NULL: loopback only. Borrowed: must outlive the isolate. */
+    const char *const *fetch_allow;
+    /* "host:port:address" DNS pins for fetch(), as curl --resolve; NULL: none. Borrowed. */
+    const char *const *fetch_resolve;
 } iso_options;
 
 void iso_options_defaults(iso_options *opt);

@@ -203,6 +203,8 @@ int jsapi_install(JSContext *ctx, const jsapi_host *host)
     if (rc == 0)
         rc = jsapi_timers_install(ctx, global);
     if (rc == 0)
+        rc = jsapi_fetch_install(ctx, global);
+    if (rc == 0)
         rc = JS_SetPropertyStr(ctx, global, "self", JS_DupValue(ctx, global)) < 0 ? -1 : 0;
     JS_FreeValue(ctx, global);
     return rc < 0 ? -ENOMEM : 0;
@@ -214,6 +216,7 @@ void jsapi_uninstall(JSContext *ctx)
     if (!st)
         return;
     jsapi_timers_free(ctx);
+    jsapi_fetch_free(ctx);
     for (int i = 0; i < JSAPI_NLAZY; i++)
         JS_FreeValue(ctx, st->ctors[i]);
     JS_SetContextOpaque(ctx, NULL);

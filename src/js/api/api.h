@@ -28,6 +28,21 @@ typedef struct jsapi_host {
     /* Called after it: consumes `result`; an exception is reported with
      * `what` as context; then promise jobs are drained and limits checked. */
     void (*leave)(void *opaque, JSValue result, const char *what);
+
+    /* fetch(): the egress allow-list and DNS pins (http/egress.h; borrowed
+     * for the context's life, NULL: defaults), the response body cap, and
+     * the per-request subrequest budget (for messages). */
+    const char *const *fetch_allow;
+    const char *const *fetch_resolve;
+    size_t fetch_max_body;
+    uint64_t subrequests;
+    /* Charges one subrequest to request *req (0: the request whose code is
+     * running) and sets *req to the request charged (0: none in flight).
+     * False when that request has spent its budget. */
+    bool (*subrequest)(void *opaque, uint64_t *req);
+    /* Called after enter(): the JavaScript about to run continues request
+     * `req`, so fetches it starts are charged to that request. */
+    void (*resume)(void *opaque, uint64_t req);
 } jsapi_host;
 
 /* Registers the native classes with a runtime (once per runtime, before

@@ -25,6 +25,7 @@ typedef struct jsapi_state {
     struct jsapi_timer *timers;   /* live timers, most recent first */
     uint32_t next_timer_id;
     unsigned intrinsics;          /* JSAPI_INTRINSIC_* groups added so far */
+    struct jsapi_fetch *fetch;    /* fetch()'s client and transfers; NULL until the first fetch */
 } jsapi_state;
 
 static inline jsapi_state *jsapi_state_of(JSContext *ctx) { return JS_GetContextOpaque(ctx); }
@@ -106,6 +107,7 @@ typedef struct jsapi_request {
     char *url;      /* js_malloc'd, absolute */
     JSValue headers;
     jsapi_body body;
+    const char *redirect;  /* static: "follow" (NULL means it too), "manual" or "error" */
 } jsapi_request;
 
 typedef struct jsapi_response {
@@ -117,6 +119,14 @@ typedef struct jsapi_response {
     bool redirected;
     const char *type;   /* "default", "error", ... */
 } jsapi_response;
+
+/* A new Response (status 200, no headers object yet, no body); *out
+ * points into it. */
+JSValue jsapi_response_new(JSContext *ctx, jsapi_response **out);
+
+/* fetch() on the global object (fetch.c), and cancelling its transfers. */
+int jsapi_fetch_install(JSContext *ctx, JSValueConst global);
+void jsapi_fetch_free(JSContext *ctx);
 
 /* Helpers. */
 /* obj.length as an integer; 0 or -1 with an exception. */
