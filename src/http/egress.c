@@ -111,15 +111,19 @@ static bool is_loopback_host(const char *host)
     return parse_ip(host, &ss) && (special((struct sockaddr *)&ss, &lo), lo);
 }
 
+/* Wildcards match names only: an IP address is allowed by listing it. */
 static bool matches(const char *pattern, const char *host)
 {
+    struct sockaddr_storage a, b;
+    bool host_ip = parse_ip(host, &b);
+    if (parse_ip(pattern, &a))
+        return host_ip && same_addr((struct sockaddr *)&a, (struct sockaddr *)&b);
+    if (host_ip)
+        return false;
     if (strcmp(pattern, "*") == 0)
         return true;
     if (strncmp(pattern, "*.", 2) == 0)
         return ends_with(host, pattern + 1) && strlen(host) > strlen(pattern + 1);
-    struct sockaddr_storage a, b;
-    if (parse_ip(pattern, &a))
-        return parse_ip(host, &b) && same_addr((struct sockaddr *)&a, (struct sockaddr *)&b);
     return strcasecmp(pattern, host) == 0;
 }
 
@@ -128,13 +132,11 @@ egress_kind egress_check_host(const char *const *allow, const char *host)
     if (!allow)
         allow = default_allow;
     bool loopback = is_loopback_host(host);
+    for (const char *const *p = allow; loopback && *p; p++)
+        if (strcasecmp(*p, "localhost") == 0)
+            return EGRESS_LOOPBACK;
     for (const char *const *p = allow; *p; p++) {
-        if (strcasecmp(*p, "localhost") == 0) {
-            if (loopback)
-                return EGRESS_LOOPBACK;
-            continue;
-        }
-        if (matches(*p, host)) {
+        if (strcasecmp(*p, "localhost") != 0 && matches(*p, host)) {
             struct sockaddr_storage ss;
             return parse_ip(host, &ss) ? EGRESS_LITERAL : EGRESS_NAME;
         }
