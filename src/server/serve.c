@@ -250,6 +250,8 @@ static void build_tenants(worker *wk)
         t->iso_opts.memory_limit = (size_t)tc->limits.memory_mb * 1024 * 1024;
         t->iso_opts.cpu_ms = tc->limits.cpu_ms;
         t->iso_opts.wall_ms = tc->limits.wall_ms;
+        t->iso_opts.subrequests = tc->limits.subrequests;
+        t->iso_opts.fetch_allow = (const char *const *)tc->fetch_allow;
         for (size_t r = 0; r < tc->nroutes; r++) {
             err e;
             if (router_add(wk->routes, tc->routes[r], t, &e) != 0)
