@@ -362,6 +362,9 @@ int http_transfer_start(http_client *c, const http_transfer_opts *o, http_transf
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
     curl_easy_setopt(e, CURLOPT_USERAGENT, NULL);
+    /* Cancelling during DNS must not wait for the resolver thread (that
+     * would block the loop for as long as the lookup takes). */
+    curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
     for (const char *const *p = o->resolve; p && *p; p++)
         t->resolve = curl_slist_append(t->resolve, *p);
     if (t->resolve)

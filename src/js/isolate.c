@@ -337,20 +337,22 @@ static void leave(void *opaque, JSValue result, const char *what)
  * one whose code is running: set while its handler runs and while a fetch
  * it started resolves (and the promise jobs that follow run). Code run
  * from elsewhere (a timer) is charged to the most recent request. */
-static bool charge_subrequest(void *opaque, uint64_t *req)
+static int charge_subrequest(void *opaque, uint64_t *req)
 {
     iso *i = opaque;
+    if (i->loading)
+        return -EPERM;
     uint64_t id = *req ? *req : i->current;
     iso_req *r = id ? req_find(i, id) : NULL;
     if (!r && !*req)
         r = i->reqs;
     *req = r ? r->id : 0;
     if (!r) /* after the response (waitUntil): nothing left to charge */
-        return true;
+        return 0;
     if (r->subrequests >= i->opt.subrequests)
-        return false;
+        return -EDQUOT;
     r->subrequests++;
-    return true;
+    return 0;
 }
 
 static void resume_request(void *opaque, uint64_t req)

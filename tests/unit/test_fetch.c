@@ -49,6 +49,14 @@ static void respond(http_writer *w, int status, const char *location, const char
     http_headers_free(&h);
 }
 
+static void respond_bytes(http_writer *w, const char *body, size_t len)
+{
+    http_headers h;
+    http_headers_init(&h);
+    http_writer_respond(w, 200, &h, body, len);
+    http_headers_free(&h);
+}
+
 static void on_upstream(void *data, http_request *req, http_writer *w)
 {
     up.requests++;
@@ -82,6 +90,12 @@ static void on_upstream(void *data, http_request *req, http_writer *w)
         http_headers_add_str(&h, "Set-Cookie", "b=2, c");
         http_writer_respond(w, 200, &h, "", 0);
         http_headers_free(&h);
+    } else if (strcmp(t, "/big") == 0) {
+        size_t n = 5u << 20;
+        char *big = xmalloc(n);
+        memset(big, 'x', n);
+        respond_bytes(w, big, n);
+        free(big);
     } else if (strcmp(t, "/teapot") == 0) {
         respond(w, 418, NULL, "short and stout");
     } else if (strcmp(t, "/slow") == 0 && up.nslow < MAX_SLOW) {
@@ -441,6 +455,29 @@ static void wall_limit_while_waiting(void **state)
     finish(i); /* cancels the transfer still waiting on the upstream */
 }
 
+static void response_body_cap(void **state)
+{
+    iso_options opt;
+    iso_options_defaults(&opt);
+    opt.memory_limit = 4u << 20;
+    iso *i = load_opt(&opt);
+    expect_has(i, "/big", "TypeError: ", "larger than 4194304 bytes", NULL);
+    assert_false(iso_broken(i));
+    finish(i);
+}
+
+static void no_fetch_at_top_level(void **state)
+{
+    iso_options opt;
+    iso_options_defaults(&opt);
+    err e;
+    err_clear(&e);
+    iso *i = NULL;
+    assert_true(iso_new(&loop, "tests/fixtures/workers/fetch_top_level.js", &opt, &i, &e) < 0);
+    if (!strstr(e.msg, "TypeError") || !strstr(e.msg, "top level"))
+        fail_msg("load error: %s", e.msg);
+}
+
 static void free_cancels_transfers(void **state)
 {
     iso *i = load();
@@ -469,6 +506,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(abort_signal, upstream_start, upstream_stop),
         cmocka_unit_test_setup_teardown(many_concurrent_fetches, upstream_start, upstream_stop),
         cmocka_unit_test_setup_teardown(wall_limit_while_waiting, upstream_start, upstream_stop),
+        cmocka_unit_test_setup_teardown(response_body_cap, upstream_start, upstream_stop),
+        cmocka_unit_test_setup_teardown(no_fetch_at_top_level, upstream_start, upstream_stop),
         cmocka_unit_test_setup_teardown(free_cancels_transfers, upstream_start, upstream_stop),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -38,8 +38,9 @@ typedef struct jsapi_host {
     uint64_t subrequests;
     /* Charges one subrequest to request *req (0: the request whose code is
      * running) and sets *req to the request charged (0: none in flight).
-     * False when that request has spent its budget. */
-    bool (*subrequest)(void *opaque, uint64_t *req);
+     * 0, -EDQUOT when that request has spent its budget, or -EPERM while
+     * the worker is loading (no I/O at the top level, as in Workers). */
+    int (*subrequest)(void *opaque, uint64_t *req);
     /* Called after enter(): the JavaScript about to run continues request
      * `req`, so fetches it starts are charged to that request. */
     void (*resume)(void *opaque, uint64_t req);

@@ -188,7 +188,13 @@ static int charge(JSContext *ctx, fetch_op *op)
 {
     jsapi_state *st = jsapi_state_of(ctx);
     uint64_t req = op->req;
-    if (!st->host.subrequest(st->host.opaque, &req)) {
+    int rc = st->host.subrequest(st->host.opaque, &req);
+    if (rc == -EPERM) {
+        JS_ThrowTypeError(ctx, "fetch() cannot run at the top level of a worker: subrequests are "
+                               "made while handling a request");
+        return -1;
+    }
+    if (rc < 0) {
         JS_ThrowTypeError(ctx, "Too many subrequests: a request may make at most %" PRIu64
                                " (the subrequests limit)", st->host.subrequests);
         return -1;
