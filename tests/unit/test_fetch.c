@@ -174,19 +174,24 @@ static iso *load(void)
     return load_opt(&opt);
 }
 
+static void make_request(http_request *req, const char *path, const char *down)
+{
+    http_request_init(req);
+    req->method = xstrdup("GET");
+    req->target = xstrdup(path);
+    char *base = xasprintf("http://127.0.0.1:%d", up.port);
+    http_headers_add_str(&req->headers, "Host", "worker.test");
+    http_headers_add_str(&req->headers, "x-upstream", base);
+    if (down)
+        http_headers_add_str(&req->headers, "x-down", down);
+    free(base);
+}
+
 /* Runs one request to the fixture; returns its body (caller frees). */
 static char *run(iso *i, const char *path, int *status, const char *down)
 {
     http_request req;
-    http_request_init(&req);
-    req.method = xstrdup("GET");
-    req.target = xstrdup(path);
-    char *base = xasprintf("http://127.0.0.1:%d", up.port);
-    http_headers_add_str(&req.headers, "Host", "worker.test");
-    http_headers_add_str(&req.headers, "x-upstream", base);
-    if (down)
-        http_headers_add_str(&req.headers, "x-down", down);
-    free(base);
+    make_request(&req, path, down);
     capture c = { .w = { cap_start, cap_write, cap_end } };
     buf_init(&c.body, BUF_UNLIMITED);
     iso_dispatch(i, &req, &c.w);
@@ -360,6 +365,35 @@ static void subrequest_limit(void **state)
     finish(i);
 }
 
+/* Two requests in flight at once each have their own budget: the fetches
+ * that continue one request's code are charged to it. */
+static void budget_per_concurrent_request(void **state)
+{
+    iso_options opt;
+    iso_options_defaults(&opt);
+    opt.subrequests = 3;
+    iso *i = load_opt(&opt);
+    http_request ra, rb;
+    make_request(&ra, "/three", NULL);
+    make_request(&rb, "/three", NULL);
+    capture a = { .w = { cap_start, cap_write, cap_end } }, b = a;
+    buf_init(&a.body, BUF_UNLIMITED);
+    buf_init(&b.body, BUF_UNLIMITED);
+    iso_dispatch(i, &ra, &a.w);
+    iso_dispatch(i, &rb, &b.w);
+    while ((a.ends == 0 || b.ends == 0) && uv_run(&loop, UV_RUN_ONCE))
+        ;
+    buf_append(&a.body, "", 0);
+    buf_append(&b.body, "", 0);
+    assert_string_equal(a.body.data, "200,200,200");
+    assert_string_equal(b.body.data, "200,200,200");
+    buf_free(&a.body);
+    buf_free(&b.body);
+    http_request_free(&ra);
+    http_request_free(&rb);
+    finish(i);
+}
+
 static void refused_hosts(void **state)
 {
     iso *i = load();
@@ -367,6 +401,7 @@ static void refused_hosts(void **state)
     expect_has(i, "/scheme", "TypeError: ", "only http: and https:", NULL);
     expect_has(i, "/invalid", "TypeError: ", NULL);
     expect_has(i, "/localhost", "200 GET /echo", NULL);
+    expect_has(i, "/ipv6", "TypeError: Network connection lost", NULL); /* allowed; nothing listens */
     expect_has(i, "/resolve", "TypeError: ", "'api.example.test'", NULL);
     finish(i);
     assert_int_equal(up.requests, 1);
@@ -500,6 +535,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(set_cookie_kept_apart, upstream_start, upstream_stop),
         cmocka_unit_test_setup_teardown(redirects, upstream_start, upstream_stop),
         cmocka_unit_test_setup_teardown(subrequest_limit, upstream_start, upstream_stop),
+        cmocka_unit_test_setup_teardown(budget_per_concurrent_request, upstream_start, upstream_stop),
         cmocka_unit_test_setup_teardown(refused_hosts, upstream_start, upstream_stop),
         cmocka_unit_test_setup_teardown(dns_name_to_forbidden_address, upstream_start, upstream_stop),
         cmocka_unit_test_setup_teardown(upstream_down, upstream_start, upstream_stop),
