@@ -131,6 +131,13 @@ def dev_fetch_refuses_hosts_outside_loopback():
     with Server(script) as s:
         status, _, body = get(s, "/echo", "http://example.com")
         assert status == 502 and b"TypeError" in body and b"example.com" in body and b"fetch_allow" in body, body
+    # An explicit list replaces the loopback default.
+    with UpstreamServer() as up, Server(script, "--fetch-allow", "*.example.test") as s:
+        status, _, body = get(s, "/echo", up.base)
+        assert status == 502 and b"'127.0.0.1' is not allowed" in body, body
+    with UpstreamServer() as up, Server(script, "--fetch-allow", "*.example.test", "--fetch-allow", "localhost") as s:
+        status, _, body = get(s, "/echo", up.base)
+        assert status == 200, body
 
 
 class Serve:
