@@ -16,7 +16,7 @@ OUT     := $(BUILD)/release
 OPT     := -O2 -g
 endif
 
-PKGS    := libuv jansson libseccomp libcap libcurl
+PKGS    := libuv jansson libseccomp libcap sqlite3 hiredis libcurl
 LLHTTP  := /usr/share/llhttp
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
 CFLAGS_ALL = -std=gnu11 $(OPT) $(WARN) -MMD -MP -D_GNU_SOURCE -Isrc -I$(DEPS) -isystem /usr/share/include/llhttp \
@@ -32,7 +32,7 @@ TESTS    := $(TEST_SRC:tests/unit/%.c=$(OUT)/tests/%)
 BENCH_SRC := $(shell find bench -name '*.c' 2>/dev/null | sort)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(OUT)/bench/%)
 
-.PHONY: all setup run test unit-bins bench-bins fuzz bench clean
+.PHONY: all setup run test unit-bins bench-bins examples fuzz bench clean
 .SECONDARY:
 all: $(OUT)/atoll
 
@@ -85,12 +85,19 @@ $(OUT)/bench/%: bench/%.c $(OUT)/libatoll.a $(DEPS)/quickjs.mk
 
 bench-bins: $(BENCHES)
 
-run: all
-	$(OUT)/atoll dev examples/hello/worker.js
+# The example tenants; the wasm one is C compiled to WASI by clang.
+EXAMPLES := $(BUILD)/examples/wasm-hello.wasm
+$(BUILD)/examples/%.wasm: examples/%/hello.c | setup
+	@mkdir -p $(dir $@)
+	clang --target=wasm32-wasi -O2 -o $@ $<
+examples: $(EXAMPLES)
+
+run: all examples
+	$(OUT)/atoll serve --config examples/atoll.jsonc
 
 # The whole suite runs against the sanitized build.
 test:
-	@$(MAKE) --no-print-directory SANITIZE=1 $(BUILD)/asan/atoll unit-bins
+	@$(MAKE) --no-print-directory SANITIZE=1 $(BUILD)/asan/atoll unit-bins examples
 	@tests/run.sh $(BUILD)/asan
 
 unit-bins: $(TESTS)

@@ -10,6 +10,8 @@ packages=(
   libuv1-dev node-llhttp libjansson-dev libseccomp-dev libcap-dev libunistring-dev
   libcurl4-openssl-dev libcmocka-dev clang libclang-rt-14-dev
   python3 wrk busybox-static crun
+  libsqlite3-dev libhiredis-dev redis-server
+  wabt wasi-libc lld libclang-rt-14-dev-wasm32
 )
 
 missing=()

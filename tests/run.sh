@@ -18,10 +18,11 @@ failures=()
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
 
-count() { # name, log file, exit status, passed-pattern, failed-pattern
+# Adds one test program's counts to the totals: name, log file, exit status,
+# and the awk program that prints "PASSED FAILED" from the log.
+count() {
   local name=$1 file=$2 rc=$3 p f
-  p=$(grep -E "$4" "$file" | sort -u | wc -l)
-  f=$(grep -E "$5" "$file" | sort -u | wc -l)
+  read -r p f < <(awk "$4" "$file")
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
     f=1 # crashed or timed out outside any single test
   fi
@@ -35,18 +36,23 @@ count() { # name, log file, exit status, passed-pattern, failed-pattern
   printf '%-40s %4d passed, %d failed\n' "$name" "$p" "$f"
 }
 
+# cmocka prints one summary per group: "[  PASSED  ] N test(s)." and
+# "[  FAILED  ] N test(s), listed below:".
+cmocka_counts='/^\[  PASSED  \] [0-9]+ test/ { p += $4 } /^\[  FAILED  \] [0-9]+ test/ { f += $4 } END { print p + 0, f + 0 }'
+tap_counts='/^ok / { p++ } /^not ok / { f++ } END { print p + 0, f + 0 }'
+
 for t in "$out"/tests/test_*; do
   [ -x "$t" ] || continue
   name=unit/$(basename "$t")
   CMOCKA_MESSAGE_OUTPUT=stdout timeout 300 "$t" >"$log/out" 2>&1
-  count "$name" "$log/out" $? '^\[       OK \]' '^\[  (FAILED|ERROR) *\] [^0-9]'
+  count "$name" "$log/out" $? "$cmocka_counts"
 done
 
 for t in tests/e2e/test_*.py; do
   [ -f "$t" ] || continue
   name=e2e/$(basename "$t" .py)
   timeout 600 python3 "$t" >"$log/out" 2>&1
-  count "$name" "$log/out" $? '^ok ' '^not ok '
+  count "$name" "$log/out" $? "$tap_counts"
 done
 
 if [ ${#failures[@]} -gt 0 ]; then

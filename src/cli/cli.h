@@ -8,9 +8,11 @@
 
 int cli_container(int argc, char **argv);
 int cli_dev(int argc, char **argv);
+int cli_kv(int argc, char **argv);
 int cli_run(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_version(int argc, char **argv);
+int cli_wasm(int argc, char **argv);
 
 /* True when argv holds -h or --help (before any "--"). */
 int cli_wants_help(int argc, char **argv);

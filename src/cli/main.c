@@ -12,8 +12,10 @@ static const struct command {
 } commands[] = {
     {"container", cli_container, "run an OCI bundle in the foreground, like `crun run`"},
     {"dev", cli_dev, "serve one worker locally, reloading it when its files change"},
+    {"kv", cli_kv, "read and write a KV namespace from the shell (get, put, delete, list)"},
     {"run", cli_run, "invoke a worker once, without a socket, and print the response"},
     {"serve", cli_serve, "serve every worker of atoll.jsonc: routing, limits, worker processes"},
+    {"wasm", cli_wasm, "run a WASI module once as a WAGI handler (debugging)"},
     {"version", cli_version, "print the versions of atoll and its libraries"},
 };
 

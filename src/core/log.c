@@ -3,6 +3,7 @@
  * stderr do not interleave. */
 #include "core/log.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <time.h>
@@ -43,7 +44,25 @@ static void append_json_string(buf *b, const char *s)
     buf_append_str(b, "\"");
 }
 
+static void emit(log_level level, const char *tenant, const char *fmt, va_list ap);
+
 void log_msg(log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    emit(level, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void log_tenant(log_level level, const char *tenant, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    emit(level, tenant ? tenant : "?", fmt, ap);
+    va_end(ap);
+}
+
+static void emit(log_level level, const char *tenant, const char *fmt, va_list ap)
 {
     if (level < min_level)
         return;
@@ -57,19 +76,24 @@ void log_msg(log_level level, const char *fmt, ...)
 
     buf text;
     buf_init(&text, 1 << 20);
-    va_list ap;
-    va_start(ap, fmt);
-    buf_vprintf(&text, fmt, ap);
-    va_end(ap);
+    if (buf_vprintf(&text, fmt, ap) == -E2BIG)
+        buf_append_str(&text, "(message over 1 MiB dropped)");
 
     buf line;
     buf_init(&line, 2 << 20);
     if (as_json) {
-        buf_printf(&line, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":", when, level_name(level));
+        buf_printf(&line, "{\"time\":\"%s\",\"level\":\"%s\",", when, level_name(level));
+        if (tenant) {
+            buf_append_str(&line, "\"tenant\":");
+            append_json_string(&line, tenant);
+            buf_append_str(&line, ",");
+        }
+        buf_append_str(&line, "\"msg\":");
         append_json_string(&line, text.data ? text.data : "");
         buf_append_str(&line, "}\n");
     } else {
-        buf_printf(&line, "%s %-5s %s\n", when, level_name(level), text.data ? text.data : "");
+        buf_printf(&line, "%s %-5s %s%s%s%s\n", when, level_name(level), tenant ? "[" : "", tenant ? tenant : "",
+                   tenant ? "] " : "", text.data ? text.data : "");
     }
     if (line.data) {
         ssize_t ignored = write(STDERR_FILENO, line.data, line.len);

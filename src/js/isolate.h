@@ -48,6 +48,10 @@ int iso_new(uv_loop_t *loop, const char *script_path, const iso_options *opt, is
  * isolate (do that from a later loop callback). */
 void iso_dispatch(iso *i, http_request *req, http_writer *w);
 
+/* Compiles the script at `path` (module or service-worker script) without
+ * running it, for deploys; a syntax error fails with file:line: message. */
+int iso_check_script(const char *path, err *e);
+
 /* Requests dispatched and not yet ended. */
 size_t iso_inflight(const iso *i);
 /* True after a limit was exceeded: the isolate must be discarded. */

@@ -130,7 +130,10 @@ static const int allowed[] = {
     SCMP_SYS(ppoll), SCMP_SYS(pselect6), SCMP_SYS(rt_sigaction), SCMP_SYS(rt_sigprocmask),
     SCMP_SYS(rt_sigreturn), SCMP_SYS(sigaltstack), SCMP_SYS(rt_sigtimedwait), SCMP_SYS(signalfd4),
     SCMP_SYS(clock_gettime), SCMP_SYS(clock_getres), SCMP_SYS(gettimeofday), SCMP_SYS(nanosleep),
-    SCMP_SYS(clock_nanosleep), SCMP_SYS(restart_syscall),
+    SCMP_SYS(clock_nanosleep), SCMP_SYS(restart_syscall), SCMP_SYS(rt_sigpending),
+    /* per-thread CPU and wall timers of WebAssembly instances */
+    SCMP_SYS(timer_create), SCMP_SYS(timer_settime), SCMP_SYS(timer_gettime), SCMP_SYS(timer_delete),
+    SCMP_SYS(timer_getoverrun),
     /* sockets: serving, and outbound fetch() */
     SCMP_SYS(accept), SCMP_SYS(accept4), SCMP_SYS(recvfrom), SCMP_SYS(recvmsg), SCMP_SYS(recvmmsg),
     SCMP_SYS(sendto), SCMP_SYS(sendmsg), SCMP_SYS(sendmmsg), SCMP_SYS(shutdown), SCMP_SYS(getsockname),

@@ -345,7 +345,8 @@ done:
 
 static const char *const tenant_keys[] = {
     "name", "main", "routes", "route", "vars", "kv_namespaces", "limits", "tier", "cordon",
-    "triggers", "wrangler", "compatibility_date", "compatibility_flags", "fetch_allow", NULL,
+    "triggers", "wrangler", "compatibility_date", "compatibility_flags", "preopen", "fetch_allow",
+    NULL,
 };
 
 /* Reads the tenant keys of `obj` (from `r->file`, relative paths against
@@ -388,6 +389,14 @@ static int parse_tenant_keys(reader *r, json_t *obj, const char *keypath, const 
     }
     if ((rc = get_string(r, obj, keypath, "cordon", false, &t->cordon)))
         return rc;
+    char *preopen = NULL;
+    if ((rc = get_string(r, obj, keypath, "preopen", false, &preopen)))
+        return rc;
+    if (preopen) {
+        free(t->preopen);
+        t->preopen = preopen[0] == '/' ? xstrdup(preopen) : xasprintf("%s/%s", base_dir, preopen);
+        free(preopen);
+    }
     json_t *route = json_object_get(obj, "route");
     if (route) {
         json_t *wrapped = json_array();
@@ -449,6 +458,7 @@ void config_tenant_free(tenant_config *t)
     free(t->name);
     free(t->main);
     free(t->cordon);
+    free(t->preopen);
     free(t->source);
     for (size_t i = 0; i < t->nroutes; i++)
         free(t->routes[i]);

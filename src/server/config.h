@@ -52,6 +52,7 @@ typedef struct tenant_config {
                                NULL: the default, loopback only */
     size_t nfetch_allow;
     char *cordon;           /* process group; NULL: the shared default */
+    char *preopen;          /* wasm: a host directory the module may read ("preopen") */
     char *source;           /* the file this tenant was read from */
 } tenant_config;
 

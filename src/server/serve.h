@@ -1,10 +1,8 @@
-/* `atoll serve`: the multi-tenant server. serve_run starts the supervisor
- * with the configured number of worker processes; each worker process
- * (serve_worker) listens on the shared port (SO_REUSEPORT), enters the
- * sandbox, routes each request by Host and path to its tenant, starts the
- * tenant's isolate on its first request (a cold start) and keeps it while
- * it is used, writes one JSON access-log line per request to stdout, and
- * drains on SIGTERM. */
+/* `atoll serve`: the multi-tenant server. serve_run prepares the state
+ * directory and starts the supervisor with, for each group of tenants
+ * ("default", and one per cordon), the configured number of worker
+ * processes (worker.h), plus the admin API process (admin.h) when
+ * ATOLL_ADMIN_TOKEN is set. */
 #ifndef ATOLL_SERVER_SERVE_H
 #define ATOLL_SERVER_SERVE_H
 #include <stdbool.h>
@@ -15,12 +13,11 @@
 typedef struct serve_options {
     bool sandbox;          /* seccomp/namespaces/privilege drop in workers (default true) */
     bool access_log;       /* one JSON line per request on stdout (default true) */
+    const char *admin_token; /* NULL: no admin API */
 } serve_options;
 
 void serve_options_defaults(serve_options *opt);
-/* Runs until SIGTERM/SIGINT has drained every worker; 0 on a clean stop. */
+/* Runs until SIGTERM/SIGINT has drained every process; 0 on a clean stop. */
 int serve_run(const atoll_config *cfg, const serve_options *opt, err *e);
-/* One worker process's life (also usable in-process by tests); returns its exit status. */
-int serve_worker(const atoll_config *cfg, const serve_options *opt, int index);
 
 #endif

@@ -17,9 +17,18 @@
 
 #define MAX_JOURNAL_READ (64u << 20)
 
-char *store_script_path(const char *state_dir, const char *name, uint64_t version)
+char *store_script_path(const char *state_dir, const char *name, uint64_t version, bool wasm)
 {
-    return xasprintf("%s/deploys/%s/%" PRIu64 ".js", state_dir, name, version);
+    return xasprintf("%s/deploys/%s/%" PRIu64 "%s", state_dir, name, version, wasm ? ".wasm" : ".js");
+}
+
+char *store_find_script(const char *state_dir, const char *name, uint64_t version)
+{
+    char *wasm = store_script_path(state_dir, name, version, true);
+    if (access(wasm, F_OK) == 0)
+        return wasm;
+    free(wasm);
+    return store_script_path(state_dir, name, version, false);
 }
 
 char *store_settings_path(const char *state_dir, const char *name, uint64_t version)
@@ -63,27 +72,43 @@ done:
     return rc;
 }
 
-int store_put(const char *state_dir, const char *name, uint64_t version, const void *script, size_t script_len,
-              const char *settings, size_t settings_len, err *e)
+int store_stage(const char *state_dir, const char *name, uint64_t version, bool wasm, const void *script,
+                size_t script_len, const char *settings, size_t settings_len, err *e)
 {
     if (!config_valid_name(name))
         return err_set(e, -EINVAL, "'%s' is not a worker name (1 to 63 letters, digits, '-' or '_')", name);
     char *dir = xasprintf("%s/deploys/%s", state_dir, name);
-    char *script_path = store_script_path(state_dir, name, version);
+    char *script_path = store_script_path(state_dir, name, version, wasm);
     char *settings_path = store_settings_path(state_dir, name, version);
-    char *line = xasprintf("put %s %" PRIu64 "\n", name, version);
     int rc = file_mkdirs(dir, 0750, e);
     if (rc == 0)
         rc = file_write_atomic(script_path, script, script_len, e);
     if (rc == 0)
         rc = file_write_atomic(settings_path, settings, settings_len, e);
-    if (rc == 0)
-        rc = append_journal(state_dir, line, e);
     free(dir);
     free(script_path);
     free(settings_path);
+    return rc;
+}
+
+int store_commit(const char *state_dir, const char *name, uint64_t version, err *e)
+{
+    char *line = xasprintf("put %s %" PRIu64 "\n", name, version);
+    int rc = append_journal(state_dir, line, e);
     free(line);
     return rc;
+}
+
+void store_discard(const char *state_dir, const char *name, uint64_t version)
+{
+    for (int wasm = 0; wasm < 2; wasm++) {
+        char *script_path = store_script_path(state_dir, name, version, wasm);
+        unlink(script_path);
+        free(script_path);
+    }
+    char *settings_path = store_settings_path(state_dir, name, version);
+    unlink(settings_path);
+    free(settings_path);
 }
 
 int store_delete(const char *state_dir, const char *name, err *e)

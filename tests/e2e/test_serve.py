@@ -244,5 +244,23 @@ def unknown_keys_are_warned_about():
         assert "colour: unknown key" in s.stderr(), s.stderr()
 
 
+@test
+def console_output_is_tagged_with_the_tenant():
+    cfg = {"workers": [{"name": "talker", "routes": ["*/*"], "main": tenant(
+        "talker", "export default { fetch() { console.log('said \"hi\"', {n: 1}); console.error('oops');"
+                  " return new Response('ok'); } };\n")}]}
+    with Serve(cfg, processes=1, sandbox=False) as s:
+        assert s.get("x.test")[2] == b"ok"
+        time.sleep(0.3)
+        lines = [json.loads(l) for l in s.stderr().splitlines() if l.startswith("{")]
+        said = [l for l in lines if l.get("tenant") == "talker" and l["level"] == "info"]
+        assert said and said[0]["msg"].startswith('said "hi"'), lines
+        assert any(l.get("tenant") == "talker" and l["level"] == "error" and l["msg"] == "oops" for l in lines), lines
+    with Serve(cfg, "--log-format", "text", processes=1, sandbox=False) as s:
+        assert s.get("x.test")[2] == b"ok"
+        time.sleep(0.3)
+        assert '[talker] said "hi"' in s.stderr(), s.stderr()
+
+
 if __name__ == "__main__":
     main()

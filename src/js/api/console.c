@@ -219,7 +219,7 @@ static JSValue console_print(JSContext *ctx, JSValueConst this_val, int argc, JS
         inspect(ctx, argv[i], &b, 0, true);
     }
     jsapi_state *st = jsapi_state_of(ctx);
-    log_msg((log_level)magic, "[%s] %s", st ? st->host.name : "?", b.data ? b.data : "");
+    log_tenant((log_level)magic, st ? st->host.name : "?", "%s", b.data ? b.data : "");
     buf_free(&b);
     return JS_UNDEFINED;
 }

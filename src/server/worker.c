@@ -1,0 +1,290 @@
+/* A worker process of `atoll serve` (see worker.h): the request path —
+ * route, find or start the tenant's isolate, dispatch, log. */
+#include "server/worker.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "core/alloc.h"
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/file.h"
+#include "core/log.h"
+#include "http/server.h"
+#include "js/isolate.h"
+#include "sandbox/sandbox.h"
+#include "server/tenants.h"
+#include "server/tier_wasm.h"
+
+#define METRICS_EVERY_MS 1000
+
+typedef struct worker {
+    const atoll_config *cfg;
+    const worker_options *opt;
+    uv_loop_t loop;
+    http_server *http;
+    tenant_table *tenants;
+    uv_signal_t sigterm, sigint;
+    uv_fs_event_t journal_watch;
+    uv_timer_t metrics_timer;
+    char *metrics_path;
+    bool draining;
+} worker;
+
+/* One request in flight: wraps the server's writer to log and account. */
+typedef struct exchange {
+    http_writer w;
+    http_writer *inner;
+    worker *wk;
+    tenant *t;             /* NULL when no route matched */
+    http_request *req;
+    uint64_t started_ns;
+    uint64_t bytes_out;
+    int status;
+    bool cold;
+} exchange;
+
+char *worker_metrics_path(const atoll_config *cfg, const char *cordon, int index)
+{
+    return xasprintf("%s/metrics/%s-%d.json", cfg->state_dir, cordon ? cordon : "default", index);
+}
+
+static void append_json_string(buf *b, const char *s)
+{
+    buf_append_str(b, "\"");
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            buf_printf(b, "\\%c", c);
+        else if (c < 0x20)
+            buf_printf(b, "\\u%04x", c);
+        else
+            buf_append(b, s, 1);
+    }
+    buf_append_str(b, "\"");
+}
+
+static void access_log(const exchange *ex)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    buf line;
+    buf_init(&line, 1 << 20);
+    buf_printf(&line, "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"tenant\":", tm.tm_year + 1900,
+               tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    if (ex->t)
+        append_json_string(&line, ex->t->cfg->name);
+    else
+        buf_append_str(&line, "null");
+    buf_append_str(&line, ",\"method\":");
+    append_json_string(&line, ex->req->method);
+    buf_append_str(&line, ",\"path\":");
+    append_json_string(&line, ex->req->target);
+    buf_printf(&line, ",\"status\":%d,\"bytes_in\":%zu,\"bytes_out\":%" PRIu64 ",\"wall_us\":%" PRIu64
+                      ",\"cold\":%s,\"pid\":%d}\n",
+               ex->status, ex->req->body.len, ex->bytes_out, (clock_mono_ns() - ex->started_ns) / 1000,
+               ex->cold ? "true" : "false", (int)getpid());
+    fwrite(line.data, 1, line.len, stdout);
+    fflush(stdout);
+    buf_free(&line);
+}
+
+static int ex_start(http_writer *w, int status, const http_headers *headers, int64_t content_length)
+{
+    exchange *ex = (exchange *)w;
+    ex->status = status;
+    return ex->inner->start(ex->inner, status, headers, content_length);
+}
+
+static int ex_write(http_writer *w, const void *data, size_t len)
+{
+    exchange *ex = (exchange *)w;
+    ex->bytes_out += len;
+    return ex->inner->write(ex->inner, data, len);
+}
+
+static void ex_end(http_writer *w)
+{
+    exchange *ex = (exchange *)w;
+    if (ex->wk->opt->access_log)
+        access_log(ex);
+    if (ex->t) {
+        ex->t->stats->bytes_in += ex->req->body.len;
+        ex->t->stats->bytes_out += ex->bytes_out;
+    }
+    ex->inner->end(ex->inner); /* req is gone after this */
+    if (ex->t)
+        tenants_release(ex->wk->tenants, ex->t, ex->status);
+    free(ex);
+}
+
+static void on_request(void *data, http_request *req, http_writer *w)
+{
+    worker *wk = data;
+    exchange *ex = xcalloc(1, sizeof *ex);
+    ex->w = (http_writer){.start = ex_start, .write = ex_write, .end = ex_end};
+    ex->inner = w;
+    ex->wk = wk;
+    ex->req = req;
+    ex->started_ns = clock_mono_ns();
+
+    const char *host = http_headers_get(&req->headers, "host");
+    tenant *t = tenants_route(wk->tenants, host ? host : "", req->target);
+    ex->t = t;
+    if (!t) {
+        http_writer_error(&ex->w, 404, "No worker is routed for this host and path.");
+        return;
+    }
+    if (req->body.len > (size_t)t->cfg->limits.max_body_mb << 20) {
+        http_writer_error(&ex->w, 413, "The request body is over this worker's limit (limits.max_body_mb).");
+        return;
+    }
+    if (t->wasm) {
+        tier_wasm_dispatch(t->wasm, req, &ex->w, &ex->cold);
+        if (ex->cold)
+            t->stats->cold_starts++;
+        return;
+    }
+    err e;
+    err_clear(&e);
+    if (tenants_isolate(wk->tenants, t, &ex->cold, &e) != 0) {
+        log_error("tenant %s: load %s: %s", t->cfg->name, t->cfg->main, e.msg);
+        http_writer_error(&ex->w, 500, "The worker failed to load; the error is in the server log.");
+        return;
+    }
+    iso_dispatch(t->live, req, &ex->w);
+}
+
+static void publish_metrics(worker *wk)
+{
+    buf b;
+    buf_init(&b, 64u << 20);
+    tenants_metrics_json(wk->tenants, &b);
+    err e;
+    if (b.data && file_write_atomic(wk->metrics_path, b.data, b.len, &e) != 0)
+        log_warn("metrics: %s", e.msg);
+    buf_free(&b);
+}
+
+static void on_metrics_timer(uv_timer_t *t)
+{
+    publish_metrics(t->data);
+}
+
+static void on_journal_change(uv_fs_event_t *h, const char *filename, int events, int status)
+{
+    worker *wk = h->data;
+    if (status == 0 && filename && strcmp(filename, "journal") == 0)
+        tenants_follow_journal(wk->tenants);
+}
+
+static void on_drained(void *data)
+{
+    worker *wk = data;
+    uv_stop(&wk->loop);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    worker *wk = s->data;
+    if (wk->draining)
+        return;
+    wk->draining = true;
+    http_server_drain(wk->http, on_drained, wk);
+}
+
+static void close_if_open(uv_handle_t *h)
+{
+    if (h->loop && !uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+int worker_main(const atoll_config *cfg, const worker_options *opt)
+{
+    worker wk = {.cfg = cfg, .opt = opt};
+    const char *group = opt->cordon ? opt->cordon : "default";
+    /* WebAssembly instances run on libuv's thread pool and may sleep up to
+     * their wall limit: more threads than libuv's default four. */
+    setenv("UV_THREADPOOL_SIZE", "16", 0);
+    if (uv_loop_init(&wk.loop) != 0) {
+        log_error("worker %s/%d: cannot create an event loop", group, opt->index);
+        return 1;
+    }
+    wk.tenants = tenants_new(&wk.loop, cfg, opt->cordon);
+    tenants_follow_journal(wk.tenants);
+    wk.metrics_path = worker_metrics_path(cfg, opt->cordon, opt->index);
+
+    http_server_config hc;
+    http_server_config_defaults(&hc);
+    uint64_t max_body_mb = 100;
+    for (size_t i = 0; i < cfg->nworkers; i++)
+        if (cfg->workers[i].limits.max_body_mb > max_body_mb)
+            max_body_mb = cfg->workers[i].limits.max_body_mb;
+    hc.max_body_bytes = (size_t)max_body_mb << 20;
+    err e;
+    err_clear(&e);
+    int status = 1;
+    if (http_server_new(&wk.loop, &hc, on_request, &wk, &wk.http, &e) != 0 ||
+        http_server_listen(wk.http, cfg->listen_ip, cfg->listen_port, &e) != 0) {
+        log_error("worker %s/%d: %s", group, opt->index, e.msg);
+        goto done;
+    }
+    /* Deploys: the admin process appends to the journal in the state directory. */
+    uv_fs_event_init(&wk.loop, &wk.journal_watch);
+    wk.journal_watch.data = &wk;
+    int rc = uv_fs_event_start(&wk.journal_watch, on_journal_change, cfg->state_dir, 0);
+    if (rc != 0)
+        log_warn("worker %s/%d: cannot watch %s for deploys: %s", group, opt->index, cfg->state_dir, uv_strerror(rc));
+    if (opt->sandbox) {
+        sandbox_options so;
+        sandbox_options_defaults(&so);
+        so.uid = cfg->worker_uid;
+        so.gid = cfg->worker_gid;
+        so.allow_inotify = true;
+        const char *writable[] = {cfg->state_dir, NULL};
+        so.writable = writable;
+        const char *skipped = NULL;
+        if (sandbox_enter(&so, &skipped, &e) != 0) {
+            log_error("worker %s/%d: %s", group, opt->index, e.msg);
+            goto done;
+        }
+        if (skipped && opt->index == 0)
+            log_warn("sandbox: skipped %s", skipped);
+    }
+    uv_timer_init(&wk.loop, &wk.metrics_timer);
+    wk.metrics_timer.data = &wk;
+    uv_timer_start(&wk.metrics_timer, on_metrics_timer, 0, METRICS_EVERY_MS);
+    uv_unref((uv_handle_t *)&wk.metrics_timer);
+    uv_signal_init(&wk.loop, &wk.sigterm);
+    uv_signal_init(&wk.loop, &wk.sigint);
+    wk.sigterm.data = wk.sigint.data = &wk;
+    uv_signal_start(&wk.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&wk.sigint, on_signal, SIGINT);
+    uv_run(&wk.loop, UV_RUN_DEFAULT);
+    publish_metrics(&wk);
+    status = 0;
+
+done:
+    close_if_open((uv_handle_t *)&wk.sigterm);
+    close_if_open((uv_handle_t *)&wk.sigint);
+    close_if_open((uv_handle_t *)&wk.metrics_timer);
+    close_if_open((uv_handle_t *)&wk.journal_watch);
+    tenants_free(wk.tenants);
+    uv_run(&wk.loop, UV_RUN_NOWAIT);
+    if (wk.http)
+        http_server_free(wk.http);
+    uv_run(&wk.loop, UV_RUN_NOWAIT);
+    if (uv_loop_close(&wk.loop) != 0)
+        log_debug("worker %s/%d: loop still had handles", group, opt->index);
+    free(wk.metrics_path);
+    return status;
+}
