@@ -28,6 +28,7 @@ struct http_client {
     http_transfer *transfers;  /* live, most recent first */
     struct sock_ctx *socks;    /* watched sockets */
     bool closing;              /* inside curl_multi_cleanup */
+    size_t buffered, max_buffered; /* response body bytes held by all transfers */
 };
 
 typedef struct sock_ctx {
@@ -143,11 +144,12 @@ static int on_timer(CURLM *multi, long timeout_ms, void *userp)
     return 0;
 }
 
-http_client *http_client_new(uv_loop_t *loop)
+http_client *http_client_new(uv_loop_t *loop, size_t max_buffered)
 {
     pthread_once(&global_once, global_init);
     http_client *c = xcalloc(1, sizeof *c);
     c->loop = loop;
+    c->max_buffered = max_buffered;
     c->multi = curl_multi_init();
     if (!c->multi)
         abort();
@@ -171,6 +173,7 @@ static void transfer_free(http_transfer *t)
         c->transfers = t->next;
     if (t->next)
         t->next->prev = t->prev;
+    c->buffered -= t->res.body.len;
     curl_multi_remove_handle(c->multi, t->easy);
     curl_easy_cleanup(t->easy);
     curl_slist_free_all(t->headers);
@@ -208,7 +211,7 @@ static void check_done(http_client *c)
             error = t->refused;
         } else if (t->too_big) {
             rc = -E2BIG;
-            error = "the response body is larger than the limit";
+            error = "the response bodies being buffered exceed the limit";
         } else if (code != CURLE_OK) {
             rc = errno_of(code);
             error = t->errbuf[0] ? t->errbuf : curl_easy_strerror(code);
@@ -262,11 +265,14 @@ static size_t on_header(char *data, size_t size, size_t n, void *userp)
 static size_t on_body(char *data, size_t size, size_t n, void *userp)
 {
     http_transfer *t = userp;
-    if (buf_append(&t->res.body, data, size * n) < 0) {
+    size_t len = size * n;
+    if (len > t->c->max_buffered - t->c->buffered) {
         t->too_big = true;
         return 0;
     }
-    return size * n;
+    buf_append(&t->res.body, data, len);
+    t->c->buffered += len;
+    return len;
 }
 
 /* The egress check on the address curl is about to connect to. */
@@ -343,7 +349,7 @@ int http_transfer_start(http_client *c, const http_transfer_opts *o, http_transf
     t->allow = o->allow;
     t->kind = o->kind;
     http_headers_init(&t->res.headers);
-    buf_init(&t->res.body, o->max_body);
+    buf_init(&t->res.body, BUF_UNLIMITED);
     t->easy = curl_easy_init();
     if (!t->easy)
         abort();

@@ -10,9 +10,10 @@
  * A transfer is one request/response exchange: redirects are returned,
  * not followed (the Fetch layer follows them and re-checks its policy at
  * every hop). Every address curl is about to connect to, after DNS, goes
- * through the transfer's egress check (http/egress.h). The response body
- * is buffered up to a cap; streaming would deliver the write callback's
- * chunks instead (see on_body in client.c). */
+ * through the transfer's egress check (http/egress.h). Response bodies are
+ * buffered, all of a client's together up to a cap (outside any JS heap,
+ * so it bounds what a tenant's fetches hold in host memory); streaming
+ * would deliver the write callback's chunks instead (on_body in client.c). */
 #ifndef ATOLL_HTTP_CLIENT_H
 #define ATOLL_HTTP_CLIENT_H
 #include <stdbool.h>
@@ -30,12 +31,12 @@ typedef struct http_response {
     int status;
     char *status_text;     /* owned; "" for HTTP/2 */
     http_headers headers;  /* as received, duplicates (Set-Cookie) kept */
-    buf body;              /* complete body, at most max_body bytes */
+    buf body;              /* the complete body */
 } http_response;
 
 /* rc is 0 with a response, or a negative errno with `error` saying what
  * happened: -EACCES (an address refused by the egress policy), -E2BIG
- * (body over the cap), -ECONNREFUSED, -ENOENT (host not found),
+ * (the client's buffered bodies would exceed its cap), -ECONNREFUSED, -ENOENT (host not found),
  * -ETIMEDOUT, -EIO (anything else). `res` belongs to the transfer, which
  * is freed when the callback returns; take what you keep (buf_steal). */
 typedef void (*http_transfer_cb)(void *opaque, int rc, const char *error, http_response *res);
@@ -48,14 +49,14 @@ typedef struct http_transfer_opts {
     const void *body;              /* borrowed until the callback or the cancel */
     size_t body_len;
     bool has_body;
-    size_t max_body;               /* response body cap in bytes */
     const char *const *allow;      /* egress allow-list (NULL: default) */
     egress_kind kind;              /* what egress_check_host said about host */
     const char *const *resolve;    /* "host:port:address" pins as curl --resolve, or NULL */
 } http_transfer_opts;
 
-/* A client on `loop`. Aborts on out-of-memory (host allocation). */
-http_client *http_client_new(uv_loop_t *loop);
+/* A client on `loop` whose transfers may buffer at most `max_buffered`
+ * bytes of response bodies at once. Aborts on out-of-memory. */
+http_client *http_client_new(uv_loop_t *loop, size_t max_buffered);
 /* Cancels every transfer (their callbacks are not called) and frees the
  * client; its handles close on the loop. */
 void http_client_free(http_client *c);

@@ -496,7 +496,7 @@ static void response_body_cap(void **state)
     iso_options_defaults(&opt);
     opt.memory_limit = 4u << 20;
     iso *i = load_opt(&opt);
-    expect_has(i, "/big", "TypeError: ", "larger than 4194304 bytes", NULL);
+    expect_has(i, "/big", "TypeError: ", "larger than this worker may buffer (4194304 bytes", NULL);
     assert_false(iso_broken(i));
     finish(i);
 }

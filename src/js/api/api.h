@@ -30,7 +30,8 @@ typedef struct jsapi_host {
     void (*leave)(void *opaque, JSValue result, const char *what);
 
     /* fetch(): the egress allow-list and DNS pins (http/egress.h; borrowed
-     * for the context's life, NULL: defaults), the response body cap, and
+     * for the context's life, NULL: defaults), the cap on response bodies
+     * buffered by all of the context's fetches at once, and
      * the per-request subrequest budget (for messages). */
     const char *const *fetch_allow;
     const char *const *fetch_resolve;

@@ -33,7 +33,7 @@ typedef struct fetch_op {
     char *method, *url, *host, *origin; /* the current hop */
     egress_kind kind;
     http_headers headers;
-    uint8_t *body;                /* malloc'd; kept for 307/308 */
+    uint8_t *body;                /* js_malloc'd (the tenant's heap); kept for 307/308 */
     size_t body_len;
     bool has_body;
     const char *redirect;         /* "follow", "manual" or "error" */
@@ -66,7 +66,7 @@ static void op_free(jsapi_fetch *f, fetch_op *op)
     free(op->host);
     free(op->origin);
     http_headers_free(&op->headers);
-    free(op->body);
+    js_free(ctx, op->body);
     free(op);
 }
 
@@ -212,7 +212,7 @@ static int start_hop(JSContext *ctx, fetch_op *op)
     http_transfer_opts o = {
         .method = op->method, .url = op->url, .host = op->host, .headers = &op->headers,
         .body = op->body, .body_len = op->body_len, .has_body = op->has_body,
-        .max_body = st->host.fetch_max_body, .allow = st->host.fetch_allow, .kind = op->kind,
+.allow = st->host.fetch_allow, .kind = op->kind,
         .resolve = st->host.fetch_resolve,
     };
     const char *error;
@@ -255,7 +255,7 @@ static int follow(JSContext *ctx, fetch_op *op, int status, const char *location
             (status == 303 && strcmp(op->method, "GET") != 0 && strcmp(op->method, "HEAD") != 0)) {
             free(op->method);
             op->method = xstrdup("GET");
-            free(op->body);
+            js_free(ctx, op->body);
             op->body = NULL;
             op->body_len = 0;
             op->has_body = false;
@@ -321,8 +321,9 @@ static void throw_network_error(JSContext *ctx, fetch_op *op, int rc, const char
                           "public addresses only; list an IP address to allow it)",
                           op->host, error);
     else if (rc == -E2BIG)
-        JS_ThrowTypeError(ctx, "fetch(): the response body from %s is larger than %zu bytes", op->url,
-                          st->host.fetch_max_body);
+        JS_ThrowTypeError(ctx, "fetch(): the response body from %s is larger than this worker may "
+                               "buffer (%zu bytes for all its fetches at once)",
+                          op->url, st->host.fetch_max_body);
     else
         JS_ThrowTypeError(ctx, "Network connection lost: %s: %s", op->url, error);
 }
@@ -453,9 +454,9 @@ static int prepare(JSContext *ctx, fetch_op *op, JSValueConst input, JSValueCons
     if (rq->body.present) {
         op->has_body = true;
         op->body_len = rq->body.len;
-        op->body = xmalloc(rq->body.len ? rq->body.len : 1);
-        if (rq->body.len)
-            memcpy(op->body, rq->body.data, rq->body.len);
+        op->body = rq->body.data; /* moved: the Request is ours and goes now */
+        rq->body.data = NULL;
+        rq->body.len = 0;
         rq->body.used = true;
     }
     rc = listen_abort(ctx, op);
@@ -469,7 +470,7 @@ static JSValue js_fetch(JSContext *ctx, JSValueConst this_val, int argc, JSValue
     jsapi_state *st = jsapi_state_of(ctx);
     if (!st->fetch) {
         st->fetch = xcalloc(1, sizeof *st->fetch);
-        st->fetch->client = http_client_new(st->host.loop);
+        st->fetch->client = http_client_new(st->host.loop, st->host.fetch_max_body);
     }
     jsapi_fetch *f = st->fetch;
     JSValue funcs[2];
