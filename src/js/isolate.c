@@ -58,6 +58,7 @@ typedef struct iso_req {
     http_request *req;
     http_writer *w;
     uint64_t cpu_ns;            /* CPU time spent in JS while this job was in flight */
+    uint64_t subrequests;       /* fetches charged to this request */
     bool responded;             /* a service worker called respondWith */
     /* scheduled events */
     void (*done)(void *data, int outcome);
@@ -105,6 +106,7 @@ struct iso {
     uv_timer_t *wait_timer;     /* deadline of the first wait; freed in its close callback */
 
     int depth;                  /* nesting of enter() */
+    uint64_t current;           /* the request whose JS runs now (0: unknown) */
     uint64_t cpu_start, cpu_base;
     uint64_t cpu_total;
     unsigned polls;
@@ -178,6 +180,9 @@ void iso_options_defaults(iso_options *opt)
     opt->cpu_ms = 50;
     opt->wall_ms = 30000;
     opt->name = NULL;
+    opt->subrequests = 50;
+    opt->fetch_allow = NULL;
+    opt->fetch_resolve = NULL;
 }
 
 /* --- errors and logging --- */
@@ -397,6 +402,7 @@ static void leave(void *opaque, JSValue result, const char *what)
     }
     drain_jobs(i);
     i->depth--;
+    i->current = 0;
     uint64_t spent = clock_thread_cpu_ns() - i->cpu_start;
     i->cpu_total += spent;
     for (iso_req *r = i->reqs; r; r = r->next)
@@ -410,6 +416,37 @@ static void leave(void *opaque, JSValue result, const char *what)
     flush_rejections(i);
     if (i->broken && !i->limit_reported)
         fail_all(i);
+}
+
+/* --- the subrequest budget --- */
+
+/* QuickJS has no async context, so the request a fetch belongs to is the
+ * one whose code is running: set while its handler runs and while a fetch
+ * it started resolves (and the promise jobs that follow run). Code run
+ * from elsewhere (a timer) is charged to the most recent request. */
+static int charge_subrequest(void *opaque, uint64_t *req)
+{
+    iso *i = opaque;
+    if (i->loading)
+        return -EPERM;
+    uint64_t id = *req ? *req : i->current;
+    iso_req *r = id ? req_find(i, id) : NULL;
+    if (!r && !*req)
+        r = i->reqs;
+    *req = r ? r->id : 0;
+    if (!r) /* after the response (waitUntil): nothing left to charge */
+        return 0;
+    if (r->subrequests >= i->opt.subrequests)
+        return -EDQUOT;
+    r->subrequests++;
+    return 0;
+}
+
+static void resume_request(void *opaque, uint64_t req)
+{
+    iso *i = opaque;
+    if (i->depth > 0)
+        i->current = req;
 }
 
 /* --- completing a request --- */
@@ -732,6 +769,7 @@ void iso_dispatch(iso *i, http_request *req, http_writer *w)
 
     uint64_t id = r->id;
     enter(i);
+    i->current = id;
     char *url = request_url(req);
     JSValue jsreq = jsapi_request_from_http(ctx, req, url);
     free(url);
@@ -1150,7 +1188,8 @@ static iso *iso_blank(uv_loop_t *loop)
     i->ctx = jsapi_new_context(i->rt);
     if (!i->ctx)
         abort();
-    jsapi_host host = { .loop = loop, .name = "", .opaque = i, .enter = enter, .leave = leave };
+    jsapi_host host = { .loop = loop, .name = "", .opaque = i, .enter = enter, .leave = leave,
+                        .subrequest = charge_subrequest, .resume = resume_request };
     if (jsapi_install(i->ctx, &host) < 0)
         abort();
     i->exec_proto = JS_NewObject(i->ctx);
@@ -1183,6 +1222,8 @@ int iso_new(uv_loop_t *loop, const char *script_path, const iso_options *opt, is
         i->name = xstrdup(slash ? slash + 1 : script_path);
     }
     jsapi_set_name(i->ctx, i->name);
+    jsapi_set_fetch_policy(i->ctx, opt->fetch_allow, opt->fetch_resolve,
+                           opt->memory_limit ? opt->memory_limit : 128u << 20, opt->subrequests);
     /* 0 would turn QuickJS's stack check off: deep recursion would then
      * crash the process instead of throwing. */
     JS_SetMaxStackSize(i->rt, opt->stack_limit ? opt->stack_limit : 512u << 10);

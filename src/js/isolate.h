@@ -49,6 +49,13 @@ typedef struct iso_options {
     const iso_binding *bindings; /* native env bindings; the array is read during iso_new only */
     size_t nbindings;
     iso_pool *pool;        /* take a ready runtime from it (same loop); NULL: make one */
+    uint64_t subrequests;  /* fetch() calls (and redirects followed) per request; default 50 (0: none) */
+    /* Hosts fetch() may reach (http/egress.h patterns: "example.com",
+     * "*.example.com", "*", an IP, "localhost" for loopback), NULL-terminated;
+     * default NULL: loopback only. Borrowed: must outlive the isolate. */
+    const char *const *fetch_allow;
+    /* "host:port:address" DNS pins for fetch(), as curl --resolve; NULL: none. Borrowed. */
+    const char *const *fetch_resolve;
 } iso_options;
 
 void iso_options_defaults(iso_options *opt);

@@ -346,7 +346,8 @@ done:
 
 static const char *const tenant_keys[] = {
     "name", "main", "routes", "route", "vars", "kv_namespaces", "limits", "tier", "cordon",
-    "triggers", "wrangler", "compatibility_date", "compatibility_flags", "preopen", NULL,
+    "triggers", "wrangler", "compatibility_date", "compatibility_flags", "preopen", "fetch_allow",
+    NULL,
 };
 
 /* Reads the tenant keys of `obj` (from `r->file`, relative paths against
@@ -410,6 +411,18 @@ static int parse_tenant_keys(reader *r, json_t *obj, const char *keypath, const 
     }
     if ((rc = get_string_list(r, obj, keypath, "routes", "pattern", &t->routes, &t->nroutes)))
         return rc;
+    if (json_object_get(obj, "fetch_allow")) {
+        /* Replaces a list from a wrangler file; [] allows nothing at all. */
+        for (size_t i = 0; i < t->nfetch_allow; i++)
+            free(t->fetch_allow[i]);
+        free(t->fetch_allow);
+        t->fetch_allow = NULL;
+        t->nfetch_allow = 0;
+        if ((rc = get_string_list(r, obj, keypath, "fetch_allow", NULL, &t->fetch_allow, &t->nfetch_allow)))
+            return rc;
+        t->fetch_allow = xrealloc(t->fetch_allow, (t->nfetch_allow + 1) * sizeof *t->fetch_allow);
+        t->fetch_allow[t->nfetch_allow] = NULL;
+    }
     if ((rc = parse_vars(r, obj, keypath, t)) || (rc = parse_kv(r, obj, keypath, t)) ||
         (rc = parse_limits(r, obj, keypath, &t->limits)))
         return rc;
@@ -464,6 +477,9 @@ void config_tenant_free(tenant_config *t)
     for (size_t i = 0; i < t->ncrons; i++)
         free(t->crons[i]);
     free(t->crons);
+    for (size_t i = 0; i < t->nfetch_allow; i++)
+        free(t->fetch_allow[i]);
+    free(t->fetch_allow);
 }
 
 static int validate_tenant(reader *r, const char *keypath, tenant_config *t);

@@ -1,7 +1,8 @@
 /* atoll's configuration: `atoll.jsonc` (JSON with comments and trailing
  * commas). Per tenant, wrangler's keys where one exists (name, main,
  * routes, vars, kv_namespaces, limits.cpu_ms, triggers.crons) plus atoll's
- * own (tier, limits.memory_mb/wall_ms/subrequests/max_body_mb, cordon); a
+ * own (tier, limits.memory_mb/wall_ms/subrequests/max_body_mb, cordon,
+ * fetch_allow); a
  * tenant may instead point to its own wrangler.jsonc/wrangler.json with
  * "wrangler": "path" (keys beside it override the file's). Every error
  * names the file, the key path and what was expected; unknown keys are
@@ -47,6 +48,9 @@ typedef struct tenant_config {
     char **crons;           /* five-field cron expressions, UTC */
     size_t ncrons;
     tenant_limits limits;
+    char **fetch_allow;     /* hosts fetch() may reach (http/egress.h), NULL-terminated;
+                               NULL: the default, loopback only */
+    size_t nfetch_allow;
     char *cordon;           /* process group; NULL: the shared default */
     char *preopen;          /* wasm: a host directory the module may read ("preopen") */
     char *source;           /* the file this tenant was read from */

@@ -128,6 +128,8 @@ static tenant *tenant_create(tenant_table *tt, const tenant_config *cfg, tenant_
         if (cron_parse(t->cfg->crons[i], &t->crons[t->ncrons], &e) == 0) /* validated at load */
             t->ncrons++;
     }
+    t->iso_opts.subrequests = t->cfg->limits.subrequests;
+    t->iso_opts.fetch_allow = (const char *const *)t->cfg->fetch_allow;
     if (t->cfg->tier == TIER_WASM)
         t->wasm = tier_wasm_new(tt->loop, tt->cfg, t->cfg);
     for (size_t i = 0; i < t->cfg->nroutes; i++) {

@@ -208,6 +208,8 @@ int jsapi_install(JSContext *ctx, const jsapi_host *host)
     if (rc == 0)
         rc = jsapi_timers_install(ctx, global);
     if (rc == 0)
+        rc = jsapi_fetch_install(ctx, global);
+    if (rc == 0)
         rc = JS_SetPropertyStr(ctx, global, "self", JS_DupValue(ctx, global)) < 0 ? -1 : 0;
     JS_FreeValue(ctx, global);
     return rc < 0 ? -ENOMEM : 0;
@@ -219,6 +221,7 @@ void jsapi_uninstall(JSContext *ctx)
     if (!st)
         return;
     jsapi_timers_free(ctx);
+    jsapi_fetch_free(ctx);
     for (int i = 0; i < JSAPI_NLAZY; i++)
         JS_FreeValue(ctx, st->ctors[i]);
     JS_FreeValue(ctx, st->date_ctor);
@@ -231,6 +234,18 @@ void jsapi_set_name(JSContext *ctx, const char *name)
     jsapi_state *st = jsapi_state_of(ctx);
     if (st)
         st->host.name = name;
+}
+
+void jsapi_set_fetch_policy(JSContext *ctx, const char *const *allow, const char *const *resolve, size_t max_body,
+                            uint64_t subrequests)
+{
+    jsapi_state *st = jsapi_state_of(ctx);
+    if (!st)
+        return;
+    st->host.fetch_allow = allow;
+    st->host.fetch_resolve = resolve;
+    st->host.fetch_max_body = max_body;
+    st->host.subrequests = subrequests;
 }
 
 char *jsapi_strdup(JSContext *ctx, const char *s, size_t len)

@@ -28,6 +28,23 @@ typedef struct jsapi_host {
     /* Called after it: consumes `result`; an exception is reported with
      * `what` as context; then promise jobs are drained and limits checked. */
     void (*leave)(void *opaque, JSValue result, const char *what);
+
+    /* fetch(): the egress allow-list and DNS pins (http/egress.h; borrowed
+     * for the context's life, NULL: defaults), the cap on response bodies
+     * buffered by all of the context's fetches at once, and
+     * the per-request subrequest budget (for messages). */
+    const char *const *fetch_allow;
+    const char *const *fetch_resolve;
+    size_t fetch_max_body;
+    uint64_t subrequests;
+    /* Charges one subrequest to request *req (0: the request whose code is
+     * running) and sets *req to the request charged (0: none in flight).
+     * 0, -EDQUOT when that request has spent its budget, or -EPERM while
+     * the worker is loading (no I/O at the top level, as in Workers). */
+    int (*subrequest)(void *opaque, uint64_t *req);
+    /* Called after enter(): the JavaScript about to run continues request
+     * `req`, so fetches it starts are charged to that request. */
+    void (*resume)(void *opaque, uint64_t req);
 } jsapi_host;
 
 /* Registers the native classes with a runtime (once per runtime, before
@@ -43,6 +60,10 @@ int jsapi_install(JSContext *ctx, const jsapi_host *host);
 /* The tenant name console lines carry (borrowed for the context's life),
  * for a context installed before its tenant was known (a pooled runtime). */
 void jsapi_set_name(JSContext *ctx, const char *name);
+/* The tenant's fetch() policy (see jsapi_host), set when a pooled context
+ * is given to a tenant. The arrays are borrowed for the context's life. */
+void jsapi_set_fetch_policy(JSContext *ctx, const char *const *allow, const char *const *resolve, size_t max_body,
+                            uint64_t subrequests);
 /* Sets the clock that Date.now(), new Date() and performance.now() read,
  * in ms since the epoch. The host sets it when the loop enters JavaScript;
  * it stands still while JavaScript runs (a timing defence, as on Workers). */

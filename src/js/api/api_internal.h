@@ -27,6 +27,7 @@ typedef struct jsapi_state {
     unsigned intrinsics;          /* JSAPI_INTRINSIC_* groups added so far */
     double now_ms;                /* the clock JavaScript sees (jsapi_set_now) */
     JSValue date_ctor;            /* the engine's Date, behind our wrapper */
+    struct jsapi_fetch *fetch;    /* fetch()'s client and transfers; NULL until the first fetch */
 } jsapi_state;
 
 static inline jsapi_state *jsapi_state_of(JSContext *ctx) { return JS_GetContextOpaque(ctx); }
@@ -111,6 +112,7 @@ typedef struct jsapi_request {
     char *url;      /* js_malloc'd, absolute */
     JSValue headers;
     jsapi_body body;
+    const char *redirect;  /* static: "follow" (NULL means it too), "manual" or "error" */
 } jsapi_request;
 
 typedef struct jsapi_response {
@@ -122,6 +124,14 @@ typedef struct jsapi_response {
     bool redirected;
     const char *type;   /* "default", "error", ... */
 } jsapi_response;
+
+/* A new Response (status 200, no headers object yet, no body); *out
+ * points into it. */
+JSValue jsapi_response_new(JSContext *ctx, jsapi_response **out);
+
+/* fetch() on the global object (fetch.c), and cancelling its transfers. */
+int jsapi_fetch_install(JSContext *ctx, JSValueConst global);
+void jsapi_fetch_free(JSContext *ctx);
 
 /* Helpers. */
 /* obj.length as an integer; 0 or -1 with an exception. */

@@ -103,6 +103,7 @@ static JSValue request_ctor(JSContext *ctx, JSValueConst new_target, int argc, J
         }
         r->url = jsapi_strdup(ctx, src->url, strlen(src->url));
         r->method = jsapi_strdup(ctx, src->method, strlen(src->method));
+        r->redirect = src->redirect;
         if (!r->url || !r->method)
             goto fail;
     } else {
@@ -131,6 +132,26 @@ static JSValue request_ctor(JSContext *ctx, JSValueConst new_target, int argc, J
             goto fail;
         js_free(ctx, r->method);
         r->method = m;
+    }
+    JS_FreeValue(ctx, v);
+
+    v = get_opt(ctx, init, "redirect");
+    if (JS_IsException(v))
+        goto fail;
+    if (!JS_IsUndefined(v)) {
+        static const char *const modes[] = { "follow", "manual", "error" };
+        const char *s = JS_ToCString(ctx, v);
+        if (!s)
+            goto fail;
+        r->redirect = NULL;
+        for (size_t i = 0; i < 3 && !r->redirect; i++)
+            if (strcmp(s, modes[i]) == 0)
+                r->redirect = modes[i];
+        if (!r->redirect)
+            JS_ThrowTypeError(ctx, "Invalid redirect mode: '%s' (follow, manual or error)", s);
+        JS_FreeCString(ctx, s);
+        if (!r->redirect)
+            goto fail;
     }
     JS_FreeValue(ctx, v);
 
@@ -196,7 +217,7 @@ static JSValue request_get(JSContext *ctx, JSValueConst this_val, int magic)
     case GET_URL: return JS_NewString(ctx, r->url);
     case GET_METHOD: return JS_NewString(ctx, r->method);
     case GET_HEADERS: return JS_DupValue(ctx, r->headers);
-    default: return JS_NewString(ctx, "follow");
+    default: return JS_NewString(ctx, r->redirect ? r->redirect : "follow");
     }
 }
 
@@ -219,6 +240,7 @@ static JSValue request_clone(JSContext *ctx, JSValueConst this_val, int argc, JS
         goto fail;
     c->url = jsapi_strdup(ctx, r->url, strlen(r->url));
     c->method = jsapi_strdup(ctx, r->method, strlen(r->method));
+    c->redirect = r->redirect;
     if (!c->url || !c->method)
         goto fail;
     c->headers = jsapi_headers_clone(ctx, r->headers);

@@ -138,7 +138,7 @@ static JSValue response_ctor(JSContext *ctx, JSValueConst new_target, int argc, 
     return obj;
 }
 
-static JSValue new_response(JSContext *ctx, jsapi_response **out)
+JSValue jsapi_response_new(JSContext *ctx, jsapi_response **out)
 {
     JSValueConst ctor = jsapi_lazy(ctx, JSAPI_RESPONSE);
     if (JS_IsException(ctor))
@@ -165,7 +165,7 @@ static JSValue response_json(JSContext *ctx, JSValueConst this_val, int argc, JS
         return JS_ThrowTypeError(ctx, "Response.json: value is not JSON-serializable");
     }
     jsapi_response *r;
-    JSValue obj = new_response(ctx, &r);
+    JSValue obj = jsapi_response_new(ctx, &r);
     if (!JS_IsException(obj) &&
         init_response(ctx, r, text, argc > 1 ? argv[1] : JS_UNDEFINED, "application/json") < 0) {
         JS_FreeValue(ctx, obj);
@@ -188,7 +188,7 @@ static JSValue response_redirect(JSContext *ctx, JSValueConst this_val, int argc
     if (!url)
         return JS_EXCEPTION;
     jsapi_response *r;
-    JSValue obj = new_response(ctx, &r);
+    JSValue obj = jsapi_response_new(ctx, &r);
     if (JS_IsException(obj))
         goto done;
     r->status = status;
@@ -209,7 +209,7 @@ done:
 static JSValue response_error(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
 {
     jsapi_response *r;
-    JSValue obj = new_response(ctx, &r);
+    JSValue obj = jsapi_response_new(ctx, &r);
     if (JS_IsException(obj))
         return obj;
     r->status = 0;

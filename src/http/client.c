@@ -1,0 +1,426 @@
+/* This file implements the outbound HTTP client (see client.h): the
+ * standard curl + libuv integration (CURLMOPT_SOCKETFUNCTION watches
+ * curl's sockets with uv_poll handles, CURLMOPT_TIMERFUNCTION drives one
+ * uv_timer), one easy handle per transfer, response headers parsed from
+ * curl's header callback, and the egress check in the open-socket
+ * callback, where the address curl resolved is finally known. */
+#include "http/client.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "core/alloc.h"
+
+/* As many simultaneous connections per client as Workers allows; more
+ * transfers wait in curl's queue. */
+#define MAX_CONNECTIONS 6
+
+struct http_client {
+    uv_timer_t timer;          /* first: its close callback frees the client */
+    uv_loop_t *loop;
+    CURLM *multi;
+    http_transfer *transfers;  /* live, most recent first */
+    struct sock_ctx *socks;    /* watched sockets */
+    bool closing;              /* inside curl_multi_cleanup */
+    size_t buffered, max_buffered; /* response body bytes held by all transfers */
+};
+
+typedef struct sock_ctx {
+    uv_poll_t poll;            /* first: its close callback frees the struct */
+    struct sock_ctx *next, *prev;
+    http_client *c;
+    curl_socket_t fd;
+} sock_ctx;
+
+struct http_transfer {
+    struct http_transfer *next, *prev;
+    http_client *c;
+    CURL *easy;
+    struct curl_slist *headers, *resolve;
+    const char *const *allow;
+    egress_kind kind;
+    http_response res;
+    bool too_big;
+    char refused[160];         /* why the egress check refused an address */
+    char errbuf[CURL_ERROR_SIZE];
+    http_transfer_cb cb;
+    void *opaque;
+};
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static void global_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+/* --- sockets and the timer --- */
+
+static void sock_closed(uv_handle_t *h) { free(h); }
+
+static void sock_forget(sock_ctx *s)
+{
+    http_client *c = s->c;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        c->socks = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    uv_poll_stop(&s->poll);
+    uv_close((uv_handle_t *)&s->poll, sock_closed);
+}
+
+static void check_done(http_client *c);
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    sock_ctx *s = (sock_ctx *)h;
+    http_client *c = s->c;
+    int flags = 0;
+    if (status < 0)
+        flags = CURL_CSELECT_ERR;
+    if (events & UV_READABLE)
+        flags |= CURL_CSELECT_IN;
+    if (events & UV_WRITABLE)
+        flags |= CURL_CSELECT_OUT;
+    int running;
+    curl_multi_socket_action(c->multi, s->fd, flags, &running);
+    check_done(c);
+}
+
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    http_client *c = userp;
+    sock_ctx *s = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (s) {
+            if (!c->closing)
+                curl_multi_assign(c->multi, fd, NULL);
+            sock_forget(s);
+        }
+        return 0;
+    }
+    if (!s) {
+        s = xcalloc(1, sizeof *s);
+        if (uv_poll_init_socket(c->loop, &s->poll, fd) < 0) {
+            free(s);
+            return -1;
+        }
+        s->c = c;
+        s->fd = fd;
+        s->next = c->socks;
+        if (s->next)
+            s->next->prev = s;
+        c->socks = s;
+        curl_multi_assign(c->multi, fd, s);
+    }
+    int events = 0;
+    if (what & CURL_POLL_IN)
+        events |= UV_READABLE;
+    if (what & CURL_POLL_OUT)
+        events |= UV_WRITABLE;
+    uv_poll_start(&s->poll, events, on_poll);
+    return 0;
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    http_client *c = (http_client *)t;
+    int running;
+    curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(c);
+}
+
+static int on_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    http_client *c = userp;
+    if (timeout_ms < 0)
+        uv_timer_stop(&c->timer);
+    else /* 0 too goes through the loop: curl must not be re-entered from here */
+        uv_timer_start(&c->timer, on_timeout, (uint64_t)timeout_ms, 0);
+    return 0;
+}
+
+http_client *http_client_new(uv_loop_t *loop, size_t max_buffered)
+{
+    pthread_once(&global_once, global_init);
+    http_client *c = xcalloc(1, sizeof *c);
+    c->loop = loop;
+    c->max_buffered = max_buffered;
+    c->multi = curl_multi_init();
+    if (!c->multi)
+        abort();
+    uv_timer_init(loop, &c->timer);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)MAX_CONNECTIONS);
+    return c;
+}
+
+/* --- transfers --- */
+
+static void transfer_free(http_transfer *t)
+{
+    http_client *c = t->c;
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        c->transfers = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    c->buffered -= t->res.body.len;
+    curl_multi_remove_handle(c->multi, t->easy);
+    curl_easy_cleanup(t->easy);
+    curl_slist_free_all(t->headers);
+    curl_slist_free_all(t->resolve);
+    free(t->res.status_text);
+    http_headers_free(&t->res.headers);
+    buf_free(&t->res.body);
+    free(t);
+}
+
+static int errno_of(CURLcode code)
+{
+    switch (code) {
+    case CURLE_COULDNT_RESOLVE_HOST: return -ENOENT;
+    case CURLE_COULDNT_CONNECT: return -ECONNREFUSED;
+    case CURLE_OPERATION_TIMEDOUT: return -ETIMEDOUT;
+    default: return -EIO;
+    }
+}
+
+static void check_done(http_client *c)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(c->multi, &left)) != NULL) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        http_transfer *t = NULL;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+        CURLcode code = m->data.result;
+        int rc = 0;
+        const char *error = NULL;
+        if (t->refused[0]) {
+            rc = -EACCES;
+            error = t->refused;
+        } else if (t->too_big) {
+            rc = -E2BIG;
+            error = "the response bodies being buffered exceed the limit";
+        } else if (code != CURLE_OK) {
+            rc = errno_of(code);
+            error = t->errbuf[0] ? t->errbuf : curl_easy_strerror(code);
+        }
+        if (!t->res.status_text)
+            t->res.status_text = xstrdup("");
+        /* The callback may start or cancel transfers: curl_multi_info_read
+         * copes with handles removed since. */
+        t->cb(t->opaque, rc, error, rc ? NULL : &t->res);
+        transfer_free(t);
+    }
+}
+
+/* Status lines start a new header block (1xx responses come first). */
+static size_t on_header(char *data, size_t size, size_t n, void *userp)
+{
+    http_transfer *t = userp;
+    size_t len = size * n;
+    size_t end = len;
+    while (end && (data[end - 1] == '\r' || data[end - 1] == '\n'))
+        end--;
+    if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) {
+        http_headers_free(&t->res.headers);
+        http_headers_init(&t->res.headers);
+        free(t->res.status_text);
+        long status = 0;
+        curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+        t->res.status = (int)status;
+        /* "HTTP/1.1 200 OK": the reason is what follows the second space. */
+        const char *sp = memchr(data, ' ', end);
+        const char *sp2 = sp ? memchr(sp + 1, ' ', end - (size_t)(sp + 1 - data)) : NULL;
+        t->res.status_text = sp2 ? xstrndup(sp2 + 1, end - (size_t)(sp2 + 1 - data)) : xstrdup("");
+        return len;
+    }
+    const char *colon = memchr(data, ':', end);
+    if (!colon || colon == data)
+        return len; /* the blank line ending the block, or an obsolete folded line */
+    size_t name_len = (size_t)(colon - data);
+    const char *v = colon + 1;
+    size_t vlen = end - name_len - 1;
+    while (vlen && (*v == ' ' || *v == '\t'))
+        v++, vlen--;
+    while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+        vlen--;
+    http_headers_add(&t->res.headers, data, name_len, v, vlen);
+    return len;
+}
+
+/* Buffered today; a streaming body would hand each chunk on here (and
+ * pause the transfer with CURL_WRITEFUNC_PAUSE when its reader is full). */
+static size_t on_body(char *data, size_t size, size_t n, void *userp)
+{
+    http_transfer *t = userp;
+    size_t len = size * n;
+    if (len > t->c->max_buffered - t->c->buffered) {
+        t->too_big = true;
+        return 0;
+    }
+    buf_append(&t->res.body, data, len);
+    t->c->buffered += len;
+    return len;
+}
+
+/* The egress check on the address curl is about to connect to. */
+static curl_socket_t on_open_socket(void *userp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    http_transfer *t = userp;
+    const char *why;
+    if (!egress_check_addr(t->allow, t->kind, &a->addr, &why)) {
+        char ip[64];
+        egress_addr_str(&a->addr, ip, sizeof ip);
+        snprintf(t->refused, sizeof t->refused, "the host resolved to %s, %s", ip, why);
+        return CURL_SOCKET_BAD;
+    }
+    return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
+static bool is_framing(const char *name)
+{
+    static const char *const names[] = { "host", "content-length", "transfer-encoding", "connection",
+                                         "keep-alive", "upgrade", "expect", "te", "trailer" };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcasecmp(name, names[i]) == 0)
+            return true;
+    return false;
+}
+
+static struct curl_slist *header_list(const http_headers *h, bool has_body)
+{
+    struct curl_slist *l = NULL;
+    bool has_type = false, has_accept = false;
+    for (size_t i = 0; h && i < h->count; i++) {
+        const http_header *f = &h->items[i];
+        if (is_framing(f->name))
+            continue;
+        has_type |= strcasecmp(f->name, "content-type") == 0;
+        has_accept |= strcasecmp(f->name, "accept") == 0;
+        /* "Name;" is how curl sends a header with an empty value. */
+        char *line = f->value_len ? xasprintf("%s: %s", f->name, f->value) : xasprintf("%s;", f->name);
+        l = curl_slist_append(l, line);
+        free(line);
+    }
+    /* curl's own defaults that fetch() does not send. */
+    l = curl_slist_append(l, "Expect:");
+    if (has_body && !has_type)
+        l = curl_slist_append(l, "Content-Type:");
+    if (!has_accept)
+        l = curl_slist_append(l, "Accept: */*");
+    return l;
+}
+
+/* curl must connect to the host that the policy checked. */
+static bool same_host(const char *url, const char *host)
+{
+    CURLU *u = curl_url();
+    char *h = NULL;
+    bool ok = u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+              curl_url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK && strcasecmp(h, host) == 0;
+    curl_free(h);
+    curl_url_cleanup(u);
+    return ok;
+}
+
+int http_transfer_start(http_client *c, const http_transfer_opts *o, http_transfer_cb cb, void *opaque,
+                        http_transfer **out, const char **error)
+{
+    if (!same_host(o->url, o->host)) {
+        *error = "the URL's host is ambiguous";
+        return -EINVAL;
+    }
+    http_transfer *t = xcalloc(1, sizeof *t);
+    t->c = c;
+    t->cb = cb;
+    t->opaque = opaque;
+    t->allow = o->allow;
+    t->kind = o->kind;
+    http_headers_init(&t->res.headers);
+    buf_init(&t->res.body, BUF_UNLIMITED);
+    t->easy = curl_easy_init();
+    if (!t->easy)
+        abort();
+    CURL *e = t->easy;
+    curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+    curl_easy_setopt(e, CURLOPT_URL, o->url);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_PROXY, ""); /* never a proxy from the environment */
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, NULL);
+    /* Cancelling during DNS must not wait for the resolver thread (that
+     * would block the loop for as long as the lookup takes). */
+    curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
+    for (const char *const *p = o->resolve; p && *p; p++)
+        t->resolve = curl_slist_append(t->resolve, *p);
+    if (t->resolve)
+        curl_easy_setopt(e, CURLOPT_RESOLVE, t->resolve);
+
+    if (strcmp(o->method, "HEAD") == 0) {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    } else if (strcmp(o->method, "GET") != 0 || o->has_body) {
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, o->method);
+        if (o->has_body) {
+            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
+            curl_easy_setopt(e, CURLOPT_POSTFIELDS, o->body_len ? (const char *)o->body : "");
+        }
+    }
+    t->headers = header_list(o->headers, o->has_body);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+
+    t->next = c->transfers;
+    if (t->next)
+        t->next->prev = t;
+    c->transfers = t;
+    if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
+        *error = "cannot start the transfer";
+        t->cb = NULL;
+        transfer_free(t);
+        return -EIO;
+    }
+    *out = t;
+    return 0;
+}
+
+void http_transfer_cancel(http_transfer *t)
+{
+    if (t)
+        transfer_free(t);
+}
+
+static void client_closed(uv_handle_t *h) { free(h); }
+
+void http_client_free(http_client *c)
+{
+    if (!c)
+        return;
+    while (c->transfers)
+        transfer_free(c->transfers);
+    /* Closing the cached connections reports their sockets as removed. */
+    c->closing = true;
+    curl_multi_cleanup(c->multi);
+    while (c->socks)
+        sock_forget(c->socks);
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, client_closed);
+}

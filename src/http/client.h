@@ -1,0 +1,72 @@
+/* An outbound HTTP client: libcurl's multi interface driven by a libuv
+ * loop (curl's sockets watched with uv_poll, its timeout on a uv_timer),
+ * so transfers never block the loop. It knows no JavaScript; js/api/fetch.c
+ * builds fetch() on it.
+ *
+ * One http_client per owner (an isolate makes one on its first fetch), so
+ * the connections and DNS pins of one tenant are never shared with another,
+ * and freeing the client cancels all of its transfers at once.
+ *
+ * A transfer is one request/response exchange: redirects are returned,
+ * not followed (the Fetch layer follows them and re-checks its policy at
+ * every hop). Every address curl is about to connect to, after DNS, goes
+ * through the transfer's egress check (http/egress.h). Response bodies are
+ * buffered, all of a client's together up to a cap (outside any JS heap,
+ * so it bounds what a tenant's fetches hold in host memory); streaming
+ * would deliver the write callback's chunks instead (on_body in client.c). */
+#ifndef ATOLL_HTTP_CLIENT_H
+#define ATOLL_HTTP_CLIENT_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "core/buf.h"
+#include "http/egress.h"
+#include "http/message.h"
+
+typedef struct http_client http_client;
+typedef struct http_transfer http_transfer;
+
+typedef struct http_response {
+    int status;
+    char *status_text;     /* owned; "" for HTTP/2 */
+    http_headers headers;  /* as received, duplicates (Set-Cookie) kept */
+    buf body;              /* the complete body */
+} http_response;
+
+/* rc is 0 with a response, or a negative errno with `error` saying what
+ * happened: -EACCES (an address refused by the egress policy), -E2BIG
+ * (the client's buffered bodies would exceed its cap), -ECONNREFUSED, -ENOENT (host not found),
+ * -ETIMEDOUT, -EIO (anything else). `res` belongs to the transfer, which
+ * is freed when the callback returns; take what you keep (buf_steal). */
+typedef void (*http_transfer_cb)(void *opaque, int rc, const char *error, http_response *res);
+
+typedef struct http_transfer_opts {
+    const char *method;            /* "GET", "HEAD", "POST", ... */
+    const char *url;               /* absolute http: or https: URL, WHATWG-serialized */
+    const char *host;              /* its host as checked; curl must parse the same */
+    const http_headers *headers;   /* request headers; framing ones are curl's */
+    const void *body;              /* borrowed until the callback or the cancel */
+    size_t body_len;
+    bool has_body;
+    const char *const *allow;      /* egress allow-list (NULL: default) */
+    egress_kind kind;              /* what egress_check_host said about host */
+    const char *const *resolve;    /* "host:port:address" pins as curl --resolve, or NULL */
+} http_transfer_opts;
+
+/* A client on `loop` whose transfers may buffer at most `max_buffered`
+ * bytes of response bodies at once. Aborts on out-of-memory. */
+http_client *http_client_new(uv_loop_t *loop, size_t max_buffered);
+/* Cancels every transfer (their callbacks are not called) and frees the
+ * client; its handles close on the loop. */
+void http_client_free(http_client *c);
+
+/* Starts a transfer; cb is called once from a loop callback, never from
+ * inside this call. 0, or a negative errno with a message in *error
+ * (static) and cb never called. */
+int http_transfer_start(http_client *c, const http_transfer_opts *o, http_transfer_cb cb, void *opaque,
+                        http_transfer **out, const char **error);
+/* Cancels a transfer whose callback has not run; cb is never called. */
+void http_transfer_cancel(http_transfer *t);
+
+#endif
