@@ -325,6 +325,25 @@ static void leave(void *opaque, JSValue result, const char *what)
         fail_all(i);
 }
 
+/* CPU time spent for this isolate on another thread counts as if it had
+ * run here; over the budget, the requests in flight get their 503s now
+ * (or when the current entry into JS leaves). */
+static void charge_cpu(void *opaque, uint64_t ns)
+{
+    iso *i = opaque;
+    bool over = false;
+    for (iso_req *r = i->reqs; r; r = r->next) {
+        r->cpu_ns += ns;
+        over |= i->opt.cpu_ms && r->cpu_ns > i->opt.cpu_ms * 1000000u;
+    }
+    i->cpu_base += ns;
+    if (over) {
+        set_limit(i, "CPU time");
+        if (i->depth == 0 && !i->limit_reported)
+            fail_all(i);
+    }
+}
+
 /* --- completing a request --- */
 
 /* The handler's outcome for request `id`: a Response is sent; anything
@@ -788,7 +807,8 @@ int iso_new(uv_loop_t *loop, const char *script_path, const iso_options *opt, is
     i->ctx = jsapi_new_context(i->rt);
     if (!i->ctx)
         abort();
-    jsapi_host host = { .loop = loop, .name = i->name, .opaque = i, .enter = enter, .leave = leave };
+    jsapi_host host = { .loop = loop, .name = i->name, .opaque = i, .enter = enter, .leave = leave,
+                        .charge_cpu = charge_cpu };
     if (jsapi_install(i->ctx, &host) < 0)
         abort();
     i->env = JS_NewObject(i->ctx);

@@ -11,18 +11,23 @@
 #include "core/alloc.h"
 
 JSClassID jsapi_headers_class_id, jsapi_request_class_id, jsapi_response_class_id;
+JSClassID jsapi_cryptokey_class_id;
 
 static JSValue (*const lazy_create[JSAPI_NLAZY])(JSContext *) = {
     [JSAPI_HEADERS] = jsapi_headers_create,
     [JSAPI_REQUEST] = jsapi_request_create,
     [JSAPI_RESPONSE] = jsapi_response_create,
     [JSAPI_CONSOLE] = jsapi_console_create,
+    [JSAPI_CRYPTO] = jsapi_crypto_create,
+    [JSAPI_CRYPTOKEY] = jsapi_cryptokey_create,
 };
 static const char *const lazy_name[JSAPI_NLAZY] = {
     [JSAPI_HEADERS] = "Headers",
     [JSAPI_REQUEST] = "Request",
     [JSAPI_RESPONSE] = "Response",
     [JSAPI_CONSOLE] = "console",
+    [JSAPI_CRYPTO] = "crypto",
+    [JSAPI_CRYPTOKEY] = "CryptoKey",
 };
 
 void jsapi_register_classes(JSRuntime *rt)
@@ -31,9 +36,11 @@ void jsapi_register_classes(JSRuntime *rt)
     JS_NewClassID(&jsapi_headers_class_id);
     JS_NewClassID(&jsapi_request_class_id);
     JS_NewClassID(&jsapi_response_class_id);
+    JS_NewClassID(&jsapi_cryptokey_class_id);
     JS_NewClass(rt, jsapi_headers_class_id, &jsapi_headers_class);
     JS_NewClass(rt, jsapi_request_class_id, &jsapi_request_class);
     JS_NewClass(rt, jsapi_response_class_id, &jsapi_response_class);
+    JS_NewClass(rt, jsapi_cryptokey_class_id, &jsapi_cryptokey_class);
 }
 
 JSValueConst jsapi_lazy(JSContext *ctx, int which)
@@ -74,6 +81,8 @@ static const JSCFunctionListEntry lazy_globals[] = {
     JS_CGETSET_MAGIC_DEF("Request", lazy_get, lazy_set, JSAPI_REQUEST),
     JS_CGETSET_MAGIC_DEF("Response", lazy_get, lazy_set, JSAPI_RESPONSE),
     JS_CGETSET_MAGIC_DEF("console", lazy_get, lazy_set, JSAPI_CONSOLE),
+    JS_CGETSET_MAGIC_DEF("crypto", lazy_get, lazy_set, JSAPI_CRYPTO),
+    JS_CGETSET_MAGIC_DEF("CryptoKey", lazy_get, lazy_set, JSAPI_CRYPTOKEY),
 };
 
 /* Intrinsics by group, added on first use of one of their global names:
@@ -214,6 +223,7 @@ void jsapi_uninstall(JSContext *ctx)
     if (!st)
         return;
     jsapi_timers_free(ctx);
+    jsapi_crypto_free(ctx);
     for (int i = 0; i < JSAPI_NLAZY; i++)
         JS_FreeValue(ctx, st->ctors[i]);
     JS_SetContextOpaque(ctx, NULL);

@@ -12,6 +12,7 @@
 #ifndef ATOLL_JS_API_H
 #define ATOLL_JS_API_H
 #include <stdbool.h>
+#include <stdint.h>
 #include <quickjs.h>
 #include <uv.h>
 
@@ -28,6 +29,10 @@ typedef struct jsapi_host {
     /* Called after it: consumes `result`; an exception is reported with
      * `what` as context; then promise jobs are drained and limits checked. */
     void (*leave)(void *opaque, JSValue result, const char *what);
+    /* Charges CPU time spent for the isolate off the loop thread (crypto
+     * work on libuv's thread pool) to its requests in flight; may trip
+     * the CPU limit. Optional. */
+    void (*charge_cpu)(void *opaque, uint64_t ns);
 } jsapi_host;
 
 /* Registers the native classes with a runtime (once per runtime, before

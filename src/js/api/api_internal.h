@@ -10,9 +10,11 @@
 #include "js/api/api.h"
 
 /* Lazily created globals; the index into jsapi_state.ctors. */
-enum { JSAPI_HEADERS, JSAPI_REQUEST, JSAPI_RESPONSE, JSAPI_CONSOLE, JSAPI_NLAZY };
+enum { JSAPI_HEADERS, JSAPI_REQUEST, JSAPI_RESPONSE, JSAPI_CONSOLE, JSAPI_CRYPTO, JSAPI_CRYPTOKEY,
+       JSAPI_NLAZY };
 
 struct jsapi_timer;
+struct crypto_pending;
 
 /* Groups of QuickJS intrinsics added on first use (see api.c). */
 enum { JSAPI_INTRINSIC_DATE = 1, JSAPI_INTRINSIC_MAPSET = 2, JSAPI_INTRINSIC_WEAKREF = 4,
@@ -25,6 +27,8 @@ typedef struct jsapi_state {
     struct jsapi_timer *timers;   /* live timers, most recent first */
     uint32_t next_timer_id;
     unsigned intrinsics;          /* JSAPI_INTRINSIC_* groups added so far */
+    struct crypto_pending *crypto_jobs; /* crypto work on the thread pool (crypto.c) */
+    unsigned crypto_njobs;
 } jsapi_state;
 
 static inline jsapi_state *jsapi_state_of(JSContext *ctx) { return JS_GetContextOpaque(ctx); }
@@ -43,6 +47,11 @@ JSValue jsapi_headers_create(JSContext *ctx);
 JSValue jsapi_request_create(JSContext *ctx);
 JSValue jsapi_response_create(JSContext *ctx);
 JSValue jsapi_console_create(JSContext *ctx);
+JSValue jsapi_crypto_create(JSContext *ctx);
+JSValue jsapi_cryptokey_create(JSContext *ctx);
+void jsapi_crypto_free(JSContext *ctx);
+extern JSClassID jsapi_cryptokey_class_id;
+extern const JSClassDef jsapi_cryptokey_class;
 extern const JSClassDef jsapi_headers_class, jsapi_request_class, jsapi_response_class;
 
 /* Timers and queueMicrotask on the global object. */
