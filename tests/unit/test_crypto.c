@@ -41,7 +41,7 @@ static int cap_write(http_writer *w, const void *data, size_t len)
 
 static void cap_end(http_writer *w) { ((capture *)w)->ends++; }
 
-static iso *load(uint64_t cpu_ms)
+static iso *load_file(const char *path, uint64_t cpu_ms)
 {
     iso_options opt;
     iso_options_defaults(&opt);
@@ -49,10 +49,12 @@ static iso *load(uint64_t cpu_ms)
     err e;
     err_clear(&e);
     iso *i = NULL;
-    if (iso_new(&loop, FIXTURE, &opt, &i, &e) != 0)
+    if (iso_new(&loop, path, &opt, &i, &e) != 0)
         fail_msg("iso_new: %s", e.msg);
     return i;
 }
+
+static iso *load(uint64_t cpu_ms) { return load_file(FIXTURE, cpu_ms); }
 
 /* Dispatches GET target; runs the loop until the response ended (or, with
  * wait false, returns at once). The caller frees c->body. */
@@ -134,6 +136,20 @@ static void isolate_freed_with_work_on_the_pool(void **state)
     finish(i);
 }
 
+static void digest_stream(void **state)
+{
+    iso *i = load_file("tests/fixtures/workers/digest_stream.js", 50);
+    capture c;
+    get(i, &c, "/", true);
+    assert_int_equal(c.status, 200);
+    assert_string_equal(c.body.data,
+                        "true true ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad "
+                        "da39a3ee5e6b4b0d3255bfef95601890afd80709 stop TypeError "
+                        "NotSupportedError TypeError");
+    buf_free(&c.body);
+    finish(i);
+}
+
 int main(void)
 {
     uv_loop_init(&loop);
@@ -142,6 +158,7 @@ int main(void)
         cmocka_unit_test(pbkdf2_on_the_thread_pool),
         cmocka_unit_test(pool_cpu_time_counts_against_the_budget),
         cmocka_unit_test(isolate_freed_with_work_on_the_pool),
+        cmocka_unit_test(digest_stream),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     iso_cache_clear();

@@ -3,9 +3,7 @@
  * with WebCrypto's names, bytes out of BufferSources, algorithm names, and
  * jobs that run expensive work (PBKDF2) on libuv's thread pool so one
  * tenant's key stretching does not stall every other tenant on the loop.
- *
- * crypto.DigestStream (a WritableStream subclass in Workers) waits for the
- * streams work: WritableStream does not exist on this branch. */
+ * crypto.DigestStream is in digest_stream.c. */
 #include "js/api/crypto_internal.h"
 
 #include <stdarg.h>
@@ -474,21 +472,26 @@ static JSValue random_uuid(JSContext *ctx, JSValueConst this_val, int argc, JSVa
     return JS_NewString(ctx, s);
 }
 
-/* `subtle` replaces this getter with its object on first use. */
-static JSValue subtle_get(JSContext *ctx, JSValueConst this_val)
+/* `subtle` and `DigestStream` replace their getter with the value on
+ * first use. */
+static JSValue member_get(JSContext *ctx, JSValueConst this_val, int magic)
 {
-    JSValue s = jsapi_subtle_create(ctx);
+    JSValue s = magic ? jsapi_digest_stream_create(ctx) : jsapi_subtle_create(ctx);
     if (JS_IsException(s))
         return s;
     if (JS_IsObject(this_val))
-        JS_DefinePropertyValueStr(ctx, this_val, "subtle", JS_DupValue(ctx, s), JS_PROP_CONFIGURABLE);
+        JS_DefinePropertyValueStr(ctx, this_val, magic ? "DigestStream" : "subtle",
+                                  JS_DupValue(ctx, s),
+                                  magic ? JS_PROP_WRITABLE | JS_PROP_CONFIGURABLE
+                                        : JS_PROP_CONFIGURABLE);
     return s;
 }
 
 static const JSCFunctionListEntry crypto_funcs[] = {
     JS_CFUNC_DEF("getRandomValues", 1, get_random_values),
     JS_CFUNC_DEF("randomUUID", 0, random_uuid),
-    JS_CGETSET_DEF("subtle", subtle_get, NULL),
+    JS_CGETSET_MAGIC_DEF("subtle", member_get, NULL, 0),
+    JS_CGETSET_MAGIC_DEF("DigestStream", member_get, NULL, 1),
     JS_PROP_STRING_DEF("[Symbol.toStringTag]", "Crypto", JS_PROP_CONFIGURABLE),
 };
 

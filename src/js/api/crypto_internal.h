@@ -1,7 +1,8 @@
-/* Declarations shared by the Web Crypto files (crypto.c: the `crypto`
- * object, errors, bytes and the thread-pool jobs; subtle.c: the
- * SubtleCrypto methods; crypto_key.c: CryptoKey, import, export, generate)
- * and by no one else. All of it is on OpenSSL 3. */
+/* Declarations shared by the Web Crypto files and by no one else:
+ * crypto.c (the `crypto` object, errors, bytes, thread-pool jobs),
+ * subtle.c (the SubtleCrypto methods), crypto_key.c (CryptoKey, import,
+ * export, generate) and digest_stream.c (crypto.DigestStream). All of it
+ * is on OpenSSL 3. */
 #ifndef ATOLL_JS_API_CRYPTO_INTERNAL_H
 #define ATOLL_JS_API_CRYPTO_INTERNAL_H
 #include <stdbool.h>
@@ -79,10 +80,6 @@ typedef struct crypto_key {
     JSValue usages_obj;
 } crypto_key;
 
-extern JSClassID jsapi_cryptokey_class_id;
-extern const JSClassDef jsapi_cryptokey_class;
-JSValue jsapi_cryptokey_create(JSContext *ctx);
-
 /* The key behind v, or NULL with a TypeError thrown. */
 crypto_key *crypto_key_of(JSContext *ctx, JSValueConst v);
 /* A new CryptoKey object owning k (js_malloc'd; freed on failure). */
@@ -133,11 +130,12 @@ struct crypto_job {
  * from crypto_job_new) in every case. */
 JSValue crypto_job_run(JSContext *ctx, crypto_job *job);
 crypto_job *crypto_job_new(void);
-/* Called by jsapi_uninstall: jobs still on the pool drop their JS values
- * now and free the rest when they come back. */
-void jsapi_crypto_free(JSContext *ctx);
+/* (jsapi_crypto_free, in api_internal.h: jobs still on the pool drop
+ * their JS values at jsapi_uninstall and free the rest when they come
+ * back.) */
 
-/* Subtle */
+/* crypto.subtle (subtle.c) and crypto.DigestStream (digest_stream.c). */
 JSValue jsapi_subtle_create(JSContext *ctx);
+JSValue jsapi_digest_stream_create(JSContext *ctx);
 
 #endif
