@@ -217,6 +217,12 @@ static const JSCFunctionListEntry key_funcs[] = {
 
 JSValue jsapi_cryptokey_create(JSContext *ctx)
 {
+    /* Registered with the runtime here, not with the other classes: each
+     * class costs every runtime memory, and most workers hold no keys. */
+    JSRuntime *rt = JS_GetRuntime(ctx);
+    if (!JS_IsRegisteredClass(rt, jsapi_cryptokey_class_id) &&
+        JS_NewClass(rt, jsapi_cryptokey_class_id, &jsapi_cryptokey_class) < 0)
+        return JS_EXCEPTION;
     return jsapi_make_class(ctx, jsapi_cryptokey_class_id, "CryptoKey", key_ctor, 0, key_funcs,
                             sizeof key_funcs / sizeof key_funcs[0], NULL, 0);
 }
