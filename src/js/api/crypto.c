@@ -1,8 +1,9 @@
 /* The `crypto` global (Web Crypto API): getRandomValues, randomUUID and the
  * lazily created `subtle`; and what the Web Crypto files share: errors
  * with WebCrypto's names, bytes out of BufferSources, algorithm names, and
- * jobs that run expensive work (PBKDF2) on libuv's thread pool so one
- * tenant's key stretching does not stall every other tenant on the loop.
+ * jobs that run expensive work (PBKDF2, RSA key generation) on libuv's
+ * thread pool so that one tenant's key stretching does not stall every
+ * other tenant on the loop.
  * crypto.DigestStream is in digest_stream.c. */
 #include "js/api/crypto_internal.h"
 

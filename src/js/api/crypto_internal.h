@@ -104,7 +104,8 @@ JSValue crypto_generate_key(JSContext *ctx, JSValueConst alg, bool extractable, 
  * exception. */
 int64_t crypto_derived_key_bits(JSContext *ctx, JSValueConst alg);
 
-/* --- work on libuv's thread pool (PBKDF2 with many iterations) --- */
+/* --- work on libuv's thread pool (PBKDF2 with many iterations, RSA key
+ * generation) --- */
 typedef struct crypto_job crypto_job;
 /* Runs on a pool thread: pure C, no JS. Returns 0 or -1 (OperationError). */
 typedef int crypto_work_fn(crypto_job *job);
@@ -118,7 +119,8 @@ struct crypto_job {
      * isolate may be gone when the pool thread finishes. */
     uint8_t *in1, *in2, *out;
     size_t in1_len, in2_len, out_len;
-    uint32_t iterations;
+    uint32_t iterations;    /* PBKDF2 */
+    uint32_t bits, exponent; /* RSA key generation */
     crypto_alg hash;
     JSValue extra;          /* done's argument (deriveKey's algorithm) */
     bool extractable;

@@ -6,6 +6,7 @@
 #include "js/api/crypto_internal.h"
 
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
@@ -1064,17 +1065,23 @@ JSValue crypto_export_key(JSContext *ctx, const char *format, crypto_key *k)
 
 /* --- generate --- */
 
+/* Checked before generating: a pair signs and verifies, nothing else. */
+static int pair_usages(JSContext *ctx, const key_params *p, unsigned usages)
+{
+    if (check_usages(ctx, p->alg, KEY_PRIVATE, usages & USE_SIGN) < 0)
+        return -1;
+    if (usages & ~(USE_SIGN | USE_VERIFY)) {
+        crypto_throw(ctx, CRYPTO_SYNTAX, "usages not allowed for a %s key pair",
+                     crypto_alg_name(p->alg));
+        return -1;
+    }
+    return 0;
+}
+
+/* {publicKey, privateKey} around pkey (taken). */
 static JSValue key_pair(JSContext *ctx, const key_params *p, EVP_PKEY *pkey, bool extractable,
                         unsigned usages)
 {
-    if (check_usages(ctx, p->alg, KEY_PRIVATE, usages & USE_SIGN) < 0 ||
-        (usages & ~(USE_SIGN | USE_VERIFY))) {
-        if (!JS_HasException(ctx))
-            crypto_throw(ctx, CRYPTO_SYNTAX, "usages not allowed for a %s key pair",
-                         crypto_alg_name(p->alg));
-        EVP_PKEY_free(pkey);
-        return JS_EXCEPTION;
-    }
     if (EVP_PKEY_up_ref(pkey) != 1) {
         EVP_PKEY_free(pkey);
         return crypto_throw(ctx, CRYPTO_OPERATION, "generating the key failed");
@@ -1091,6 +1098,49 @@ static JSValue key_pair(JSContext *ctx, const key_params *p, EVP_PKEY *pkey, boo
     JS_SetPropertyStr(ctx, o, "publicKey", pub);
     JS_SetPropertyStr(ctx, o, "privateKey", priv);
     return o;
+}
+
+/* On a pool thread: an RSA key (job->bits bits, exponent
+ * job->exponent) handed back as PKCS #8 in job->out. */
+static int rsa_work(crypto_job *job)
+{
+    EVP_PKEY *pkey = NULL;
+    EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+    BIGNUM *bn = BN_new();
+    PKCS8_PRIV_KEY_INFO *p8 = NULL;
+    unsigned char *der = NULL;
+    int len = -1;
+    if (pctx && bn && BN_set_word(bn, (BN_ULONG)job->exponent) == 1 &&
+        EVP_PKEY_keygen_init(pctx) == 1 &&
+        EVP_PKEY_CTX_set_rsa_keygen_bits(pctx, (int)job->bits) == 1 &&
+        EVP_PKEY_CTX_set1_rsa_keygen_pubexp(pctx, bn) == 1 && EVP_PKEY_keygen(pctx, &pkey) == 1 &&
+        (p8 = EVP_PKEY2PKCS8(pkey)) != NULL)
+        len = i2d_PKCS8_PRIV_KEY_INFO(p8, &der);
+    if (len > 0 && (job->out = malloc((size_t)len)) != NULL) {
+        memcpy(job->out, der, (size_t)len);
+        job->out_len = (size_t)len;
+    }
+    if (der)
+        OPENSSL_clear_free(der, len > 0 ? (size_t)len : 0);
+    PKCS8_PRIV_KEY_INFO_free(p8);
+    EVP_PKEY_free(pkey);
+    BN_free(bn);
+    EVP_PKEY_CTX_free(pctx);
+    ERR_clear_error();
+    return job->out ? 0 : -1;
+}
+
+static JSValue rsa_done(JSContext *ctx, crypto_job *job)
+{
+    const unsigned char *q = job->out;
+    PKCS8_PRIV_KEY_INFO *p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &q, (long)job->out_len);
+    EVP_PKEY *pkey = p8 ? EVP_PKCS82PKEY(p8) : NULL;
+    PKCS8_PRIV_KEY_INFO_free(p8);
+    ERR_clear_error();
+    if (!pkey)
+        return crypto_throw(ctx, CRYPTO_OPERATION, "generating the key failed");
+    key_params p = { .alg = ALG_RSASSA, .hash = job->hash };
+    return key_pair(ctx, &p, pkey, job->extractable, job->usages);
 }
 
 JSValue crypto_generate_key(JSContext *ctx, JSValueConst alg, bool extractable, unsigned usages)
@@ -1116,9 +1166,13 @@ JSValue crypto_generate_key(JSContext *ctx, JSValueConst alg, bool extractable, 
         return secret_key(ctx, &p, &b, extractable, usages);
     }
     case ALG_ECDSA:
+        if (pair_usages(ctx, &p, usages) < 0)
+            return JS_EXCEPTION;
         pkey = EVP_EC_gen(curve_group(p.curve));
         break;
     case ALG_ED25519:
+        if (pair_usages(ctx, &p, usages) < 0)
+            return JS_EXCEPTION;
         pkey = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
         break;
     case ALG_RSASSA: {
@@ -1147,15 +1201,18 @@ JSValue crypto_generate_key(JSContext *ctx, JSValueConst alg, bool extractable, 
         if (bits < 1024 || bits > 4096 || bits % 8)
             return crypto_throw(ctx, CRYPTO_OPERATION,
                                 "modulusLength must be a multiple of 8 from 1024 to 4096");
-        EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
-        BIGNUM *bn = BN_new();
-        if (pctx && bn && BN_set_word(bn, (BN_ULONG)exp) == 1 && EVP_PKEY_keygen_init(pctx) == 1 &&
-            EVP_PKEY_CTX_set_rsa_keygen_bits(pctx, (int)bits) == 1 &&
-            EVP_PKEY_CTX_set1_rsa_keygen_pubexp(pctx, bn) == 1)
-            EVP_PKEY_keygen(pctx, &pkey);
-        BN_free(bn);
-        EVP_PKEY_CTX_free(pctx);
-        break;
+        if (pair_usages(ctx, &p, usages) < 0)
+            return JS_EXCEPTION;
+        /* Tens to hundreds of milliseconds: on the thread pool. */
+        crypto_job *job = crypto_job_new();
+        job->work = rsa_work;
+        job->done = rsa_done;
+        job->bits = bits;
+        job->exponent = (uint32_t)exp;
+        job->hash = p.hash;
+        job->extractable = extractable;
+        job->usages = usages;
+        return crypto_job_run(ctx, job);
     }
     default:
         return crypto_throw(ctx, CRYPTO_NOT_SUPPORTED, "cannot generate %s keys",

@@ -6,8 +6,8 @@
  *
  * Every method returns a promise and reports every error by rejecting it,
  * never by throwing. The work is done synchronously (it takes
- * microseconds), except PBKDF2 with many iterations, which goes to the
- * thread pool (crypto.c). */
+ * microseconds), except PBKDF2 with many iterations (and RSA key
+ * generation, crypto_key.c), which go to the thread pool (crypto.c). */
 #include "js/api/crypto_internal.h"
 
 #include "core/alloc.h"
