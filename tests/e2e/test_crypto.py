@@ -1,6 +1,7 @@
 """End-to-end tests of Web Crypto in the real binary: the crypto worker
 fixture under `atoll serve` with the sandbox (seccomp, read-only mounts)
 where OpenSSL must find its randomness and libuv's pool its threads."""
+import hashlib
 import json
 import os
 import signal
@@ -9,7 +10,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import ATOLL, ROOT, free_port, main, request, run_cli, test, write
+from harness import ATOLL, free_port, main, request, run_cli, test, write
 
 TMP = tempfile.mkdtemp(prefix="atoll-crypto-")
 os.chmod(TMP, 0o755)  # sandboxed workers may run as another user
@@ -72,7 +73,6 @@ def crypto_under_the_sandbox():
         err.seek(0)
         log = err.read().decode("utf-8", "replace")
         # PBKDF2-HMAC-SHA1("password", "salt", 25000, 20), by Python's hashlib.
-        import hashlib
         want = hashlib.pbkdf2_hmac("sha1", b"password", b"salt", 25000, 20).hex()
         assert status == 200, (status, body, log[-2000:])
         assert body == ("36 8 ba7816bf8f01cfea %s true" % want).encode(), (body, log[-2000:])
