@@ -392,7 +392,9 @@ static JSValue on_handler_err(JSContext *ctx, JSValueConst this_val, int argc, J
 {
     iso *i = iso_of(ctx);
     iso_req *r = req_find(i, id_of(ctx, data[0]));
-    if (r && !i->broken) {
+    /* Out of memory is the memory limit (a 503 from leave), not the
+     * worker's own exception, as on the synchronous path. */
+    if (r && !i->broken && !i->oom) {
         log_exception(i, argc ? argv[0] : JS_UNDEFINED, "Uncaught exception in the fetch handler");
         req_fail(r, 500, "The worker threw an exception.");
     }

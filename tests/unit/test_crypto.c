@@ -41,11 +41,13 @@ static int cap_write(http_writer *w, const void *data, size_t len)
 
 static void cap_end(http_writer *w) { ((capture *)w)->ends++; }
 
-static iso *load_file(const char *path, uint64_t cpu_ms)
+static iso *load_file(const char *path, uint64_t cpu_ms, size_t memory_limit)
 {
     iso_options opt;
     iso_options_defaults(&opt);
     opt.cpu_ms = cpu_ms;
+    if (memory_limit)
+        opt.memory_limit = memory_limit;
     err e;
     err_clear(&e);
     iso *i = NULL;
@@ -54,7 +56,7 @@ static iso *load_file(const char *path, uint64_t cpu_ms)
     return i;
 }
 
-static iso *load(uint64_t cpu_ms) { return load_file(FIXTURE, cpu_ms); }
+static iso *load(uint64_t cpu_ms) { return load_file(FIXTURE, cpu_ms, 0); }
 
 /* Dispatches GET target; runs the loop until the response ended (or, with
  * wait false, returns at once). The caller frees c->body. */
@@ -138,7 +140,7 @@ static void isolate_freed_with_work_on_the_pool(void **state)
 
 static void digest_stream(void **state)
 {
-    iso *i = load_file("tests/fixtures/workers/digest_stream.js", 50);
+    iso *i = load_file("tests/fixtures/workers/digest_stream.js", 50, 0);
     capture c;
     get(i, &c, "/", true);
     assert_int_equal(c.status, 200);
@@ -150,6 +152,26 @@ static void digest_stream(void **state)
     finish(i);
 }
 
+/* Out of memory anywhere in the crypto code: a clean 503, never a crash,
+ * a leak or a QuickJS assertion. The caps sweep in small steps so that
+ * the failing allocation moves through the code. */
+static void out_of_memory_is_clean(void **state)
+{
+    int served = 0;
+    for (size_t cap = 400 << 10; cap < (560 << 10); cap += 1536) {
+        iso *i = load_file("tests/fixtures/workers/crypto_oom.js", 5000, cap);
+        capture c;
+        get(i, &c, "/", true);
+        if (c.status != 503)
+            fail_msg("cap %zu: status %d: %s", cap, c.status, c.body.data);
+        assert_true(iso_broken(i));
+        served++;
+        buf_free(&c.body);
+        finish(i);
+    }
+    assert_true(served > 50);
+}
+
 int main(void)
 {
     uv_loop_init(&loop);
@@ -159,6 +181,7 @@ int main(void)
         cmocka_unit_test(pool_cpu_time_counts_against_the_budget),
         cmocka_unit_test(isolate_freed_with_work_on_the_pool),
         cmocka_unit_test(digest_stream),
+        cmocka_unit_test(out_of_memory_is_clean),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     iso_cache_clear();

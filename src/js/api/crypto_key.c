@@ -121,6 +121,17 @@ static JSValue usages_array(JSContext *ctx, unsigned usages)
     return arr;
 }
 
+/* o[name] = v (consumed); -1 when v is an exception. */
+static int set_val(JSContext *ctx, JSValueConst o, const char *name, JSValue v)
+{
+    return JS_IsException(v) ? -1 : JS_SetPropertyStr(ctx, o, name, v);
+}
+
+static int set_str(JSContext *ctx, JSValueConst o, const char *name, const char *s)
+{
+    return set_val(ctx, o, name, JS_NewString(ctx, s));
+}
+
 static const char *curve_name(crypto_curve c) { return c == CURVE_P384 ? "P-384" : "P-256"; }
 static const char *curve_group(crypto_curve c) { return c == CURVE_P384 ? "secp384r1" : "prime256v1"; }
 static size_t curve_len(crypto_curve c) { return c == CURVE_P384 ? 48 : 32; }
@@ -128,7 +139,8 @@ static size_t curve_len(crypto_curve c) { return c == CURVE_P384 ? 48 : 32; }
 static JSValue hash_object(JSContext *ctx, crypto_alg h)
 {
     JSValue o = JS_NewObject(ctx);
-    JS_SetPropertyStr(ctx, o, "name", JS_NewString(ctx, crypto_alg_name(h)));
+    if (!JS_IsException(o))
+        set_val(ctx, o, "name", JS_NewString(ctx, crypto_alg_name(h)));
     return o;
 }
 
@@ -149,28 +161,28 @@ static JSValue algorithm_object(JSContext *ctx, const crypto_key *k)
     JSValue o = JS_NewObject(ctx);
     if (JS_IsException(o))
         return o;
-    JS_SetPropertyStr(ctx, o, "name",
+    set_val(ctx, o, "name",
                       JS_NewString(ctx, k->node ? "NODE-ED25519" : crypto_alg_name(k->alg)));
     switch (k->alg) {
     case ALG_HMAC:
-        JS_SetPropertyStr(ctx, o, "length", JS_NewInt64(ctx, (int64_t)k->hmac_bits));
-        JS_SetPropertyStr(ctx, o, "hash", hash_object(ctx, k->hash));
+        set_val(ctx, o, "length", JS_NewInt64(ctx, (int64_t)k->hmac_bits));
+        set_val(ctx, o, "hash", hash_object(ctx, k->hash));
         break;
     case ALG_AES_GCM:
     case ALG_AES_CBC:
-        JS_SetPropertyStr(ctx, o, "length", JS_NewInt64(ctx, (int64_t)k->secret.n * 8));
+        set_val(ctx, o, "length", JS_NewInt64(ctx, (int64_t)k->secret.n * 8));
         break;
     case ALG_ECDSA:
-        JS_SetPropertyStr(ctx, o, "namedCurve", JS_NewString(ctx, curve_name(k->curve)));
+        set_val(ctx, o, "namedCurve", JS_NewString(ctx, curve_name(k->curve)));
         break;
     case ALG_ED25519:
         if (k->node)
-            JS_SetPropertyStr(ctx, o, "namedCurve", JS_NewString(ctx, "NODE-ED25519"));
+            set_val(ctx, o, "namedCurve", JS_NewString(ctx, "NODE-ED25519"));
         break;
     case ALG_RSASSA:
-        JS_SetPropertyStr(ctx, o, "modulusLength", JS_NewInt32(ctx, EVP_PKEY_get_bits(k->pkey)));
-        JS_SetPropertyStr(ctx, o, "publicExponent", rsa_exponent(ctx, k->pkey));
-        JS_SetPropertyStr(ctx, o, "hash", hash_object(ctx, k->hash));
+        set_val(ctx, o, "modulusLength", JS_NewInt32(ctx, EVP_PKEY_get_bits(k->pkey)));
+        set_val(ctx, o, "publicExponent", rsa_exponent(ctx, k->pkey));
+        set_val(ctx, o, "hash", hash_object(ctx, k->hash));
         break;
     default:
         break;
@@ -193,12 +205,24 @@ static JSValue key_get(JSContext *ctx, JSValueConst this_val, int magic)
         return JS_NewBool(ctx, k->extractable);
     case KEY_ALGORITHM:
         /* The same object every time, as the spec caches it. */
-        if (JS_IsUndefined(k->algorithm))
-            k->algorithm = algorithm_object(ctx, k);
+        if (JS_IsUndefined(k->algorithm)) {
+            JSValue v = algorithm_object(ctx, k);
+            if (JS_IsException(v) || JS_HasException(ctx)) {
+                JS_FreeValue(ctx, v);
+                return JS_EXCEPTION;
+            }
+            k->algorithm = v;
+        }
         return JS_DupValue(ctx, k->algorithm);
     default:
-        if (JS_IsUndefined(k->usages_obj))
-            k->usages_obj = usages_array(ctx, k->usages);
+        if (JS_IsUndefined(k->usages_obj)) {
+            JSValue v = usages_array(ctx, k->usages);
+            if (JS_IsException(v) || JS_HasException(ctx)) {
+                JS_FreeValue(ctx, v);
+                return JS_EXCEPTION;
+            }
+            k->usages_obj = v;
+        }
         return JS_DupValue(ctx, k->usages_obj);
     }
 }
@@ -944,11 +968,6 @@ static JSValue bn_b64(JSContext *ctx, EVP_PKEY *pkey, const char *param, size_t 
     return v;
 }
 
-static int set_str(JSContext *ctx, JSValueConst o, const char *name, const char *s)
-{
-    return JS_SetPropertyStr(ctx, o, name, JS_NewString(ctx, s));
-}
-
 static JSValue export_jwk(JSContext *ctx, crypto_key *k)
 {
     JSValue o = JS_NewObject(ctx);
@@ -961,7 +980,7 @@ static JSValue export_jwk(JSContext *ctx, crypto_key *k)
     case ALG_AES_GCM:
     case ALG_AES_CBC:
         rc |= set_str(ctx, o, "kty", "oct");
-        rc |= JS_SetPropertyStr(ctx, o, "k", b64url_string(ctx, k->secret.p, k->secret.n));
+        rc |= set_val(ctx, o, "k", b64url_string(ctx, k->secret.p, k->secret.n));
         if (k->alg == ALG_HMAC)
             snprintf(alg, sizeof alg, "HS%s", jwk_hash_suffix(k->hash));
         else
@@ -972,10 +991,10 @@ static JSValue export_jwk(JSContext *ctx, crypto_key *k)
         size_t n = curve_len(k->curve);
         rc |= set_str(ctx, o, "kty", "EC");
         rc |= set_str(ctx, o, "crv", curve_name(k->curve));
-        rc |= JS_SetPropertyStr(ctx, o, "x", bn_b64(ctx, k->pkey, OSSL_PKEY_PARAM_EC_PUB_X, n));
-        rc |= JS_SetPropertyStr(ctx, o, "y", bn_b64(ctx, k->pkey, OSSL_PKEY_PARAM_EC_PUB_Y, n));
+        rc |= set_val(ctx, o, "x", bn_b64(ctx, k->pkey, OSSL_PKEY_PARAM_EC_PUB_X, n));
+        rc |= set_val(ctx, o, "y", bn_b64(ctx, k->pkey, OSSL_PKEY_PARAM_EC_PUB_Y, n));
         if (k->type == KEY_PRIVATE)
-            rc |= JS_SetPropertyStr(ctx, o, "d", bn_b64(ctx, k->pkey, OSSL_PKEY_PARAM_PRIV_KEY, n));
+            rc |= set_val(ctx, o, "d", bn_b64(ctx, k->pkey, OSSL_PKEY_PARAM_PRIV_KEY, n));
         break;
     }
     case ALG_ED25519: {
@@ -986,13 +1005,13 @@ static JSValue export_jwk(JSContext *ctx, crypto_key *k)
         if (EVP_PKEY_get_raw_public_key(k->pkey, key, &len) != 1)
             rc = -1;
         else
-            rc |= JS_SetPropertyStr(ctx, o, "x", b64url_string(ctx, key, len));
+            rc |= set_val(ctx, o, "x", b64url_string(ctx, key, len));
         len = sizeof key;
         if (k->type == KEY_PRIVATE) {
             if (EVP_PKEY_get_raw_private_key(k->pkey, key, &len) != 1)
                 rc = -1;
             else
-                rc |= JS_SetPropertyStr(ctx, o, "d", b64url_string(ctx, key, len));
+                rc |= set_val(ctx, o, "d", b64url_string(ctx, key, len));
         }
         OPENSSL_cleanse(key, sizeof key);
         break;
@@ -1009,7 +1028,7 @@ static JSValue export_jwk(JSContext *ctx, crypto_key *k)
         snprintf(alg, sizeof alg, "RS%s", jwk_hash_suffix(k->hash));
         rc |= set_str(ctx, o, "alg", alg);
         for (int i = 0; i < (k->type == KEY_PRIVATE ? 8 : 2) && rc >= 0; i++)
-            rc |= JS_SetPropertyStr(ctx, o, jwk_names[i], bn_b64(ctx, k->pkey, names[i], 0));
+            rc |= set_val(ctx, o, jwk_names[i], bn_b64(ctx, k->pkey, names[i], 0));
         break;
     }
     default:
@@ -1017,8 +1036,8 @@ static JSValue export_jwk(JSContext *ctx, crypto_key *k)
         return crypto_throw(ctx, CRYPTO_NOT_SUPPORTED, "%s keys cannot be exported",
                             crypto_alg_name(k->alg));
     }
-    rc |= JS_SetPropertyStr(ctx, o, "key_ops", usages_array(ctx, k->usages));
-    rc |= JS_SetPropertyStr(ctx, o, "ext", JS_NewBool(ctx, k->extractable));
+    rc |= set_val(ctx, o, "key_ops", usages_array(ctx, k->usages));
+    rc |= set_val(ctx, o, "ext", JS_NewBool(ctx, k->extractable));
     if (rc < 0 || JS_HasException(ctx)) {
         JS_FreeValue(ctx, o);
         ERR_clear_error();
@@ -1104,6 +1123,11 @@ static JSValue key_pair(JSContext *ctx, const key_params *p, EVP_PKEY *pkey, boo
         return JS_EXCEPTION;
     }
     JSValue o = JS_NewObject(ctx);
+    if (JS_IsException(o)) {
+        JS_FreeValue(ctx, pub);
+        JS_FreeValue(ctx, priv);
+        return o;
+    }
     JS_SetPropertyStr(ctx, o, "publicKey", pub);
     JS_SetPropertyStr(ctx, o, "privateKey", priv);
     return o;
