@@ -16,7 +16,7 @@ OUT     := $(BUILD)/release
 OPT     := -O2 -g
 endif
 
-PKGS    := libuv jansson libseccomp libcap sqlite3 hiredis libcurl
+PKGS    := libuv jansson libseccomp libcap sqlite3 hiredis libcurl openssl
 LLHTTP  := /usr/share/llhttp
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
 CFLAGS_ALL = -std=gnu11 $(OPT) $(WARN) -MMD -MP -D_GNU_SOURCE -Isrc -I$(DEPS) -isystem /usr/share/include/llhttp \

@@ -7,7 +7,7 @@ set -euo pipefail
 # Each package is named once here; the build (pkg-config) and the tests find them.
 packages=(
   build-essential pkg-config ca-certificates curl xz-utils dpkg-dev openssl
-  libuv1-dev node-llhttp libjansson-dev libseccomp-dev libcap-dev libunistring-dev
+  libuv1-dev node-llhttp libjansson-dev libseccomp-dev libcap-dev libunistring-dev libssl-dev
   libcurl4-openssl-dev libcmocka-dev clang libclang-rt-14-dev
   python3 wrk busybox-static crun
   libsqlite3-dev libhiredis-dev redis-server

@@ -449,6 +449,25 @@ static void resume_request(void *opaque, uint64_t req)
         i->current = req;
 }
 
+/* CPU time spent for this isolate on another thread counts as if it had
+ * run here; over the budget, the requests in flight get their 503s now
+ * (or when the current entry into JS leaves). */
+static void charge_cpu(void *opaque, uint64_t ns)
+{
+    iso *i = opaque;
+    bool over = false;
+    for (iso_req *r = i->reqs; r; r = r->next) {
+        r->cpu_ns += ns;
+        over |= i->opt.cpu_ms && r->cpu_ns > i->opt.cpu_ms * 1000000u;
+    }
+    i->cpu_base += ns;
+    if (over) {
+        set_limit(i, LIMIT_CPU);
+        if (i->depth == 0 && !i->limit_reported)
+            fail_all(i);
+    }
+}
+
 /* --- completing a request --- */
 
 /* The handler's outcome for request `id`: a Response is sent; anything
@@ -498,7 +517,9 @@ static JSValue on_handler_err(JSContext *ctx, JSValueConst this_val, int argc, J
 {
     iso *i = iso_of(ctx);
     iso_req *r = req_find(i, id_of(ctx, data[0]));
-    if (r && !i->broken) {
+    /* Out of memory is the memory limit (a 503 from leave), not the
+     * worker's own exception, as on the synchronous path. */
+    if (r && !i->broken && !i->oom) {
         log_exception(i, argc ? argv[0] : JS_UNDEFINED, "Uncaught exception in the fetch handler");
         req_fail(r, 500, "The worker threw an exception.");
     }
@@ -1189,7 +1210,7 @@ static iso *iso_blank(uv_loop_t *loop)
     if (!i->ctx)
         abort();
     jsapi_host host = { .loop = loop, .name = "", .opaque = i, .enter = enter, .leave = leave,
-                        .subrequest = charge_subrequest, .resume = resume_request };
+                        .subrequest = charge_subrequest, .resume = resume_request, .charge_cpu = charge_cpu };
     if (jsapi_install(i->ctx, &host) < 0)
         abort();
     i->exec_proto = JS_NewObject(i->ctx);

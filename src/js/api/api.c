@@ -11,6 +11,7 @@
 #include "core/alloc.h"
 
 JSClassID jsapi_headers_class_id, jsapi_request_class_id, jsapi_response_class_id;
+JSClassID jsapi_cryptokey_class_id;
 
 static JSValue (*const lazy_create[JSAPI_NLAZY])(JSContext *) = {
     [JSAPI_HEADERS] = jsapi_headers_create,
@@ -18,6 +19,8 @@ static JSValue (*const lazy_create[JSAPI_NLAZY])(JSContext *) = {
     [JSAPI_RESPONSE] = jsapi_response_create,
     [JSAPI_CONSOLE] = jsapi_console_create,
     [JSAPI_PERFORMANCE] = jsapi_performance_create,
+    [JSAPI_CRYPTO] = jsapi_crypto_create,
+    [JSAPI_CRYPTOKEY] = jsapi_cryptokey_create,
 };
 static const char *const lazy_name[JSAPI_NLAZY] = {
     [JSAPI_HEADERS] = "Headers",
@@ -25,6 +28,8 @@ static const char *const lazy_name[JSAPI_NLAZY] = {
     [JSAPI_RESPONSE] = "Response",
     [JSAPI_CONSOLE] = "console",
     [JSAPI_PERFORMANCE] = "performance",
+    [JSAPI_CRYPTO] = "crypto",
+    [JSAPI_CRYPTOKEY] = "CryptoKey",
 };
 
 void jsapi_register_classes(JSRuntime *rt)
@@ -33,6 +38,7 @@ void jsapi_register_classes(JSRuntime *rt)
     JS_NewClassID(&jsapi_headers_class_id);
     JS_NewClassID(&jsapi_request_class_id);
     JS_NewClassID(&jsapi_response_class_id);
+    JS_NewClassID(&jsapi_cryptokey_class_id); /* its class: on first use (crypto_key.c) */
     JS_NewClass(rt, jsapi_headers_class_id, &jsapi_headers_class);
     JS_NewClass(rt, jsapi_request_class_id, &jsapi_request_class);
     JS_NewClass(rt, jsapi_response_class_id, &jsapi_response_class);
@@ -77,6 +83,8 @@ static const JSCFunctionListEntry lazy_globals[] = {
     JS_CGETSET_MAGIC_DEF("Response", lazy_get, lazy_set, JSAPI_RESPONSE),
     JS_CGETSET_MAGIC_DEF("console", lazy_get, lazy_set, JSAPI_CONSOLE),
     JS_CGETSET_MAGIC_DEF("performance", lazy_get, lazy_set, JSAPI_PERFORMANCE),
+    JS_CGETSET_MAGIC_DEF("crypto", lazy_get, lazy_set, JSAPI_CRYPTO),
+    JS_CGETSET_MAGIC_DEF("CryptoKey", lazy_get, lazy_set, JSAPI_CRYPTOKEY),
 };
 
 /* Intrinsics by group, added on first use of one of their global names:
@@ -222,6 +230,7 @@ void jsapi_uninstall(JSContext *ctx)
         return;
     jsapi_timers_free(ctx);
     jsapi_fetch_free(ctx);
+    jsapi_crypto_free(ctx);
     for (int i = 0; i < JSAPI_NLAZY; i++)
         JS_FreeValue(ctx, st->ctors[i]);
     JS_FreeValue(ctx, st->date_ctor);

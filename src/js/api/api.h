@@ -12,6 +12,7 @@
 #ifndef ATOLL_JS_API_H
 #define ATOLL_JS_API_H
 #include <stdbool.h>
+#include <stdint.h>
 #include <quickjs.h>
 #include <uv.h>
 
@@ -45,6 +46,10 @@ typedef struct jsapi_host {
     /* Called after enter(): the JavaScript about to run continues request
      * `req`, so fetches it starts are charged to that request. */
     void (*resume)(void *opaque, uint64_t req);
+    /* Charges CPU time spent for the isolate off the loop thread (crypto
+     * work on libuv's thread pool) to its requests in flight; may trip
+     * the CPU limit. Optional. */
+    void (*charge_cpu)(void *opaque, uint64_t ns);
 } jsapi_host;
 
 /* Registers the native classes with a runtime (once per runtime, before

@@ -10,9 +10,11 @@
 #include "js/api/api.h"
 
 /* Lazily created globals; the index into jsapi_state.ctors. */
-enum { JSAPI_HEADERS, JSAPI_REQUEST, JSAPI_RESPONSE, JSAPI_CONSOLE, JSAPI_PERFORMANCE, JSAPI_NLAZY };
+enum { JSAPI_HEADERS, JSAPI_REQUEST, JSAPI_RESPONSE, JSAPI_CONSOLE, JSAPI_PERFORMANCE, JSAPI_CRYPTO, JSAPI_CRYPTOKEY,
+       JSAPI_NLAZY };
 
 struct jsapi_timer;
+struct crypto_pending;
 
 /* Groups of QuickJS intrinsics added on first use (see api.c). */
 enum { JSAPI_INTRINSIC_DATE = 1, JSAPI_INTRINSIC_MAPSET = 2, JSAPI_INTRINSIC_WEAKREF = 4,
@@ -28,6 +30,8 @@ typedef struct jsapi_state {
     double now_ms;                /* the clock JavaScript sees (jsapi_set_now) */
     JSValue date_ctor;            /* the engine's Date, behind our wrapper */
     struct jsapi_fetch *fetch;    /* fetch()'s client and transfers; NULL until the first fetch */
+    struct crypto_pending *crypto_jobs; /* crypto work on the thread pool (crypto.c) */
+    unsigned crypto_njobs;
 } jsapi_state;
 
 static inline jsapi_state *jsapi_state_of(JSContext *ctx) { return JS_GetContextOpaque(ctx); }
@@ -49,6 +53,11 @@ JSValue jsapi_console_create(JSContext *ctx);
 JSValue jsapi_performance_create(JSContext *ctx);
 /* Replaces the Date the engine just added with one on the host's clock. */
 void jsapi_clock_patch_date(JSContext *ctx);
+JSValue jsapi_crypto_create(JSContext *ctx);
+JSValue jsapi_cryptokey_create(JSContext *ctx);
+void jsapi_crypto_free(JSContext *ctx);
+extern JSClassID jsapi_cryptokey_class_id;
+extern const JSClassDef jsapi_cryptokey_class;
 extern const JSClassDef jsapi_headers_class, jsapi_request_class, jsapi_response_class;
 
 /* Timers and queueMicrotask on the global object. */

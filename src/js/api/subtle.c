@@ -1,0 +1,672 @@
+/* crypto.subtle (W3C Web Cryptography API, as Cloudflare Workers offers
+ * it) on OpenSSL 3: digest, sign/verify (HMAC, ECDSA, Ed25519,
+ * RSASSA-PKCS1-v1_5), encrypt/decrypt (AES-GCM, AES-CBC),
+ * deriveBits/deriveKey (PBKDF2, HKDF), and the entry points of
+ * importKey/exportKey/generateKey (their work is in crypto_key.c).
+ *
+ * Every method returns a promise and reports every error by rejecting it,
+ * never by throwing. The work is done synchronously (it takes
+ * microseconds), except PBKDF2 with many iterations (and RSA key
+ * generation, crypto_key.c), which go to the thread pool (crypto.c). */
+#include "js/api/crypto_internal.h"
+
+#include "core/alloc.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/ecdsa.h>
+#include <openssl/err.h>
+#include <openssl/hmac.h>
+#include <openssl/kdf.h>
+
+/* Workers refuses PBKDF2 above 100,000 iterations; so do we, and bound
+ * the whole derivation so that no request can hold a pool thread long. */
+#define PBKDF2_MAX_ITERATIONS 100000
+#define PBKDF2_MAX_BLOCKS_X_ITERATIONS (16u * PBKDF2_MAX_ITERATIONS)
+#define PBKDF2_MAX_BLOCKS 32768
+/* Below this many HMAC blocks x iterations, PBKDF2 runs on the loop. */
+#define PBKDF2_POOL_THRESHOLD 20000
+
+/* A promise for a method's outcome: consumes v, rejects with the pending
+ * exception when v is JS_EXCEPTION. */
+static JSValue to_promise(JSContext *ctx, JSValue v)
+{
+    if (!JS_IsException(v))
+        return jsapi_promise_resolve(ctx, v);
+    JSValue funcs[2];
+    JSValue exc = JS_GetException(ctx);
+    JSValue p = JS_NewPromiseCapability(ctx, funcs);
+    if (JS_IsException(p)) {
+        JS_FreeValue(ctx, exc);
+        return p;
+    }
+    JSValue r = JS_Call(ctx, funcs[1], JS_UNDEFINED, 1, (JSValueConst *)&exc);
+    JS_FreeValue(ctx, r);
+    JS_FreeValue(ctx, exc);
+    JS_FreeValue(ctx, funcs[0]);
+    JS_FreeValue(ctx, funcs[1]);
+    return p;
+}
+
+/* OpenSSL failed: its error queue is not the tenant's business. */
+static JSValue op_error(JSContext *ctx, const char *what)
+{
+    ERR_clear_error();
+    return crypto_throw(ctx, CRYPTO_OPERATION, "%s failed", what);
+}
+
+/* The key for an operation: an algorithm that matches and the usage. */
+static crypto_key *key_for(JSContext *ctx, JSValueConst v, crypto_alg alg, unsigned usage,
+                           const char *op)
+{
+    crypto_key *k = crypto_key_of(ctx, v);
+    if (!k)
+        return NULL;
+    if (k->alg != alg) {
+        crypto_throw(ctx, CRYPTO_INVALID_ACCESS, "%s: the key is for %s, not %s", op,
+                     crypto_alg_name(k->alg), crypto_alg_name(alg));
+        return NULL;
+    }
+    if (!(k->usages & usage)) {
+        crypto_throw(ctx, CRYPTO_INVALID_ACCESS, "%s: the key's usages do not allow it", op);
+        return NULL;
+    }
+    return k;
+}
+
+/* An optional/required BufferSource member of an algorithm object. */
+static int member_bytes(JSContext *ctx, JSValueConst alg, const char *name, bool required,
+                        cbytes *out)
+{
+    out->p = NULL;
+    out->n = 0;
+    JSValue v = JS_IsObject(alg) ? JS_GetPropertyStr(ctx, alg, name) : JS_UNDEFINED;
+    if (JS_IsException(v))
+        return -1;
+    if (JS_IsUndefined(v)) {
+        if (required) {
+            JS_ThrowTypeError(ctx, "the algorithm needs a '%s' member", name);
+            return -1;
+        }
+        return 1;
+    }
+    int rc = crypto_bytes(ctx, v, out, name);
+    JS_FreeValue(ctx, v);
+    return rc;
+}
+
+/* A numeric member; 1 when absent (and not required). */
+static int member_u32(JSContext *ctx, JSValueConst alg, const char *name, bool required,
+                      uint32_t *out)
+{
+    JSValue v = JS_IsObject(alg) ? JS_GetPropertyStr(ctx, alg, name) : JS_UNDEFINED;
+    if (JS_IsException(v))
+        return -1;
+    if (JS_IsUndefined(v)) {
+        JS_FreeValue(ctx, v);
+        if (required) {
+            JS_ThrowTypeError(ctx, "the algorithm needs a '%s' member", name);
+            return -1;
+        }
+        return 1;
+    }
+    double d;
+    int rc = JS_ToFloat64(ctx, &d, v);
+    JS_FreeValue(ctx, v);
+    if (rc < 0)
+        return -1;
+    if (!(d >= 0 && d <= 4294967295.0)) {
+        JS_ThrowTypeError(ctx, "'%s' is out of range", name);
+        return -1;
+    }
+    *out = (uint32_t)d;
+    return 0;
+}
+
+/* --- digest --- */
+
+static JSValue digest(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+    bool node;
+    crypto_alg a = crypto_alg_of(ctx, argv[0], &node);
+    if (a == ALG_NONE)
+        return to_promise(ctx, JS_EXCEPTION);
+    const EVP_MD *md = crypto_md(a);
+    if (!md)
+        return to_promise(ctx, crypto_throw(ctx, CRYPTO_NOT_SUPPORTED, "%s is not a digest",
+                                            crypto_alg_name(a)));
+    cbytes data;
+    if (crypto_bytes(ctx, argv[1], &data, "data") < 0)
+        return to_promise(ctx, JS_EXCEPTION);
+    uint8_t out[EVP_MAX_MD_SIZE];
+    unsigned n = 0;
+    JSValue v = EVP_Digest(data.p, data.n, out, &n, md, NULL) == 1
+                    ? crypto_array_buffer(ctx, out, n)
+                    : op_error(ctx, "digest");
+    crypto_bytes_free(JS_GetRuntime(ctx), &data);
+    return to_promise(ctx, v);
+}
+
+/* --- sign and verify --- */
+
+static size_t curve_bytes(crypto_curve c) { return c == CURVE_P384 ? 48 : 32; }
+
+/* An ECDSA DER signature as WebCrypto's r || s, each n bytes. */
+static int ecdsa_der_to_raw(const uint8_t *der, size_t len, size_t n, uint8_t *out)
+{
+    const unsigned char *p = der;
+    ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &p, (long)len);
+    if (!sig)
+        return -1;
+    const BIGNUM *r, *s;
+    ECDSA_SIG_get0(sig, &r, &s);
+    int ok = BN_bn2binpad(r, out, (int)n) == (int)n && BN_bn2binpad(s, out + n, (int)n) == (int)n;
+    ECDSA_SIG_free(sig);
+    return ok ? 0 : -1;
+}
+
+/* r || s as DER (OPENSSL_malloc'd in *der); its length, or -1. */
+static int ecdsa_raw_to_der(const uint8_t *raw, size_t n, unsigned char **der)
+{
+    ECDSA_SIG *sig = ECDSA_SIG_new();
+    BIGNUM *r = BN_bin2bn(raw, (int)n, NULL), *s = BN_bin2bn(raw + n, (int)n, NULL);
+    int len = -1;
+    if (sig && r && s && ECDSA_SIG_set0(sig, r, s) == 1) {
+        r = s = NULL; /* owned by sig now */
+        *der = NULL;
+        len = i2d_ECDSA_SIG(sig, der);
+    }
+    BN_free(r);
+    BN_free(s);
+    ECDSA_SIG_free(sig);
+    return len;
+}
+
+/* The hash a sign/verify uses: ECDSA names it in the algorithm, the
+ * others in the key (Ed25519: none). */
+static int sign_md(JSContext *ctx, JSValueConst alg, const crypto_key *k, const EVP_MD **md)
+{
+    *md = NULL;
+    if (k->alg == ALG_ECDSA) {
+        crypto_alg h = crypto_hash_of(ctx, alg, "hash");
+        if (h == ALG_NONE)
+            return -1;
+        *md = crypto_md(h);
+    } else if (k->alg != ALG_ED25519) {
+        *md = crypto_md(k->hash);
+    }
+    return 0;
+}
+
+static JSValue sign_or_verify(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv,
+                              int verify)
+{
+    const char *op = verify ? "verify" : "sign";
+    JSValue v = JS_EXCEPTION;
+    cbytes data = { 0 }, sig = { 0 };
+    EVP_MD_CTX *mctx = NULL;
+    unsigned char *der = NULL;
+    uint8_t *out = NULL;
+    bool node;
+    crypto_alg a = crypto_alg_of(ctx, argv[0], &node);
+    if (a == ALG_NONE)
+        goto done;
+    if (a != ALG_HMAC && a != ALG_ECDSA && a != ALG_ED25519 && a != ALG_RSASSA) {
+        crypto_throw(ctx, CRYPTO_NOT_SUPPORTED, "%s cannot %s", crypto_alg_name(a), op);
+        goto done;
+    }
+    crypto_key *k = key_for(ctx, argv[1], a, verify ? USE_VERIFY : USE_SIGN, op);
+    if (!k)
+        goto done;
+    if (verify && crypto_bytes(ctx, argv[2], &sig, "signature") < 0)
+        goto done;
+    if (crypto_bytes(ctx, argv[verify ? 3 : 2], &data, "data") < 0)
+        goto done;
+    const EVP_MD *md;
+    if (sign_md(ctx, argv[0], k, &md) < 0)
+        goto done;
+
+    if (a == ALG_HMAC) {
+        uint8_t mac[EVP_MAX_MD_SIZE];
+        unsigned n = 0;
+        if (!HMAC(md, k->secret.p, (int)k->secret.n, data.p, data.n, mac, &n)) {
+            op_error(ctx, op);
+            goto done;
+        }
+        v = verify ? JS_NewBool(ctx, sig.n == n && CRYPTO_memcmp(sig.p, mac, n) == 0)
+                   : crypto_array_buffer(ctx, mac, n);
+        OPENSSL_cleanse(mac, sizeof mac);
+        goto done;
+    }
+
+    mctx = EVP_MD_CTX_new();
+    if (!mctx) {
+        op_error(ctx, op);
+        goto done;
+    }
+    if (verify) {
+        const uint8_t *s = sig.p;
+        size_t slen = sig.n;
+        if (a == ALG_ECDSA) {
+            size_t n = curve_bytes(k->curve);
+            if (sig.n != 2 * n) {
+                v = JS_FALSE;
+                goto done;
+            }
+            int dlen = ecdsa_raw_to_der(sig.p, n, &der);
+            if (dlen < 0) {
+                op_error(ctx, op);
+                goto done;
+            }
+            s = der;
+            slen = (size_t)dlen;
+        }
+        if (EVP_DigestVerifyInit(mctx, NULL, md, NULL, k->pkey) != 1) {
+            op_error(ctx, op);
+            goto done;
+        }
+        int ok = EVP_DigestVerify(mctx, s, slen, data.p, data.n);
+        ERR_clear_error();
+        v = JS_NewBool(ctx, ok == 1);
+        goto done;
+    }
+    size_t len = 0;
+    if (EVP_DigestSignInit(mctx, NULL, md, NULL, k->pkey) != 1 ||
+        EVP_DigestSign(mctx, NULL, &len, data.p, data.n) != 1) {
+        op_error(ctx, op);
+        goto done;
+    }
+    out = OPENSSL_malloc(len ? len : 1);
+    if (!out || EVP_DigestSign(mctx, out, &len, data.p, data.n) != 1) {
+        op_error(ctx, op);
+        goto done;
+    }
+    if (a == ALG_ECDSA) {
+        size_t n = curve_bytes(k->curve);
+        uint8_t raw[96];
+        if (ecdsa_der_to_raw(out, len, n, raw) < 0) {
+            op_error(ctx, op);
+            goto done;
+        }
+        v = crypto_array_buffer(ctx, raw, 2 * n);
+    } else {
+        v = crypto_array_buffer(ctx, out, len);
+    }
+done:
+    OPENSSL_free(out);
+    OPENSSL_free(der);
+    EVP_MD_CTX_free(mctx);
+    crypto_bytes_free(JS_GetRuntime(ctx), &data);
+    crypto_bytes_free(JS_GetRuntime(ctx), &sig);
+    return to_promise(ctx, v);
+}
+
+/* --- encrypt and decrypt --- */
+
+static const EVP_CIPHER *aes_cipher(crypto_alg a, size_t key_len)
+{
+    switch (key_len) {
+    case 16: return a == ALG_AES_GCM ? EVP_aes_128_gcm() : EVP_aes_128_cbc();
+    case 24: return a == ALG_AES_GCM ? EVP_aes_192_gcm() : EVP_aes_192_cbc();
+    case 32: return a == ALG_AES_GCM ? EVP_aes_256_gcm() : EVP_aes_256_cbc();
+    default: return NULL;
+    }
+}
+
+static JSValue encrypt_or_decrypt(JSContext *ctx, JSValueConst this_val, int argc,
+                                  JSValueConst *argv, int decrypt)
+{
+    const char *op = decrypt ? "decrypt" : "encrypt";
+    JSValue v = JS_EXCEPTION;
+    cbytes data = { 0 }, iv = { 0 }, aad = { 0 };
+    EVP_CIPHER_CTX *cctx = NULL;
+    uint8_t *out = NULL;
+    size_t out_cap = 0;
+    bool node;
+    crypto_alg a = crypto_alg_of(ctx, argv[0], &node);
+    if (a == ALG_NONE)
+        goto done;
+    if (a != ALG_AES_GCM && a != ALG_AES_CBC) {
+        crypto_throw(ctx, CRYPTO_NOT_SUPPORTED, "%s cannot %s", crypto_alg_name(a), op);
+        goto done;
+    }
+    crypto_key *k = key_for(ctx, argv[1], a, decrypt ? USE_DECRYPT : USE_ENCRYPT, op);
+    if (!k)
+        goto done;
+    if (crypto_bytes(ctx, argv[2], &data, "data") < 0)
+        goto done;
+    if (member_bytes(ctx, argv[0], "iv", true, &iv) < 0)
+        goto done;
+    uint32_t tag_bits = 128;
+    if (a == ALG_AES_GCM) {
+        if (member_bytes(ctx, argv[0], "additionalData", false, &aad) < 0 ||
+            member_u32(ctx, argv[0], "tagLength", false, &tag_bits) < 0)
+            goto done;
+        if (tag_bits != 32 && tag_bits != 64 && (tag_bits < 96 || tag_bits > 128 || tag_bits % 8)) {
+            crypto_throw(ctx, CRYPTO_OPERATION, "AES-GCM tagLength %u is not allowed", tag_bits);
+            goto done;
+        }
+        if (iv.n == 0 || iv.n > INT_MAX) {
+            crypto_throw(ctx, CRYPTO_OPERATION, "AES-GCM needs a non-empty iv");
+            goto done;
+        }
+    } else if (iv.n != 16) {
+        crypto_throw(ctx, CRYPTO_OPERATION, "AES-CBC needs a 16-byte iv, got %zu bytes", iv.n);
+        goto done;
+    }
+    size_t tag_len = tag_bits / 8;
+    if (data.n > INT_MAX - 64 || aad.n > INT_MAX) {
+        crypto_throw(ctx, CRYPTO_OPERATION, "%s: the data is too large", op);
+        goto done;
+    }
+    if (a == ALG_AES_GCM && decrypt && data.n < tag_len) {
+        crypto_throw(ctx, CRYPTO_OPERATION, "AES-GCM: the data is shorter than the tag");
+        goto done;
+    }
+    size_t in_len = a == ALG_AES_GCM && decrypt ? data.n - tag_len : data.n;
+    out_cap = in_len + 32;
+    out = js_malloc(ctx, out_cap);
+    cctx = EVP_CIPHER_CTX_new();
+    const EVP_CIPHER *cipher = aes_cipher(a, k->secret.n);
+    if (!out || !cctx || !cipher)
+        goto fail;
+    if (EVP_CipherInit_ex(cctx, cipher, NULL, NULL, NULL, !decrypt) != 1)
+        goto fail;
+    if (a == ALG_AES_GCM &&
+        EVP_CIPHER_CTX_ctrl(cctx, EVP_CTRL_GCM_SET_IVLEN, (int)iv.n, NULL) != 1)
+        goto fail;
+    if (EVP_CipherInit_ex(cctx, NULL, NULL, k->secret.p, iv.p, -1) != 1)
+        goto fail;
+    int n = 0, total = 0;
+    if (a == ALG_AES_GCM && aad.n && EVP_CipherUpdate(cctx, NULL, &n, aad.p, (int)aad.n) != 1)
+        goto fail;
+    if (a == ALG_AES_GCM && decrypt &&
+        EVP_CIPHER_CTX_ctrl(cctx, EVP_CTRL_GCM_SET_TAG, (int)tag_len, data.p + in_len) != 1)
+        goto fail;
+    if (in_len && EVP_CipherUpdate(cctx, out, &n, data.p, (int)in_len) != 1)
+        goto fail;
+    total = n;
+    if (EVP_CipherFinal_ex(cctx, out + total, &n) != 1)
+        goto fail;
+    total += n;
+    if (a == ALG_AES_GCM && !decrypt) {
+        if (EVP_CIPHER_CTX_ctrl(cctx, EVP_CTRL_GCM_GET_TAG, (int)tag_len, out + total) != 1)
+            goto fail;
+        total += (int)tag_len;
+    }
+    v = crypto_array_buffer(ctx, out, (size_t)total);
+    goto done;
+fail:
+    /* Wrong tag, bad padding, tampered data: all one OperationError. */
+    if (!JS_HasException(ctx))
+        op_error(ctx, op);
+done:
+    if (out) {
+        OPENSSL_cleanse(out, out_cap);
+        js_free(ctx, out);
+    }
+    EVP_CIPHER_CTX_free(cctx);
+    crypto_bytes_free(JS_GetRuntime(ctx), &data);
+    crypto_bytes_free(JS_GetRuntime(ctx), &iv);
+    crypto_bytes_free(JS_GetRuntime(ctx), &aad);
+    return to_promise(ctx, v);
+}
+
+/* --- deriveBits and deriveKey --- */
+
+static int pbkdf2_work(crypto_job *job)
+{
+    return PKCS5_PBKDF2_HMAC((const char *)job->in1, (int)job->in1_len, job->in2,
+                             (int)job->in2_len, (int)job->iterations, crypto_md(job->hash),
+                             (int)job->out_len, job->out) == 1 ? 0 : -1;
+}
+
+static JSValue bits_done(JSContext *ctx, crypto_job *job)
+{
+    return crypto_array_buffer(ctx, job->out, job->out_len);
+}
+
+static JSValue key_done(JSContext *ctx, crypto_job *job)
+{
+    cbytes b = { js_malloc(ctx, job->out_len ? job->out_len : 1), job->out_len };
+    if (!b.p)
+        return JS_EXCEPTION;
+    memcpy(b.p, job->out, job->out_len);
+    return crypto_import_secret(ctx, &b, job->extra, job->extractable, job->usages);
+}
+
+static uint8_t *dup_bytes(const cbytes *b)
+{
+    uint8_t *p = xmalloc(b->n ? b->n : 1);
+    if (b->n)
+        memcpy(p, b->p, b->n);
+    return p;
+}
+
+/* Derives `bits` bits with `alg` from the key; the result, or for
+ * deriveKey (key_alg an object) a CryptoKey; or a promise of either. */
+static JSValue derive(JSContext *ctx, JSValueConst alg, JSValueConst key_v, JSValueConst length,
+                      JSValueConst key_alg, bool extractable, unsigned usages)
+{
+    bool for_key = !JS_IsUndefined(key_alg);
+    JSValue v = JS_EXCEPTION;
+    cbytes salt = { 0 }, info = { 0 };
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    EVP_KDF *kdf = NULL;
+    EVP_KDF_CTX *kctx = NULL;
+    bool node;
+    crypto_alg a = crypto_alg_of(ctx, alg, &node);
+    if (a == ALG_NONE)
+        goto done;
+    if (a != ALG_PBKDF2 && a != ALG_HKDF) {
+        crypto_throw(ctx, CRYPTO_NOT_SUPPORTED, "%s cannot derive bits", crypto_alg_name(a));
+        goto done;
+    }
+    crypto_key *k = key_for(ctx, key_v, a, for_key ? USE_DERIVE_KEY : USE_DERIVE_BITS,
+                            for_key ? "deriveKey" : "deriveBits");
+    if (!k)
+        goto done;
+    crypto_alg hash = crypto_hash_of(ctx, alg, "hash");
+    if (hash == ALG_NONE || member_bytes(ctx, alg, "salt", true, &salt) < 0)
+        goto done;
+    if (a == ALG_HKDF && member_bytes(ctx, alg, "info", true, &info) < 0)
+        goto done;
+    uint32_t iterations = 0;
+    if (a == ALG_PBKDF2 && member_u32(ctx, alg, "iterations", true, &iterations) < 0)
+        goto done;
+    int64_t bits;
+    if (for_key) {
+        bits = crypto_derived_key_bits(ctx, key_alg);
+        if (bits < 0)
+            goto done;
+    } else {
+        if (JS_IsNull(length) || JS_IsUndefined(length)) {
+            crypto_throw(ctx, CRYPTO_OPERATION, "deriveBits needs a length");
+            goto done;
+        }
+        uint32_t u;
+        if (JS_ToUint32(ctx, &u, length) < 0)
+            goto done;
+        bits = u;
+    }
+    if (bits % 8) {
+        crypto_throw(ctx, CRYPTO_OPERATION, "the length must be a multiple of 8, got %lld",
+                     (long long)bits);
+        goto done;
+    }
+    out_len = (size_t)bits / 8;
+    size_t hash_len = (size_t)EVP_MD_get_size(crypto_md(hash));
+    if (a == ALG_PBKDF2) {
+        if (iterations == 0) {
+            crypto_throw(ctx, CRYPTO_OPERATION, "PBKDF2 needs at least one iteration");
+            goto done;
+        }
+        uint64_t cost = (uint64_t)iterations * ((out_len + hash_len - 1) / hash_len);
+        if (iterations > PBKDF2_MAX_ITERATIONS || cost > PBKDF2_MAX_BLOCKS_X_ITERATIONS ||
+            out_len / hash_len > PBKDF2_MAX_BLOCKS) {
+            crypto_throw(ctx, CRYPTO_NOT_SUPPORTED,
+                         "PBKDF2 with more than %d iterations (or as much work) is not supported",
+                         PBKDF2_MAX_ITERATIONS);
+            goto done;
+        }
+        if (k->secret.n > INT_MAX || salt.n > INT_MAX) {
+            crypto_throw(ctx, CRYPTO_OPERATION, "PBKDF2: the input is too large");
+            goto done;
+        }
+        if (cost < PBKDF2_POOL_THRESHOLD) {
+            /* Cheap: here and now, as the other methods do. */
+            out = js_malloc(ctx, out_len ? out_len : 1);
+            if (!out)
+                goto done;
+            if (PKCS5_PBKDF2_HMAC((const char *)k->secret.p, (int)k->secret.n, salt.p,
+                                  (int)salt.n, (int)iterations, crypto_md(hash), (int)out_len,
+                                  out) != 1) {
+                op_error(ctx, "PBKDF2");
+                goto done;
+            }
+            goto result;
+        }
+        crypto_job *job = crypto_job_new();
+        job->work = pbkdf2_work;
+        job->done = for_key ? key_done : bits_done;
+        job->in1 = dup_bytes(&k->secret);
+        job->in1_len = k->secret.n;
+        job->in2 = dup_bytes(&salt);
+        job->in2_len = salt.n;
+        job->out = xcalloc(1, out_len ? out_len : 1);
+        job->out_len = out_len;
+        job->iterations = iterations;
+        job->hash = hash;
+        job->extra = JS_DupValue(ctx, key_alg);
+        job->extractable = extractable;
+        job->usages = usages;
+        v = crypto_job_run(ctx, job);
+        goto done;
+    }
+    /* HKDF */
+    if (out_len > 255 * hash_len) {
+        crypto_throw(ctx, CRYPTO_OPERATION, "HKDF can derive at most %zu bits", 255 * hash_len * 8);
+        goto done;
+    }
+    out = js_malloc(ctx, out_len ? out_len : 1);
+    if (!out)
+        goto done;
+    if (out_len) {
+        kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+        kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+        OSSL_PARAM params[5], *p = params;
+        static uint8_t empty[1];
+        *p++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
+                                                (char *)EVP_MD_get0_name(crypto_md(hash)), 0);
+        *p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY,
+                                                 k->secret.n ? k->secret.p : empty, k->secret.n);
+        *p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, salt.p, salt.n);
+        *p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info.p, info.n);
+        *p = OSSL_PARAM_construct_end();
+        if (!kctx || EVP_KDF_derive(kctx, out, out_len, params) != 1) {
+            op_error(ctx, "HKDF");
+            goto done;
+        }
+    }
+result:
+    if (for_key) {
+        cbytes b = { out, out_len };
+        out = NULL;
+        v = crypto_import_secret(ctx, &b, key_alg, extractable, usages);
+    } else {
+        v = crypto_array_buffer(ctx, out, out_len);
+    }
+done:
+    if (out) {
+        OPENSSL_cleanse(out, out_len);
+        js_free(ctx, out);
+    }
+    EVP_KDF_CTX_free(kctx);
+    EVP_KDF_free(kdf);
+    crypto_bytes_free(JS_GetRuntime(ctx), &salt);
+    crypto_bytes_free(JS_GetRuntime(ctx), &info);
+    return v;
+}
+
+static JSValue derive_bits(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+    return to_promise(ctx, derive(ctx, argv[0], argv[1], argv[2], JS_UNDEFINED, false, 0));
+}
+
+static JSValue derive_key(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+    unsigned usages;
+    if (crypto_usages(ctx, argv[4], &usages) < 0)
+        return to_promise(ctx, JS_EXCEPTION);
+    JSValueConst key_alg = argv[2];
+    if (!JS_IsObject(key_alg) && !JS_IsString(key_alg))
+        return to_promise(ctx, JS_ThrowTypeError(ctx, "deriveKey needs a derivedKeyType"));
+    return to_promise(ctx, derive(ctx, argv[0], argv[1], JS_UNDEFINED, key_alg,
+                                  JS_ToBool(ctx, argv[3]), usages));
+}
+
+/* --- keys --- */
+
+static JSValue import_key(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+    unsigned usages;
+    const char *format = JS_ToCString(ctx, argv[0]);
+    if (!format)
+        return to_promise(ctx, JS_EXCEPTION);
+    JSValue v = crypto_usages(ctx, argv[4], &usages) < 0
+                    ? JS_EXCEPTION
+                    : crypto_import_key(ctx, format, argv[1], argv[2], JS_ToBool(ctx, argv[3]),
+                                        usages);
+    JS_FreeCString(ctx, format);
+    return to_promise(ctx, v);
+}
+
+static JSValue export_key(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+    const char *format = JS_ToCString(ctx, argv[0]);
+    if (!format)
+        return to_promise(ctx, JS_EXCEPTION);
+    JSValue v = JS_EXCEPTION;
+    crypto_key *k = crypto_key_of(ctx, argv[1]);
+    if (k && !k->extractable)
+        crypto_throw(ctx, CRYPTO_INVALID_ACCESS, "the key is not extractable");
+    else if (k)
+        v = crypto_export_key(ctx, format, k);
+    JS_FreeCString(ctx, format);
+    return to_promise(ctx, v);
+}
+
+static JSValue generate_key(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+    unsigned usages;
+    if (crypto_usages(ctx, argv[2], &usages) < 0)
+        return to_promise(ctx, JS_EXCEPTION);
+    return to_promise(ctx, crypto_generate_key(ctx, argv[0], JS_ToBool(ctx, argv[1]), usages));
+}
+
+static const JSCFunctionListEntry subtle_funcs[] = {
+    JS_CFUNC_DEF("digest", 2, digest),
+    JS_CFUNC_MAGIC_DEF("sign", 3, sign_or_verify, 0),
+    JS_CFUNC_MAGIC_DEF("verify", 4, sign_or_verify, 1),
+    JS_CFUNC_MAGIC_DEF("encrypt", 3, encrypt_or_decrypt, 0),
+    JS_CFUNC_MAGIC_DEF("decrypt", 3, encrypt_or_decrypt, 1),
+    JS_CFUNC_DEF("deriveBits", 3, derive_bits),
+    JS_CFUNC_DEF("deriveKey", 5, derive_key),
+    JS_CFUNC_DEF("importKey", 5, import_key),
+    JS_CFUNC_DEF("exportKey", 2, export_key),
+    JS_CFUNC_DEF("generateKey", 3, generate_key),
+    JS_PROP_STRING_DEF("[Symbol.toStringTag]", "SubtleCrypto", JS_PROP_CONFIGURABLE),
+};
+
+JSValue jsapi_subtle_create(JSContext *ctx)
+{
+    JSValue obj = JS_NewObject(ctx);
+    if (JS_IsException(obj))
+        return obj;
+    JS_SetPropertyFunctionList(ctx, obj, subtle_funcs, sizeof subtle_funcs / sizeof subtle_funcs[0]);
+    return obj;
+}
