@@ -393,6 +393,12 @@ static int parse_tenant_keys(reader *r, json_t *obj, const char *keypath, const 
     char *preopen = NULL;
     if ((rc = get_string(r, obj, keypath, "preopen", false, &preopen)))
         return rc;
+    uint64_t port = (uint64_t)t->container_port;
+    if ((rc = get_uint(r, obj, keypath, "port", 1, 65535, &port)) ||
+        (rc = get_uint(r, obj, keypath, "idle_timeout_s", 1, 86400 * 365, &t->idle_timeout_s)) ||
+        (rc = get_uint(r, obj, keypath, "start_timeout_ms", 1, 600000, &t->start_timeout_ms)))
+        return rc;
+    t->container_port = (int)port;
     if (preopen) {
         free(t->preopen);
         t->preopen = preopen[0] == '/' ? xstrdup(preopen) : xasprintf("%s/%s", base_dir, preopen);
@@ -484,9 +490,11 @@ void config_tenant_free(tenant_config *t)
 
 static int validate_tenant(reader *r, const char *keypath, tenant_config *t);
 
+static void tenant_defaults(tenant_config *t);
+
 static int parse_tenant(reader *r, json_t *entry, const char *keypath, const char *base_dir, tenant_config *t)
 {
-    tenant_limits_defaults(&t->limits);
+    tenant_defaults(t);
     if (!json_is_object(entry))
         return fail(r, keypath, "expected an object describing a worker, found %s", json_kind(entry));
     int rc;
@@ -535,6 +543,9 @@ static int validate_tenant(reader *r, const char *keypath, tenant_config *t)
         return fail(r, keypath, "worker \"%s\": main \"%s\": %s", t->name, t->main, strerror(errno));
     if (t->tier != TIER_CONTAINER && !S_ISREG(st.st_mode))
         return fail(r, keypath, "worker \"%s\": main \"%s\": not a regular file", t->name, t->main);
+    if (t->tier == TIER_CONTAINER && !S_ISDIR(st.st_mode))
+        return fail(r, keypath, "worker \"%s\": main \"%s\": expected an OCI bundle directory (rootfs and config.json)",
+                    t->name, t->main);
     for (size_t i = 0; i < t->ncrons; i++) {
         cron_expr c;
         err ce;
@@ -549,6 +560,13 @@ static int validate_tenant(reader *r, const char *keypath, tenant_config *t)
     }
     router_free(check);
     return rc;
+}
+
+static void tenant_defaults(tenant_config *t)
+{
+    tenant_limits_defaults(&t->limits);
+    t->idle_timeout_s = 60;
+    t->start_timeout_ms = 10000;
 }
 
 void tenant_limits_defaults(tenant_limits *l)
@@ -667,7 +685,7 @@ int config_tenant_from_json(const char *source, const char *json, size_t len, co
                             const char *main_path, tenant_config *t, atoll_config *warnings, err *e)
 {
     memset(t, 0, sizeof *t);
-    tenant_limits_defaults(&t->limits);
+    tenant_defaults(t);
     char *text = xstrndup(json, len);
     json_t *root = NULL;
     int rc = parse_jsonc(source, text, len, &root, e);

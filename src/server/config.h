@@ -53,6 +53,9 @@ typedef struct tenant_config {
     size_t nfetch_allow;
     char *cordon;           /* process group; NULL: the shared default */
     char *preopen;          /* wasm: a host directory the module may read ("preopen") */
+    int container_port;     /* container: its server's port inside it ("port"); 0: socket activation */
+    uint64_t idle_timeout_s;  /* container: stopped after this long without requests; default 60 */
+    uint64_t start_timeout_ms; /* container: how long a request waits for a start; default 10000 */
     char *source;           /* the file this tenant was read from */
 } tenant_config;
 

@@ -15,6 +15,7 @@
 #include "server/admin.h"
 #include "server/store.h"
 #include "server/supervisor.h"
+#include "server/tier_container.h"
 #include "server/tier_wasm.h"
 #include "wasm/wasm.h"
 #include "server/worker.h"
@@ -31,6 +32,12 @@ static int run_worker(const supervisor_group *g, int index, void *data)
     worker_options wo = {.sandbox = gc->opt->sandbox, .access_log = gc->opt->access_log, .cordon = gc->cordon,
                          .index = index};
     return worker_main(gc->cfg, &wo);
+}
+
+static int run_containers(const supervisor_group *g, int index, void *data)
+{
+    group_ctx *gc = data;
+    return containers_main(gc->cfg);
 }
 
 static int run_admin(const supervisor_group *g, int index, void *data)
@@ -53,14 +60,17 @@ static int prepare_state_dir(const atoll_config *cfg, err *e)
     char *metrics = xasprintf("%s/metrics", cfg->state_dir);
     char *deploys = xasprintf("%s/deploys", cfg->state_dir);
     char *wasm_cache = xasprintf("%s/wasm-cache", cfg->state_dir);
+    char *run = xasprintf("%s/run", cfg->state_dir);
     int rc = file_mkdirs(metrics, 0750, e);
+    if (rc == 0)
+        rc = file_mkdirs(run, 0750, e);
     if (rc == 0)
         rc = file_mkdirs(wasm_cache, 0750, e);
     if (rc == 0)
         rc = store_init(cfg->state_dir, e);
     if (rc == 0 && geteuid() == 0) {
-        const char *paths[] = {cfg->state_dir, metrics, deploys, wasm_cache};
-        for (size_t i = 0; i < 4 && rc == 0; i++)
+        const char *paths[] = {cfg->state_dir, metrics, deploys, wasm_cache, run};
+        for (size_t i = 0; i < 5 && rc == 0; i++)
             if (chown(paths[i], cfg->worker_uid, cfg->worker_gid) != 0)
                 rc = err_set(e, -errno, "chown %s: %s", paths[i], strerror(errno));
         char *journal = xasprintf("%s/journal", cfg->state_dir);
@@ -83,6 +93,7 @@ static int prepare_state_dir(const atoll_config *cfg, err *e)
     free(metrics);
     free(deploys);
     free(wasm_cache);
+    free(run);
     if (rc != 0)
         err_prefix(e, "state directory %s", cfg->state_dir);
     return rc;
@@ -118,8 +129,8 @@ int serve_run(const atoll_config *cfg, const serve_options *opt, err *e)
         if (cfg->workers[i].cordon)
             log_warn("tenant %s: cordon \"%s\" is not enforced yet: it shares processes with other tenants",
                      cfg->workers[i].name, cfg->workers[i].cordon);
-    supervisor_group *groups = xcalloc(ncordons + 2, sizeof *groups);
-    group_ctx *ctx = xcalloc(ncordons + 2, sizeof *ctx);
+    supervisor_group *groups = xcalloc(ncordons + 3, sizeof *groups);
+    group_ctx *ctx = xcalloc(ncordons + 3, sizeof *ctx);
     size_t ngroups = 0;
     ctx[ngroups] = (group_ctx){.cfg = cfg, .opt = opt, .cordon = NULL};
     groups[ngroups] = (supervisor_group){.name = "default", .processes = cfg->processes, .run = run_worker,
@@ -130,6 +141,18 @@ int serve_run(const atoll_config *cfg, const serve_options *opt, err *e)
         groups[ngroups] = (supervisor_group){.name = cordons[i], .processes = 1, .run = run_worker,
                                              .data = &ctx[ngroups]};
         ngroups++;
+    }
+    if (containers_needed(cfg)) {
+        if (geteuid() != 0) {
+            log_error("container tenants need atoll serve to run as root (namespaces, cgroups): they answer 502");
+        } else {
+            /* Unsandboxed: it makes namespaces and cgroups. Tenant code runs
+             * only inside the containers it starts. */
+            ctx[ngroups] = (group_ctx){.cfg = cfg, .opt = opt};
+            groups[ngroups] = (supervisor_group){.name = "containers", .processes = 1, .run = run_containers,
+                                                 .data = &ctx[ngroups]};
+            ngroups++;
+        }
     }
     if (opt->admin_token && opt->admin_token[0]) {
         ctx[ngroups] = (group_ctx){.cfg = cfg, .opt = opt};

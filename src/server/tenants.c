@@ -259,10 +259,6 @@ tenant_table *tenants_new(uv_loop_t *loop, const atoll_config *cfg, const char *
         const tenant_config *tc = &cfg->workers[i];
         if (!same_cordon(tc->cordon, cordon))
             continue;
-        if (tc->tier == TIER_CONTAINER) {
-            log_warn("tenant %s: the %s tier is not served by `atoll serve` yet", tc->name, config_tier_name(tc->tier));
-            continue;
-        }
         map_put(&tt->by_name, tc->name, tenant_create(tt, tc, NULL, 0));
     }
     uv_timer_init(loop, &tt->sweep);
@@ -307,7 +303,7 @@ static void apply_entry(void *data, const char *name, uint64_t version)
     if (rc != 0) {
         log_error("tenant %s: cannot apply %s: %s", name, source, e.msg);
         free(cfg);
-    } else if (!same_cordon(cfg->cordon, tt->cordon) || cfg->tier == TIER_CONTAINER) {
+    } else if (!same_cordon(cfg->cordon, tt->cordon)) {
         /* Now served by another group of processes (or another tier). */
         if (old) {
             map_remove(&tt->by_name, name);

@@ -21,7 +21,9 @@
 #include "js/isolate.h"
 #include "sandbox/sandbox.h"
 #include "server/tenants.h"
+#include "server/tier_container.h"
 #include "server/tier_wasm.h"
+#include "http/proxy.h"
 
 #define METRICS_EVERY_MS 1000
 
@@ -36,6 +38,7 @@ typedef struct worker {
     uv_timer_t metrics_timer;
     uv_timer_t cron_timer;     /* at each minute, in the process that runs triggers */
     char *metrics_path;
+    http_proxy_upstream *containers; /* the containers process, for container tenants */
     bool draining;
 } worker;
 
@@ -179,6 +182,17 @@ static void on_request(void *data, http_request *req, http_writer *w)
         http_writer_error(&ex->w, 413, "The request body is over this worker's limit (limits.max_body_mb).");
         return;
     }
+    if (t->cfg->tier == TIER_CONTAINER) {
+        /* The containers process runs it; only that socket trusts this header. */
+        http_headers_remove(&req->headers, "atoll-tenant");
+        http_headers_add_str(&req->headers, "Atoll-Tenant", t->cfg->name);
+        err e;
+        err_clear(&e);
+        http_proxy_req_opts ro = {.proto = "http"};
+        if (!wk->containers || http_proxy_forward(wk->containers, req, &ex->w, &ro, &e) != 0)
+            http_writer_error(&ex->w, 502, "The container tier is not available.");
+        return;
+    }
     if (t->wasm) {
         tier_wasm_dispatch(t->wasm, req, &ex->w, &ex->cold);
         if (ex->cold)
@@ -290,6 +304,15 @@ int worker_main(const atoll_config *cfg, const worker_options *opt)
         log_error("worker %s/%d: %s", group, opt->index, e.msg);
         goto done;
     }
+    if (containers_needed(cfg)) {
+        char *sock = containers_socket_path(cfg);
+        http_proxy_opts po;
+        http_proxy_opts_defaults(&po);
+        po.header_timeout_ms = 60000; /* includes a container's start */
+        if (http_proxy_upstream_unix(&wk.loop, sock, &po, &wk.containers, &e) != 0)
+            log_error("worker %s/%d: %s", group, opt->index, e.msg);
+        free(sock);
+    }
     /* Deploys: the admin process appends to the journal in the state directory. */
     uv_fs_event_init(&wk.loop, &wk.journal_watch);
     wk.journal_watch.data = &wk;
@@ -338,6 +361,8 @@ done:
     close_if_open((uv_handle_t *)&wk.cron_timer);
     close_if_open((uv_handle_t *)&wk.journal_watch);
     tenants_free(wk.tenants);
+    if (wk.containers)
+        http_proxy_upstream_free(wk.containers);
     uv_run(&wk.loop, UV_RUN_NOWAIT);
     if (wk.http)
         http_server_free(wk.http);
