@@ -9,20 +9,44 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/clock.h"
 
 JSClassID jsapi_headers_class_id, jsapi_request_class_id, jsapi_response_class_id;
+JSClassID jsapi_url_class_id, jsapi_params_class_id, jsapi_encoder_class_id,
+    jsapi_decoder_class_id, jsapi_domexception_class_id, jsapi_event_class_id,
+    jsapi_target_class_id, jsapi_controller_class_id;
 
 static JSValue (*const lazy_create[JSAPI_NLAZY])(JSContext *) = {
     [JSAPI_HEADERS] = jsapi_headers_create,
     [JSAPI_REQUEST] = jsapi_request_create,
     [JSAPI_RESPONSE] = jsapi_response_create,
     [JSAPI_CONSOLE] = jsapi_console_create,
+    [JSAPI_URL] = jsapi_url_create,
+    [JSAPI_URLSEARCHPARAMS] = jsapi_params_create,
+    [JSAPI_TEXTENCODER] = jsapi_encoder_create,
+    [JSAPI_TEXTDECODER] = jsapi_decoder_create,
+    [JSAPI_DOMEXCEPTION] = jsapi_domexception_create,
+    [JSAPI_EVENT] = jsapi_event_create,
+    [JSAPI_CUSTOMEVENT] = jsapi_customevent_create,
+    [JSAPI_EVENTTARGET] = jsapi_target_create,
+    [JSAPI_ABORTCONTROLLER] = jsapi_controller_create,
+    [JSAPI_ABORTSIGNAL] = jsapi_signal_create,
 };
 static const char *const lazy_name[JSAPI_NLAZY] = {
     [JSAPI_HEADERS] = "Headers",
     [JSAPI_REQUEST] = "Request",
     [JSAPI_RESPONSE] = "Response",
     [JSAPI_CONSOLE] = "console",
+    [JSAPI_URL] = "URL",
+    [JSAPI_URLSEARCHPARAMS] = "URLSearchParams",
+    [JSAPI_TEXTENCODER] = "TextEncoder",
+    [JSAPI_TEXTDECODER] = "TextDecoder",
+    [JSAPI_DOMEXCEPTION] = "DOMException",
+    [JSAPI_EVENT] = "Event",
+    [JSAPI_CUSTOMEVENT] = "CustomEvent",
+    [JSAPI_EVENTTARGET] = "EventTarget",
+    [JSAPI_ABORTCONTROLLER] = "AbortController",
+    [JSAPI_ABORTSIGNAL] = "AbortSignal",
 };
 
 void jsapi_register_classes(JSRuntime *rt)
@@ -34,6 +58,24 @@ void jsapi_register_classes(JSRuntime *rt)
     JS_NewClass(rt, jsapi_headers_class_id, &jsapi_headers_class);
     JS_NewClass(rt, jsapi_request_class_id, &jsapi_request_class);
     JS_NewClass(rt, jsapi_response_class_id, &jsapi_response_class);
+
+    static const struct {
+        JSClassID *id;
+        const JSClassDef *def;
+    } more[] = {
+        { &jsapi_url_class_id, &jsapi_url_class },
+        { &jsapi_params_class_id, &jsapi_params_class },
+        { &jsapi_encoder_class_id, &jsapi_encoder_class },
+        { &jsapi_decoder_class_id, &jsapi_decoder_class },
+        { &jsapi_domexception_class_id, &jsapi_domexception_class },
+        { &jsapi_event_class_id, &jsapi_event_class },
+        { &jsapi_target_class_id, &jsapi_target_class },
+        { &jsapi_controller_class_id, &jsapi_controller_class },
+    };
+    for (size_t k = 0; k < sizeof more / sizeof more[0]; k++) {
+        JS_NewClassID(more[k].id);
+        JS_NewClass(rt, *more[k].id, more[k].def);
+    }
 }
 
 JSValueConst jsapi_lazy(JSContext *ctx, int which)
@@ -74,6 +116,16 @@ static const JSCFunctionListEntry lazy_globals[] = {
     JS_CGETSET_MAGIC_DEF("Request", lazy_get, lazy_set, JSAPI_REQUEST),
     JS_CGETSET_MAGIC_DEF("Response", lazy_get, lazy_set, JSAPI_RESPONSE),
     JS_CGETSET_MAGIC_DEF("console", lazy_get, lazy_set, JSAPI_CONSOLE),
+    JS_CGETSET_MAGIC_DEF("URL", lazy_get, lazy_set, JSAPI_URL),
+    JS_CGETSET_MAGIC_DEF("URLSearchParams", lazy_get, lazy_set, JSAPI_URLSEARCHPARAMS),
+    JS_CGETSET_MAGIC_DEF("TextEncoder", lazy_get, lazy_set, JSAPI_TEXTENCODER),
+    JS_CGETSET_MAGIC_DEF("TextDecoder", lazy_get, lazy_set, JSAPI_TEXTDECODER),
+    JS_CGETSET_MAGIC_DEF("DOMException", lazy_get, lazy_set, JSAPI_DOMEXCEPTION),
+    JS_CGETSET_MAGIC_DEF("Event", lazy_get, lazy_set, JSAPI_EVENT),
+    JS_CGETSET_MAGIC_DEF("CustomEvent", lazy_get, lazy_set, JSAPI_CUSTOMEVENT),
+    JS_CGETSET_MAGIC_DEF("EventTarget", lazy_get, lazy_set, JSAPI_EVENTTARGET),
+    JS_CGETSET_MAGIC_DEF("AbortController", lazy_get, lazy_set, JSAPI_ABORTCONTROLLER),
+    JS_CGETSET_MAGIC_DEF("AbortSignal", lazy_get, lazy_set, JSAPI_ABORTSIGNAL),
 };
 
 /* Intrinsics by group, added on first use of one of their global names:
@@ -192,6 +244,8 @@ int jsapi_install(JSContext *ctx, const jsapi_host *host)
         return -ENOMEM;
     st->host = *host;
     st->next_timer_id = 1;
+    st->origin_loop_ms = uv_now(host->loop);
+    st->origin_wall_ms = clock_wall_ms();
     for (int i = 0; i < JSAPI_NLAZY; i++)
         st->ctors[i] = JS_UNDEFINED;
     JS_SetContextOpaque(ctx, st);
@@ -202,6 +256,10 @@ int jsapi_install(JSContext *ctx, const jsapi_host *host)
     int rc = install_lazy_intrinsics(ctx, global);
     if (rc == 0)
         rc = jsapi_timers_install(ctx, global);
+    if (rc == 0) {
+        JS_SetPropertyFunctionList(ctx, global, jsapi_global_funcs, (int)jsapi_global_funcs_count);
+        rc = JS_HasException(ctx) ? -1 : 0;
+    }
     if (rc == 0)
         rc = JS_SetPropertyStr(ctx, global, "self", JS_DupValue(ctx, global)) < 0 ? -1 : 0;
     JS_FreeValue(ctx, global);
