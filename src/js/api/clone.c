@@ -190,8 +190,13 @@ static JSValue clone_buffer(JSContext *ctx, JSValueConst v)
 {
     size_t len;
     uint8_t *p = JS_GetArrayBuffer(ctx, &len, v);
-    if (!p)
-        return JS_HasException(ctx) ? JS_EXCEPTION : data_clone_error(ctx, "A detached ArrayBuffer");
+    if (!p) {
+        /* QuickJS throws a TypeError for a detached buffer; the standard
+         * says DataCloneError. */
+        if (JS_HasException(ctx))
+            JS_FreeValue(ctx, JS_GetException(ctx));
+        return data_clone_error(ctx, "A detached ArrayBuffer");
+    }
     return JS_NewArrayBufferCopy(ctx, p, len);
 }
 
