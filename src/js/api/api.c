@@ -111,6 +111,38 @@ static JSValue lazy_set(JSContext *ctx, JSValueConst this_val, JSValueConst val,
     return JS_UNDEFINED;
 }
 
+/* Each lazy global is one C function serving as both its getter (called
+ * with no argument) and its setter (one argument): half the objects of a
+ * getter/setter pair, and every isolate pays for each name it never uses.
+ * The tables below keep QuickJS's function-list format for readability;
+ * only their names and magics are used. */
+static JSValue lazy_access(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv,
+                           int magic)
+{
+    return argc == 0 ? lazy_get(ctx, this_val, magic) : lazy_set(ctx, this_val, argv[0], magic);
+}
+
+static int define_accessors(JSContext *ctx, JSValueConst global, const JSCFunctionListEntry *list,
+                            size_t n, JSCFunctionMagic *fn)
+{
+    for (size_t k = 0; k < n; k++) {
+        JSValue f = JS_NewCFunctionMagic(ctx, fn, list[k].name, 1, JS_CFUNC_generic_magic,
+                                         list[k].magic);
+        if (JS_IsException(f))
+            return -1;
+        JSAtom a = JS_NewAtom(ctx, list[k].name);
+        int rc = a == JS_ATOM_NULL ? -1
+                                   : JS_DefinePropertyGetSet(ctx, global, a, JS_DupValue(ctx, f), f,
+                                                             JS_PROP_CONFIGURABLE);
+        if (a == JS_ATOM_NULL)
+            JS_FreeValue(ctx, f);
+        JS_FreeAtom(ctx, a);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static const JSCFunctionListEntry lazy_globals[] = {
     JS_CGETSET_MAGIC_DEF("Headers", lazy_get, lazy_set, JSAPI_HEADERS),
     JS_CGETSET_MAGIC_DEF("Request", lazy_get, lazy_set, JSAPI_REQUEST),
@@ -227,14 +259,20 @@ static JSValue intrinsic_set(JSContext *ctx, JSValueConst this_val, JSValueConst
     return JS_UNDEFINED;
 }
 
+static JSValue intrinsic_access(JSContext *ctx, JSValueConst this_val, int argc,
+                                JSValueConst *argv, int magic)
+{
+    return argc == 0 ? intrinsic_get(ctx, this_val, magic)
+                     : intrinsic_set(ctx, this_val, argv[0], magic);
+}
+
 static int install_lazy_intrinsics(JSContext *ctx, JSValueConst global)
 {
     JSCFunctionListEntry list[NLAZY_INTRINSICS];
     for (size_t k = 0; k < NLAZY_INTRINSICS; k++)
         list[k] = (JSCFunctionListEntry)JS_CGETSET_MAGIC_DEF(lazy_intrinsics[k].name, intrinsic_get,
                                                              intrinsic_set, (int16_t)k);
-    JS_SetPropertyFunctionList(ctx, global, list, (int)NLAZY_INTRINSICS);
-    return JS_HasException(ctx) ? -1 : 0;
+    return define_accessors(ctx, global, list, NLAZY_INTRINSICS, intrinsic_access);
 }
 
 int jsapi_install(JSContext *ctx, const jsapi_host *host)
@@ -251,9 +289,10 @@ int jsapi_install(JSContext *ctx, const jsapi_host *host)
     JS_SetContextOpaque(ctx, st);
 
     JSValue global = JS_GetGlobalObject(ctx);
-    JS_SetPropertyFunctionList(ctx, global, lazy_globals,
-                               sizeof lazy_globals / sizeof lazy_globals[0]);
-    int rc = install_lazy_intrinsics(ctx, global);
+    int rc = define_accessors(ctx, global, lazy_globals, sizeof lazy_globals / sizeof lazy_globals[0],
+                              lazy_access);
+    if (rc == 0)
+        rc = install_lazy_intrinsics(ctx, global);
     if (rc == 0)
         rc = jsapi_timers_install(ctx, global);
     if (rc == 0) {
