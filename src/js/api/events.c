@@ -15,21 +15,14 @@
 
 /* --- DOMException --- */
 
-typedef struct domexc {
-    JSValue name, message;
-} domexc;
+/* Instances are Error objects made by the Error constructor with
+ * DOMException as new.target (as `class DOMException extends Error` would
+ * make them): they carry a stack, JS_IsError holds, and logs show
+ * "AbortError: message" with the frames. name is an own property beside
+ * message; code is derived from name on the prototype. */
 
-static void domexc_finalizer(JSRuntime *rt, JSValue val)
-{
-    domexc *d = JS_GetOpaque(val, jsapi_domexception_class_id);
-    if (!d)
-        return;
-    JS_FreeValueRT(rt, d->name);
-    JS_FreeValueRT(rt, d->message);
-    js_free_rt(rt, d);
-}
-
-const JSClassDef jsapi_domexception_class = { "DOMException", .finalizer = domexc_finalizer };
+/* The class only holds DOMException.prototype; instances are Errors. */
+const JSClassDef jsapi_domexception_class = { "DOMException", .finalizer = NULL };
 
 static const struct {
     const char *name;
@@ -45,20 +38,30 @@ static const struct {
     { "DataCloneError", 25 },
 };
 
-/* An object of the class with name and message (both consumed). */
-static JSValue domexc_wrap(JSContext *ctx, JSValueConst new_target, JSValue name, JSValue message)
+/* A DOMException for new_target with message and name (both consumed). */
+static JSValue domexc_make(JSContext *ctx, JSValueConst new_target, JSValue message, JSValue name)
 {
-    JSValue obj = jsapi_new_instance(ctx, new_target, jsapi_domexception_class_id);
-    domexc *d = JS_IsException(obj) ? NULL : js_malloc(ctx, sizeof *d);
-    if (!d) {
-        JS_FreeValue(ctx, obj);
-        JS_FreeValue(ctx, name);
-        JS_FreeValue(ctx, message);
-        return JS_EXCEPTION;
+    JSValue obj = JS_EXCEPTION, err_ctor = JS_UNDEFINED;
+    JSValue err = JS_NewError(ctx);
+    if (JS_IsException(err))
+        goto done;
+    err_ctor = JS_GetPropertyStr(ctx, err, "constructor");
+    if (!JS_IsConstructor(ctx, err_ctor)) {
+        JS_ThrowTypeError(ctx, "DOMException: Error.prototype.constructor is not a constructor");
+        goto done;
     }
-    d->name = name;
-    d->message = message;
-    JS_SetOpaque(obj, d);
+    obj = JS_CallConstructor2(ctx, err_ctor, new_target, 1, (JSValueConst *)&message);
+    if (!JS_IsException(obj) &&
+        JS_DefinePropertyValueStr(ctx, obj, "name", JS_DupValue(ctx, name),
+                                  JS_PROP_WRITABLE | JS_PROP_CONFIGURABLE) < 0) {
+        JS_FreeValue(ctx, obj);
+        obj = JS_EXCEPTION;
+    }
+done:
+    JS_FreeValue(ctx, err_ctor);
+    JS_FreeValue(ctx, err);
+    JS_FreeValue(ctx, message);
+    JS_FreeValue(ctx, name);
     return obj;
 }
 
@@ -74,25 +77,18 @@ static JSValue domexc_ctor(JSContext *ctx, JSValueConst new_target, int argc, JS
         JS_FreeValue(ctx, message);
         return name;
     }
-    return domexc_wrap(ctx, new_target, name, message);
+    return domexc_make(ctx, new_target, message, name);
 }
 
-enum { DX_NAME, DX_MESSAGE, DX_CODE };
-
-static JSValue domexc_get(JSContext *ctx, JSValueConst this_val, int magic)
+static JSValue domexc_code(JSContext *ctx, JSValueConst this_val)
 {
-    domexc *d = JS_GetOpaque2(ctx, this_val, jsapi_domexception_class_id);
-    if (!d)
-        return JS_EXCEPTION;
-    if (magic == DX_NAME)
-        return JS_DupValue(ctx, d->name);
-    if (magic == DX_MESSAGE)
-        return JS_DupValue(ctx, d->message);
-    const char *n = JS_ToCString(ctx, d->name);
-    if (!n)
-        return JS_EXCEPTION;
+    if (!JS_IsError(ctx, this_val))
+        return JS_ThrowTypeError(ctx, "not a DOMException");
+    JSValue name = JS_GetPropertyStr(ctx, this_val, "name");
+    const char *n = JS_IsString(name) ? JS_ToCString(ctx, name) : NULL;
+    JS_FreeValue(ctx, name);
     int code = 0;
-    for (size_t k = 0; k < sizeof legacy_codes / sizeof legacy_codes[0] && !code; k++)
+    for (size_t k = 0; n && k < sizeof legacy_codes / sizeof legacy_codes[0] && !code; k++)
         if (!strcmp(n, legacy_codes[k].name))
             code = legacy_codes[k].code;
     JS_FreeCString(ctx, n);
@@ -115,9 +111,7 @@ static JSValue domexc_get(JSContext *ctx, JSValueConst this_val, int magic)
     DX_CONST("INVALID_NODE_TYPE_ERR", 24), DX_CONST("DATA_CLONE_ERR", 25)
 
 static const JSCFunctionListEntry domexc_funcs[] = {
-    JS_CGETSET_MAGIC_DEF("name", domexc_get, NULL, DX_NAME),
-    JS_CGETSET_MAGIC_DEF("message", domexc_get, NULL, DX_MESSAGE),
-    JS_CGETSET_MAGIC_DEF("code", domexc_get, NULL, DX_CODE),
+    JS_CGETSET_DEF("code", domexc_code, NULL),
     JS_PROP_STRING_DEF("[Symbol.toStringTag]", "DOMException", JS_PROP_CONFIGURABLE),
     DX_CONSTANTS,
 };
@@ -148,13 +142,14 @@ JSValue jsapi_domexception_new(JSContext *ctx, const char *name, const char *mes
 {
     if (JS_IsException(jsapi_lazy(ctx, JSAPI_DOMEXCEPTION)))
         return JS_EXCEPTION;
+    JSValueConst ctor = jsapi_state_of(ctx)->ctors[JSAPI_DOMEXCEPTION];
     JSValue n = JS_NewString(ctx, name), m = JS_NewString(ctx, message);
     if (JS_IsException(n) || JS_IsException(m)) {
         JS_FreeValue(ctx, n);
         JS_FreeValue(ctx, m);
         return JS_EXCEPTION;
     }
-    return domexc_wrap(ctx, JS_UNDEFINED, n, m);
+    return domexc_make(ctx, ctor, m, n);
 }
 
 JSValue jsapi_throw_dom(JSContext *ctx, const char *name, const char *fmt, ...)

@@ -3,7 +3,13 @@
  * access and kept in step both ways: URL setters re-parse its list, and
  * its mutations write the query back ("update steps"). The two objects
  * hold each other strongly (a cycle QuickJS's GC collects), so neither
- * finalizer ever looks into the other object. */
+ * finalizer ever looks into the other object.
+ *
+ * web/url allocates with malloc, outside the isolate's heap cap; so that a
+ * tenant cannot hold unbounded memory in URLs, each object large enough to
+ * matter also holds a js_malloc'd "charge" block of about the size of its
+ * C data, which counts against the cap (and, untouched, costs little
+ * resident memory). */
 #include "js/api/api_internal.h"
 
 #include <errno.h>
@@ -11,15 +17,63 @@
 
 #include "web/url.h"
 
+typedef struct charge {
+    void *block; /* js_malloc'd, never read or written */
+    size_t size;
+} charge;
+
 typedef struct jsurl {
     url *u;
     JSValue params; /* the URLSearchParams object, or undefined until used */
+    charge charge;
 } jsurl;
 
 typedef struct jsparams {
     url_params list;
     JSValue owner; /* the URL object whose query this list is, or undefined */
+    charge charge;
 } jsparams;
+
+/* Below this many bytes of C data an object is not charged: small URLs
+ * cost more in JS objects than in C strings. */
+#define CHARGE_MIN 1024
+
+/* Charges about `bytes` to the JS heap; 0, or -1 with an out-of-memory
+ * exception when the cap refuses it. */
+static int charge_to(JSContext *ctx, charge *c, size_t bytes)
+{
+    if (bytes < CHARGE_MIN)
+        bytes = 0;
+    if (bytes <= c->size && bytes >= c->size / 2)
+        return 0;
+    js_free(ctx, c->block);
+    c->block = NULL;
+    c->size = 0;
+    if (!bytes)
+        return 0;
+    c->block = js_malloc(ctx, bytes);
+    if (!c->block)
+        return -1;
+    c->size = bytes;
+    return 0;
+}
+
+/* The C data of a url: its serialization, and about as much again for
+ * the components it keeps apart. */
+static size_t url_bytes(const url *u)
+{
+    size_t n;
+    url_get(u, URL_HREF, &n);
+    return 2 * n;
+}
+
+static size_t params_bytes(const url_params *l)
+{
+    size_t n = l->cap * sizeof *l->items;
+    for (size_t i = 0; i < l->len; i++)
+        n += l->items[i].name_len + l->items[i].value_len + 2;
+    return n;
+}
 
 /* --- URL --- */
 
@@ -30,6 +84,7 @@ static void url_finalizer(JSRuntime *rt, JSValue val)
         return;
     url_free(p->u);
     JS_FreeValueRT(rt, p->params);
+    js_free_rt(rt, p->charge.block);
     js_free_rt(rt, p);
 }
 
@@ -49,6 +104,7 @@ static void params_finalizer(JSRuntime *rt, JSValue val)
         return;
     url_params_free(&p->list);
     JS_FreeValueRT(rt, p->owner);
+    js_free_rt(rt, p->charge.block);
     js_free_rt(rt, p);
 }
 
@@ -107,6 +163,10 @@ static JSValue wrap_url(JSContext *ctx, JSValueConst new_target, url *u)
     p->u = u;
     p->params = JS_UNDEFINED;
     JS_SetOpaque(obj, p);
+    if (charge_to(ctx, &p->charge, url_bytes(u)) < 0) {
+        JS_FreeValue(ctx, obj);
+        return JS_EXCEPTION;
+    }
     return obj;
 }
 
@@ -156,6 +216,9 @@ static void sync_params(JSContext *ctx, jsurl *p)
     const char *q = url_get(p->u, URL_SEARCH, &n);
     if (n > 1)
         url_params_parse(&sp->list, q + 1, n - 1); /* fits: it came from a parsed URL */
+    /* A refused charge leaves an out-of-memory exception for the caller;
+     * the isolate is over its cap and is discarded anyway. */
+    charge_to(ctx, &sp->charge, params_bytes(&sp->list));
 }
 
 static JSValue url_get_part(JSContext *ctx, JSValueConst this_val, int magic)
@@ -186,6 +249,8 @@ static JSValue url_set_part(JSContext *ctx, JSValueConst this_val, JSValueConst 
     JS_FreeCString(ctx, s);
     if (magic == URL_HREF || magic == URL_SEARCH)
         sync_params(ctx, p);
+    if (charge_to(ctx, &p->charge, url_bytes(p->u)) < 0 || JS_HasException(ctx))
+        return JS_EXCEPTION;
     return JS_UNDEFINED;
 }
 
@@ -206,6 +271,8 @@ static JSValue url_search_params(JSContext *ctx, JSValueConst this_val)
         sp->owner = JS_DupValue(ctx, this_val);
         p->params = obj;
         sync_params(ctx, p);
+        if (JS_HasException(ctx))
+            return JS_EXCEPTION;
     }
     return JS_DupValue(ctx, p->params);
 }
@@ -389,6 +456,8 @@ static JSValue params_ctor(JSContext *ctx, JSValueConst new_target, int argc, JS
             JS_FreeCString(ctx, s);
         }
     }
+    if (rc == 0)
+        rc = charge_to(ctx, &p->charge, params_bytes(&p->list));
     if (rc < 0) {
         JS_FreeValue(ctx, obj);
         return JS_EXCEPTION;
@@ -404,6 +473,8 @@ static jsparams *this_params(JSContext *ctx, JSValueConst this_val)
 /* The update steps: the owner URL's query becomes the serialization. */
 static int update(JSContext *ctx, jsparams *p)
 {
+    if (charge_to(ctx, &p->charge, params_bytes(&p->list)) < 0)
+        return -1;
     jsurl *o = JS_GetOpaque(p->owner, jsapi_url_class_id);
     if (!o)
         return 0;
@@ -415,6 +486,8 @@ static int update(JSContext *ctx, jsparams *p)
     buf_free(&b);
     if (rc < 0)
         JS_ThrowRangeError(ctx, "URLSearchParams: query too long");
+    else if (charge_to(ctx, &o->charge, url_bytes(o->u)) < 0)
+        rc = -1;
     return rc;
 }
 
