@@ -181,6 +181,18 @@ static void hostile_input_never_crashes(void **state)
     finish(i);
 }
 
+/* The incoming request's URL is the parser's serialization. */
+static void request_url_is_normalized(void **state)
+{
+    iso *i = load("echo.js");
+    int status;
+    char *body = request(i, "GET", "/a/./x/../b?q=%7e", NULL, 0, &status);
+    assert_int_equal(status, 201);
+    assert_non_null(strstr(body, "\"url\":\"http://example.test/a/b?q=%7e\""));
+    free(body);
+    finish(i);
+}
+
 /* web/url allocates outside the JS heap; the bindings charge it to the
  * cap, so holding large URLs ends in the memory limit, not in the host's
  * memory running out. */
@@ -285,6 +297,7 @@ int main(void)
         cmocka_unit_test(web_apis_behave),
         cmocka_unit_test(hostile_input_never_crashes),
         cmocka_unit_test(large_urls_count_against_the_heap_cap),
+        cmocka_unit_test(request_url_is_normalized),
         cmocka_unit_test(wpt_urltestdata),
         cmocka_unit_test(wpt_setters),
         cmocka_unit_test(wpt_toascii),

@@ -18,8 +18,10 @@ enum {
     QJS_MAP = 34, QJS_SET = 35,
 };
 
-/* Deep enough for any real data; deeper input would overflow the C stack. */
-#define MAX_DEPTH 1000
+/* C stack the recursion may use: deep enough for any real data, and far
+ * from the end of the stack however deep the caller already is (QuickJS
+ * keeps JavaScript within its own 512 KiB). */
+#define STACK_BUDGET (256 * 1024)
 
 /* The memory: source object -> its clone, a small open-addressed table. */
 typedef struct clone_state {
@@ -27,7 +29,7 @@ typedef struct clone_state {
     void **keys;
     JSValue *vals;
     size_t cap, count;
-    int depth;
+    uintptr_t stack_top; /* frame address where the clone started */
 } clone_state;
 
 static size_t slot(const clone_state *s, void *key)
@@ -64,7 +66,7 @@ static int memory_put(clone_state *s, JSValueConst v, JSValueConst clone)
             js_free(s->ctx, vals);
             return -1;
         }
-        clone_state grown = { s->ctx, keys, vals, cap, 0, 0 };
+        clone_state grown = { .ctx = s->ctx, .keys = keys, .vals = vals, .cap = cap };
         for (size_t i = 0; i < s->cap; i++) {
             if (s->keys[i]) {
                 size_t j = slot(&grown, s->keys[i]);
@@ -223,9 +225,31 @@ static JSValue clone_view(clone_state *s, JSValueConst v, JSClassID id)
     return r;
 }
 
+/* Whether v inherits from DOMException.prototype (then it clones as one). */
+static bool is_domexception(JSContext *ctx, JSValueConst v)
+{
+    JSValueConst ctor = jsapi_state_of(ctx)->ctors[JSAPI_DOMEXCEPTION];
+    return !JS_IsUndefined(ctor) && JS_IsInstanceOf(ctx, v, ctor) > 0;
+}
+
+static JSValue clone_domexception(JSContext *ctx, JSValueConst v)
+{
+    JSValue n = JS_GetPropertyStr(ctx, v, "name"), m = JS_GetPropertyStr(ctx, v, "message");
+    const char *ns = JS_IsException(n) ? NULL : JS_ToCString(ctx, n);
+    const char *ms = ns && !JS_IsException(m) ? JS_ToCString(ctx, m) : NULL;
+    JSValue r = ms ? jsapi_domexception_new(ctx, ns, ms) : JS_EXCEPTION;
+    JS_FreeCString(ctx, ns);
+    JS_FreeCString(ctx, ms);
+    JS_FreeValue(ctx, n);
+    JS_FreeValue(ctx, m);
+    return r;
+}
+
 static JSValue clone_error(clone_state *s, JSValueConst v)
 {
     JSContext *ctx = s->ctx;
+    if (is_domexception(ctx, v))
+        return clone_domexception(ctx, v);
     static const char *const names[] = { "EvalError", "RangeError", "ReferenceError",
                                          "SyntaxError", "TypeError", "URIError" };
     const char *ctor = "Error";
@@ -347,12 +371,10 @@ static JSValue clone_value(clone_state *s, JSValueConst v)
     JSValue seen = memory_get(s, v);
     if (!JS_IsUninitialized(seen))
         return seen;
-    if (++s->depth > MAX_DEPTH) {
-        s->depth--;
+    /* Stacks grow down on every platform atoll runs on. */
+    if (s->stack_top - (uintptr_t)__builtin_frame_address(0) > STACK_BUDGET)
         return data_clone_error(s->ctx, "An object nested this deeply");
-    }
     JSValue out = clone_object(s, v);
-    s->depth--;
     /* Types without properties to copy are remembered here. */
     if (!JS_IsException(out) && !memory_has(s, v) && memory_put(s, v, out) < 0) {
         JS_FreeValue(s->ctx, out);
@@ -416,7 +438,7 @@ JSValue jsapi_structured_clone(JSContext *ctx, JSValueConst this_val, int argc, 
     jsapi_need(ctx, JSAPI_INTRINSIC_DATE);
     jsapi_need(ctx, JSAPI_INTRINSIC_MAPSET);
     jsapi_need(ctx, JSAPI_INTRINSIC_TYPED_ARRAYS);
-    clone_state s = { .ctx = ctx };
+    clone_state s = { .ctx = ctx, .stack_top = (uintptr_t)__builtin_frame_address(0) };
     JSValue list;
     int64_t n;
     JSValue out = JS_EXCEPTION;

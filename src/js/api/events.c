@@ -238,6 +238,18 @@ static JSValue event_wrap(JSContext *ctx, JSValueConst new_target, JSAtom type, 
     return obj;
 }
 
+/* An event type (a DOMString) as an atom; JS_ATOM_NULL with an exception
+ * (ToString refuses symbols). */
+static JSAtom type_atom(JSContext *ctx, JSValueConst v)
+{
+    JSValue s = JS_ToString(ctx, v);
+    if (JS_IsException(s))
+        return JS_ATOM_NULL;
+    JSAtom a = JS_ValueToAtom(ctx, s);
+    JS_FreeValue(ctx, s);
+    return a;
+}
+
 static int init_bool(JSContext *ctx, JSValueConst init, const char *name, bool *out)
 {
     *out = false;
@@ -260,16 +272,7 @@ static JSValue event_ctor_common(JSContext *ctx, JSValueConst new_target, int ar
     JSValueConst init = argc > 1 ? argv[1] : JS_UNDEFINED;
     if (!JS_IsUndefined(init) && !JS_IsNull(init) && !JS_IsObject(init))
         return JS_ThrowTypeError(ctx, "Event: the init argument must be an object");
-    JSAtom type = JS_ValueToAtom(ctx, argv[0]);
-    if (type == JS_ATOM_NULL)
-        return JS_EXCEPTION;
-    /* Symbols would be refused by ToString; make the type a string atom. */
-    JSValue s = JS_AtomToString(ctx, type);
-    JS_FreeAtom(ctx, type);
-    if (JS_IsException(s))
-        return s;
-    type = JS_ValueToAtom(ctx, s);
-    JS_FreeValue(ctx, s);
+    JSAtom type = type_atom(ctx, argv[0]);
     if (type == JS_ATOM_NULL)
         return JS_EXCEPTION;
     event *e;
@@ -622,7 +625,7 @@ static JSValue target_add(JSContext *ctx, JSValueConst this_val, int argc, JSVal
     listen_opts o;
     if (read_options(ctx, argc > 2 ? argv[2] : JS_UNDEFINED, &o, true) < 0)
         return JS_EXCEPTION;
-    JSAtom type = JS_IsNull(cb) || JS_IsUndefined(cb) ? JS_ATOM_NULL : JS_ValueToAtom(ctx, argv[0]);
+    JSAtom type = JS_IsNull(cb) || JS_IsUndefined(cb) ? JS_ATOM_NULL : type_atom(ctx, argv[0]);
     jsapi_target *sig = jsapi_target_of(o.signal);
     if (type == JS_ATOM_NULL || (sig && sig->aborted) || find_listener(t, type, cb, o.capture) >= 0) {
         JS_FreeAtom(ctx, type);
@@ -666,7 +669,7 @@ static JSValue target_remove(JSContext *ctx, JSValueConst this_val, int argc, JS
         return JS_EXCEPTION;
     if (!JS_IsObject(argv[1]))
         return JS_UNDEFINED;
-    JSAtom type = JS_ValueToAtom(ctx, argv[0]);
+    JSAtom type = type_atom(ctx, argv[0]);
     if (type == JS_ATOM_NULL)
         return JS_EXCEPTION;
     long i = find_listener(t, type, argv[1], o.capture);

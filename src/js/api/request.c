@@ -249,7 +249,18 @@ JSValue jsapi_request_from_http(JSContext *ctx, const http_request *req, const c
     if (!r)
         goto fail;
     r->method = jsapi_strdup(ctx, req->method, strlen(req->method));
-    r->url = jsapi_strdup(ctx, url, strlen(url));
+    /* Serialized as the URL parser has it (dot segments resolved, host
+     * lower-cased), so request.url equals new URL(request.url).href; a
+     * Host header that does not parse leaves the string as it came. */
+    struct url *parsed = NULL; /* `url` is the parameter here */
+    if (url_parse_str(url, strlen(url), NULL, 0, &parsed) == 0) {
+        size_t n;
+        const char *href = url_get(parsed, URL_HREF, &n);
+        r->url = jsapi_strdup(ctx, href, n);
+        url_free(parsed);
+    } else {
+        r->url = jsapi_strdup(ctx, url, strlen(url));
+    }
     if (!r->method || !r->url)
         goto fail;
     jsapi_headers *h;
