@@ -14,7 +14,7 @@
 JSClassID jsapi_headers_class_id, jsapi_request_class_id, jsapi_response_class_id;
 JSClassID jsapi_url_class_id, jsapi_params_class_id, jsapi_encoder_class_id,
     jsapi_decoder_class_id, jsapi_domexception_class_id, jsapi_event_class_id,
-    jsapi_target_class_id, jsapi_controller_class_id;
+    jsapi_target_class_id, jsapi_controller_class_id, jsapi_params_iter_class_id;
 
 static JSValue (*const lazy_create[JSAPI_NLAZY])(JSContext *) = {
     [JSAPI_HEADERS] = jsapi_headers_create,
@@ -65,6 +65,7 @@ void jsapi_register_classes(JSRuntime *rt)
     } more[] = {
         { &jsapi_url_class_id, &jsapi_url_class },
         { &jsapi_params_class_id, &jsapi_params_class },
+        { &jsapi_params_iter_class_id, &jsapi_params_iter_class },
         { &jsapi_encoder_class_id, &jsapi_encoder_class },
         { &jsapi_decoder_class_id, &jsapi_decoder_class },
         { &jsapi_domexception_class_id, &jsapi_domexception_class },

@@ -63,10 +63,10 @@ JSValue jsapi_set_timeout(JSContext *ctx, JSValueConst fn, double ms);
  * events.c, abort.c, clone.c, global.c) --- */
 extern JSClassID jsapi_url_class_id, jsapi_params_class_id, jsapi_encoder_class_id,
     jsapi_decoder_class_id, jsapi_domexception_class_id, jsapi_event_class_id,
-    jsapi_target_class_id, jsapi_controller_class_id;
+    jsapi_target_class_id, jsapi_controller_class_id, jsapi_params_iter_class_id;
 extern const JSClassDef jsapi_url_class, jsapi_params_class, jsapi_encoder_class,
     jsapi_decoder_class, jsapi_domexception_class, jsapi_event_class, jsapi_target_class,
-    jsapi_controller_class;
+    jsapi_controller_class, jsapi_params_iter_class;
 JSValue jsapi_url_create(JSContext *ctx);
 JSValue jsapi_params_create(JSContext *ctx);
 JSValue jsapi_encoder_create(JSContext *ctx);

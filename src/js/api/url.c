@@ -619,47 +619,117 @@ static JSValue params_size(JSContext *ctx, JSValueConst this_val)
     return p ? JS_NewInt64(ctx, (int64_t)p->list.len) : JS_EXCEPTION;
 }
 
-/* A snapshot of the list as an array of [name, value] (kind 0), names (1)
- * or values (2). */
-static JSValue snapshot(JSContext *ctx, jsparams *p, int kind)
+/* entries(), keys(), values() and [Symbol.iterator]: a live iterator, as
+ * the standard has it: it walks the list by index, so pairs deleted or
+ * added during the iteration are seen as such. */
+typedef struct params_cursor {
+    JSValue params;
+    uint32_t index;
+    int kind; /* 0 [name, value], 1 names, 2 values */
+} params_cursor;
+
+static void iter_finalizer(JSRuntime *rt, JSValue val)
 {
-    JSValue arr = JS_NewArray(ctx);
-    for (size_t i = 0; i < p->list.len && !JS_IsException(arr); i++) {
-        const url_param *e = &p->list.items[i];
-        JSValue item;
-        if (kind == 1) {
-            item = JS_NewStringLen(ctx, e->name, e->name_len);
-        } else if (kind == 2) {
-            item = JS_NewStringLen(ctx, e->value, e->value_len);
-        } else {
-            item = JS_NewArray(ctx);
-            if (!JS_IsException(item)) {
-                JS_SetPropertyUint32(ctx, item, 0, JS_NewStringLen(ctx, e->name, e->name_len));
-                JS_SetPropertyUint32(ctx, item, 1, JS_NewStringLen(ctx, e->value, e->value_len));
-            }
-        }
-        if (JS_IsException(item) || JS_SetPropertyUint32(ctx, arr, (uint32_t)i, item) < 0) {
-            JS_FreeValue(ctx, arr);
-            arr = JS_EXCEPTION;
-        }
-    }
-    return arr;
+    params_cursor *it = JS_GetOpaque(val, jsapi_params_iter_class_id);
+    if (!it)
+        return;
+    JS_FreeValueRT(rt, it->params);
+    js_free_rt(rt, it);
 }
+
+static void iter_mark(JSRuntime *rt, JSValueConst val, JS_MarkFunc *mark)
+{
+    params_cursor *it = JS_GetOpaque(val, jsapi_params_iter_class_id);
+    if (it)
+        JS_MarkValue(rt, it->params, mark);
+}
+
+const JSClassDef jsapi_params_iter_class = { "URLSearchParams Iterator",
+                                             .finalizer = iter_finalizer, .gc_mark = iter_mark };
 
 static JSValue params_iter(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv,
                            int magic)
 {
-    jsparams *p = this_params(ctx, this_val);
-    if (!p)
+    if (!this_params(ctx, this_val))
         return JS_EXCEPTION;
-    JSValue arr = snapshot(ctx, p, magic);
-    if (JS_IsException(arr))
-        return arr;
+    JSValue obj = JS_NewObjectClass(ctx, (int)jsapi_params_iter_class_id);
+    params_cursor *it = JS_IsException(obj) ? NULL : js_malloc(ctx, sizeof *it);
+    if (!it) {
+        JS_FreeValue(ctx, obj);
+        return JS_EXCEPTION;
+    }
+    it->params = JS_DupValue(ctx, this_val);
+    it->index = 0;
+    it->kind = magic;
+    JS_SetOpaque(obj, it);
+    return obj;
+}
+
+static JSValue iter_result(JSContext *ctx, JSValue value, bool done)
+{
+    JSValue r = JS_NewObject(ctx);
+    if (JS_IsException(r) || JS_IsException(value)) {
+        JS_FreeValue(ctx, r);
+        JS_FreeValue(ctx, value);
+        return JS_EXCEPTION;
+    }
+    JS_SetPropertyStr(ctx, r, "value", value);
+    JS_SetPropertyStr(ctx, r, "done", JS_NewBool(ctx, done));
+    return r;
+}
+
+static JSValue iter_next(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+    params_cursor *it = JS_GetOpaque2(ctx, this_val, jsapi_params_iter_class_id);
+    if (!it)
+        return JS_EXCEPTION;
+    jsparams *p = JS_GetOpaque(it->params, jsapi_params_class_id);
+    if (!p || it->index >= p->list.len)
+        return iter_result(ctx, JS_UNDEFINED, true);
+    const url_param *e = &p->list.items[it->index++];
+    JSValue item;
+    if (it->kind == 1) {
+        item = JS_NewStringLen(ctx, e->name, e->name_len);
+    } else if (it->kind == 2) {
+        item = JS_NewStringLen(ctx, e->value, e->value_len);
+    } else {
+        item = JS_NewArray(ctx);
+        if (!JS_IsException(item)) {
+            JS_SetPropertyUint32(ctx, item, 0, JS_NewStringLen(ctx, e->name, e->name_len));
+            JS_SetPropertyUint32(ctx, item, 1, JS_NewStringLen(ctx, e->value, e->value_len));
+        }
+    }
+    return iter_result(ctx, item, false);
+}
+
+static const JSCFunctionListEntry iter_funcs[] = {
+    JS_CFUNC_DEF("next", 0, iter_next),
+    JS_PROP_STRING_DEF("[Symbol.toStringTag]", "URLSearchParams Iterator", JS_PROP_CONFIGURABLE),
+};
+
+/* The iterator prototype inherits from %IteratorPrototype% (so iterators
+ * are iterable), which C reaches through an array iterator. */
+static int make_iter_proto(JSContext *ctx)
+{
+    JSValue arr = JS_NewArray(ctx);
     JSValue values = JS_GetPropertyStr(ctx, arr, "values");
-    JSValue it = JS_IsException(values) ? values : JS_Call(ctx, values, arr, 0, NULL);
+    JSValue ai = JS_IsFunction(ctx, values) ? JS_Call(ctx, values, arr, 0, NULL) : JS_EXCEPTION;
+    JSValue ai_proto = JS_IsException(ai) ? JS_EXCEPTION : JS_GetPrototype(ctx, ai);
+    JSValue iter_proto = JS_IsException(ai_proto) ? JS_EXCEPTION : JS_GetPrototype(ctx, ai_proto);
+    JSValue proto = JS_IsException(iter_proto) ? JS_EXCEPTION : JS_NewObjectProto(ctx, iter_proto);
+    JS_FreeValue(ctx, iter_proto);
+    JS_FreeValue(ctx, ai_proto);
+    JS_FreeValue(ctx, ai);
     JS_FreeValue(ctx, values);
     JS_FreeValue(ctx, arr);
-    return it;
+    if (JS_IsException(proto)) {
+        if (!JS_HasException(ctx))
+            JS_ThrowTypeError(ctx, "URLSearchParams: no iterator prototype");
+        return -1;
+    }
+    JS_SetPropertyFunctionList(ctx, proto, iter_funcs, sizeof iter_funcs / sizeof iter_funcs[0]);
+    JS_SetClassProto(ctx, jsapi_params_iter_class_id, proto);
+    return 0;
 }
 
 static JSValue params_for_each(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
@@ -707,6 +777,8 @@ static const JSCFunctionListEntry params_funcs[] = {
 
 JSValue jsapi_params_create(JSContext *ctx)
 {
+    if (make_iter_proto(ctx) < 0)
+        return JS_EXCEPTION;
     return jsapi_make_class(ctx, jsapi_params_class_id, "URLSearchParams", params_ctor, 0,
                             params_funcs, sizeof params_funcs / sizeof params_funcs[0], NULL, 0);
 }
