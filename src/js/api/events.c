@@ -19,9 +19,8 @@
  * DOMException as new.target (as `class DOMException extends Error` would
  * make them): they carry a stack, JS_IsError holds, and logs show
  * "AbortError: message" with the frames. name is an own property beside
- * message; code is derived from name on the prototype. */
-
-/* The class only holds DOMException.prototype; instances are Errors. */
+ * message; code is derived from name on the prototype. The class below
+ * only holds DOMException.prototype. */
 const JSClassDef jsapi_domexception_class = { "DOMException", .finalizer = NULL };
 
 static const struct {
