@@ -278,6 +278,7 @@ static void wpt_file_through_js(const char *name)
 static void wpt_urltestdata(void **state) { wpt_file_through_js("urltestdata.json"); }
 static void wpt_setters(void **state) { wpt_file_through_js("setters_tests.json"); }
 static void wpt_toascii(void **state) { wpt_file_through_js("toascii.json"); }
+static void wpt_percent_encoding(void **state) { wpt_file_through_js("percent-encoding.json"); }
 
 static int setup(void **state)
 {
@@ -301,6 +302,7 @@ int main(void)
         cmocka_unit_test(wpt_urltestdata),
         cmocka_unit_test(wpt_setters),
         cmocka_unit_test(wpt_toascii),
+        cmocka_unit_test(wpt_percent_encoding),
     };
     return cmocka_run_group_tests_name("webapi", tests, setup, teardown);
 }
