@@ -434,10 +434,9 @@ JSValue jsapi_structured_clone(JSContext *ctx, JSValueConst this_val, int argc, 
 {
     if (argc < 1)
         return JS_ThrowTypeError(ctx, "structuredClone: 1 argument required");
-    /* The clone may need Date, Map/Set or typed arrays in the context. */
-    jsapi_need(ctx, JSAPI_INTRINSIC_DATE);
-    jsapi_need(ctx, JSAPI_INTRINSIC_MAPSET);
-    jsapi_need(ctx, JSAPI_INTRINSIC_TYPED_ARRAYS);
+    /* No intrinsics are added here: a Date, Map or typed array in the
+     * input means its group is in the context already, and the global
+     * constructors used for Map, Set and DataView add theirs on lookup. */
     clone_state s = { .ctx = ctx, .stack_top = (uintptr_t)__builtin_frame_address(0) };
     JSValue list;
     int64_t n;
