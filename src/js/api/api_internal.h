@@ -11,6 +11,10 @@
 
 /* Lazily created globals; the index into jsapi_state.ctors. */
 enum { JSAPI_HEADERS, JSAPI_REQUEST, JSAPI_RESPONSE, JSAPI_CONSOLE, JSAPI_PERFORMANCE, JSAPI_CRYPTO, JSAPI_CRYPTOKEY,
+       /* URL, encoding, events (webbasics) */
+       JSAPI_URL, JSAPI_URLSEARCHPARAMS, JSAPI_TEXTENCODER, JSAPI_TEXTDECODER,
+       JSAPI_DOMEXCEPTION, JSAPI_EVENT, JSAPI_CUSTOMEVENT, JSAPI_EVENTTARGET,
+       JSAPI_ABORTCONTROLLER, JSAPI_ABORTSIGNAL,
        JSAPI_NLAZY };
 
 struct jsapi_timer;
@@ -32,6 +36,8 @@ typedef struct jsapi_state {
     struct jsapi_fetch *fetch;    /* fetch()'s client and transfers; NULL until the first fetch */
     struct crypto_pending *crypto_jobs; /* crypto work on the thread pool (crypto.c) */
     unsigned crypto_njobs;
+    uint64_t origin_loop_ms;      /* uv_now() at install: performance.now()'s zero */
+    double origin_wall_ms;        /* performance.timeOrigin */
 } jsapi_state;
 
 static inline jsapi_state *jsapi_state_of(JSContext *ctx) { return JS_GetContextOpaque(ctx); }
@@ -63,6 +69,90 @@ extern const JSClassDef jsapi_headers_class, jsapi_request_class, jsapi_response
 /* Timers and queueMicrotask on the global object. */
 int jsapi_timers_install(JSContext *ctx, JSValueConst global);
 void jsapi_timers_free(JSContext *ctx);
+/* setTimeout(fn, ms) for C code (AbortSignal.timeout): not affected by
+ * user code replacing the global. The timer id, or JS_EXCEPTION. */
+JSValue jsapi_set_timeout(JSContext *ctx, JSValueConst fn, double ms);
+
+/* --- URL, encoding, events, structuredClone (url.c, encoding.c,
+ * events.c, abort.c, clone.c, global.c) --- */
+extern JSClassID jsapi_url_class_id, jsapi_params_class_id, jsapi_encoder_class_id,
+    jsapi_decoder_class_id, jsapi_domexception_class_id, jsapi_event_class_id,
+    jsapi_target_class_id, jsapi_controller_class_id, jsapi_params_iter_class_id;
+extern const JSClassDef jsapi_url_class, jsapi_params_class, jsapi_encoder_class,
+    jsapi_decoder_class, jsapi_domexception_class, jsapi_event_class, jsapi_target_class,
+    jsapi_controller_class, jsapi_params_iter_class;
+JSValue jsapi_url_create(JSContext *ctx);
+JSValue jsapi_params_create(JSContext *ctx);
+JSValue jsapi_encoder_create(JSContext *ctx);
+JSValue jsapi_decoder_create(JSContext *ctx);
+JSValue jsapi_domexception_create(JSContext *ctx);
+JSValue jsapi_event_create(JSContext *ctx);
+JSValue jsapi_customevent_create(JSContext *ctx);
+JSValue jsapi_target_create(JSContext *ctx);
+JSValue jsapi_controller_create(JSContext *ctx);
+JSValue jsapi_signal_create(JSContext *ctx);
+/* Global functions and objects that cost nothing until touched (QuickJS
+ * instantiates function-list entries on first access): atob, btoa,
+ * structuredClone, performance, navigator. */
+extern const JSCFunctionListEntry jsapi_global_funcs[];
+extern const size_t jsapi_global_funcs_count;
+JSValue jsapi_atob(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv);
+JSValue jsapi_btoa(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv);
+JSValue jsapi_structured_clone(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv);
+
+/* --- EventTarget (events.c), which AbortSignal (abort.c) extends. --- */
+typedef struct jsapi_listener {
+    uint64_t id;
+    JSAtom type;
+    JSValue callback; /* a function, or an object with handleEvent */
+    bool capture, once, passive;
+} jsapi_listener;
+
+typedef struct jsapi_target {
+    jsapi_listener *items;
+    size_t count, cap;
+    uint64_t next_id;
+    /* AbortSignal only */
+    bool is_signal, aborted;
+    JSValue reason, onabort;
+    JSValue *algorithms; /* functions called (no arguments) on abort, before the event */
+    size_t nalgorithms, capalgorithms;
+} jsapi_target;
+
+/* The EventTarget behind obj (also an AbortSignal), or NULL (no exception). */
+jsapi_target *jsapi_target_of(JSValueConst obj);
+/* A new EventTarget-class object with prototype proto; *out its state. */
+JSValue jsapi_target_new(JSContext *ctx, JSValueConst proto, jsapi_target **out);
+/* Fires a plain Event of `type` at target (listener errors are logged).
+ * 0, or -1 with an exception. */
+int jsapi_target_fire(JSContext *ctx, JSValueConst target, const char *type);
+/* Adds fn (consumed) to the signal's abort algorithms. 0 or -1 (OOM). */
+int jsapi_signal_add_algorithm(JSContext *ctx, jsapi_target *t, JSValue fn);
+/* A constructor whose instances share the class of parent_ctor's but have
+ * their own prototype, which inherits from parent_ctor.prototype. */
+JSValue jsapi_subclass(JSContext *ctx, JSValueConst parent_ctor, const char *name, JSCFunction *ctor,
+                       int length, const JSCFunctionListEntry *funcs, size_t nfuncs,
+                       const JSCFunctionListEntry *statics, size_t nstatics);
+/* Logs the pending exception as uncaught in `what` and clears it. */
+void jsapi_report_exception(JSContext *ctx, const char *what);
+/* Milliseconds since the isolate's time origin, advancing only between
+ * loop iterations (performance.now(), Event.timeStamp). */
+double jsapi_now(JSContext *ctx);
+
+/* A new DOMException (name, message) as a value; JS_EXCEPTION on failure. */
+JSValue jsapi_domexception_new(JSContext *ctx, const char *name, const char *message);
+/* Throws a new DOMException; returns JS_EXCEPTION. */
+JSValue jsapi_throw_dom(JSContext *ctx, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The string value of v as UTF-8 with lone surrogates replaced by U+FFFD
+ * (WebIDL's USVString); free with JS_FreeCString. NULL with an exception. */
+const char *jsapi_to_usv(JSContext *ctx, JSValueConst v, size_t *len);
+/* The bytes of an ArrayBuffer or ArrayBuffer view (BufferSource): 1 and
+ * *data, *len set; 0 when v is neither; -1 with an exception. *data stays
+ * valid while v is alive and no JS runs. */
+int jsapi_buffer_source(JSContext *ctx, JSValueConst v, const uint8_t **data, size_t *len);
+/* A new Uint8Array holding a copy of data. */
+JSValue jsapi_new_uint8array(JSContext *ctx, const uint8_t *data, size_t len);
 
 /* --- Headers: an ordered list of (lower-case name, value) pairs. --- */
 typedef enum { JSAPI_GUARD_NONE, JSAPI_GUARD_IMMUTABLE } jsapi_guard;
