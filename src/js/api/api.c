@@ -194,6 +194,7 @@ int jsapi_install(JSContext *ctx, const jsapi_host *host)
     st->next_timer_id = 1;
     for (int i = 0; i < JSAPI_NLAZY; i++)
         st->ctors[i] = JS_UNDEFINED;
+    st->streams = JS_UNDEFINED;
     JS_SetContextOpaque(ctx, st);
 
     JSValue global = JS_GetGlobalObject(ctx);
@@ -202,6 +203,8 @@ int jsapi_install(JSContext *ctx, const jsapi_host *host)
     int rc = install_lazy_intrinsics(ctx, global);
     if (rc == 0)
         rc = jsapi_timers_install(ctx, global);
+    if (rc == 0)
+        rc = jsapi_streams_install(ctx, global);
     if (rc == 0)
         rc = JS_SetPropertyStr(ctx, global, "self", JS_DupValue(ctx, global)) < 0 ? -1 : 0;
     JS_FreeValue(ctx, global);
@@ -216,6 +219,7 @@ void jsapi_uninstall(JSContext *ctx)
     jsapi_timers_free(ctx);
     for (int i = 0; i < JSAPI_NLAZY; i++)
         JS_FreeValue(ctx, st->ctors[i]);
+    JS_FreeValue(ctx, st->streams);
     JS_SetContextOpaque(ctx, NULL);
     js_free(ctx, st);
 }
