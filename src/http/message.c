@@ -102,6 +102,19 @@ int http_writer_respond(http_writer *w, int status, const http_headers *headers,
     return rc;
 }
 
+void http_writer_abort(http_writer *w)
+{
+    if (w->abort)
+        w->abort(w);
+    else
+        w->end(w);
+}
+
+size_t http_writer_pending(http_writer *w)
+{
+    return w->pending ? w->pending(w) : 0;
+}
+
 int http_writer_error(http_writer *w, int status, const char *message)
 {
     http_headers h;

@@ -59,7 +59,19 @@ struct http_writer {
     int (*start)(http_writer *w, int status, const http_headers *headers, int64_t content_length);
     int (*write)(http_writer *w, const void *data, size_t len);
     void (*end)(http_writer *w);
+    /* Optional (NULL: the writer cannot). abort ends a response whose body
+     * failed half-way: the client sees it cut off (the connection closes,
+     * no final chunk), never a complete-looking body; it replaces end.
+     * pending says how many bytes were written but not yet taken by the
+     * client, so a producer can wait instead of queueing without bound. */
+    void (*abort)(http_writer *w);
+    size_t (*pending)(http_writer *w);
 };
+
+/* w->abort, or w->end where the writer has no abort. */
+void http_writer_abort(http_writer *w);
+/* w->pending, or 0 where the writer does not say. */
+size_t http_writer_pending(http_writer *w);
 
 /* start + write + end with a Content-Length body. */
 int http_writer_respond(http_writer *w, int status, const http_headers *headers, const void *body,

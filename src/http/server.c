@@ -448,6 +448,31 @@ static void w_end(http_writer *w)
     }
 }
 
+/* The body failed half-way: what was written still goes out, then the
+ * connection closes without the final chunk, so the client cannot take the
+ * cut-off body for a complete one. */
+static void w_abort(http_writer *w)
+{
+    exchange *ex = (exchange *)w;
+    if (ex->ended)
+        return;
+    conn *c = ex->c;
+    if (c && ex->started) {
+        ex->chunked = false;
+        ex->left = -1;
+        ex->keep_alive = false;
+        conn_flush(c);
+        conn_close(c); /* detaches ex: w_end below appends nothing */
+    }
+    w_end(w);
+}
+
+static size_t w_pending(http_writer *w)
+{
+    conn *c = ((exchange *)w)->c;
+    return c && !c->closing ? c->out.len + c->tcp.write_queue_size : 0;
+}
+
 /* ---- connections ---- */
 
 static uint64_t timeout_ms(conn *c, timer_kind k)
@@ -600,7 +625,8 @@ static void on_headers(conn *c)
     }
 }
 
-static const http_writer writer_ops = {.start = w_start, .write = w_write, .end = w_end};
+static const http_writer writer_ops = {.start = w_start, .write = w_write, .end = w_end, .abort = w_abort,
+                                       .pending = w_pending};
 
 static void dispatch(conn *c)
 {

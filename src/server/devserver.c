@@ -105,14 +105,17 @@ static int ex_write(http_writer *w, const void *data, size_t len)
     return ex->inner->write(ex->inner, data, len);
 }
 
-static void ex_end(http_writer *w)
+/* The response is over: ended, or aborted (its body failed half-way). */
+static void ex_finish(exchange *ex, bool aborted)
 {
-    exchange *ex = (exchange *)w;
     devserver *dev = ex->dev;
     double ms = (double)(clock_mono_ns() - ex->started_ns) / 1e6;
     if (dev->opt->log_requests)
         log_info("%s %s %d %.2fms", ex->req->method, ex->req->target, ex->status, ms);
-    ex->inner->end(ex->inner); /* req is no longer valid after this */
+    if (aborted)
+        http_writer_abort(ex->inner);
+    else
+        ex->inner->end(ex->inner); /* req is no longer valid after this */
     free(ex);
     /* A limit violation discards the isolate; the next request gets a fresh one. */
     if (dev->worker && iso_broken(dev->worker) && !dev->draining) {
@@ -123,11 +126,16 @@ static void ex_end(http_writer *w)
      * run inside the isolate's own call stack. */
 }
 
+static void ex_end(http_writer *w) { ex_finish((exchange *)w, false); }
+static void ex_abort(http_writer *w) { ex_finish((exchange *)w, true); }
+static size_t ex_pending(http_writer *w) { return http_writer_pending(((exchange *)w)->inner); }
+
 static void on_request(void *data, http_request *req, http_writer *w)
 {
     devserver *dev = data;
     exchange *ex = xcalloc(1, sizeof *ex);
-    ex->w = (http_writer){.start = ex_start, .write = ex_write, .end = ex_end};
+    ex->w = (http_writer){.start = ex_start, .write = ex_write, .end = ex_end, .abort = ex_abort,
+                          .pending = ex_pending};
     ex->inner = w;
     ex->dev = dev;
     ex->req = req;

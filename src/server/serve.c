@@ -153,15 +153,18 @@ static int ex_write(http_writer *w, const void *data, size_t len)
     return ex->inner->write(ex->inner, data, len);
 }
 
-static void ex_end(http_writer *w)
+/* The response is over: ended, or aborted (its body failed half-way). */
+static void ex_finish(exchange *ex, bool aborted)
 {
-    exchange *ex = (exchange *)w;
     tenant *t = ex->t;
     if (ex->wk->opt->access_log)
         access_log(ex);
-    ex->inner->end(ex->inner); /* req is gone after this */
+    if (aborted)
+        http_writer_abort(ex->inner);
+    else
+        ex->inner->end(ex->inner); /* req is gone after this */
     if (t) {
-        if (ex->status >= 500)
+        if (ex->status >= 500 || aborted)
             t->errors++;
         /* A limit violation discards the isolate; the next request starts afresh. */
         if (t->live && iso_broken(t->live)) {
@@ -176,11 +179,16 @@ static void ex_end(http_writer *w)
     free(ex);
 }
 
+static void ex_end(http_writer *w) { ex_finish((exchange *)w, false); }
+static void ex_abort(http_writer *w) { ex_finish((exchange *)w, true); }
+static size_t ex_pending(http_writer *w) { return http_writer_pending(((exchange *)w)->inner); }
+
 static void on_request(void *data, http_request *req, http_writer *w)
 {
     worker *wk = data;
     exchange *ex = xcalloc(1, sizeof *ex);
-    ex->w = (http_writer){.start = ex_start, .write = ex_write, .end = ex_end};
+    ex->w = (http_writer){.start = ex_start, .write = ex_write, .end = ex_end, .abort = ex_abort,
+                          .pending = ex_pending};
     ex->inner = w;
     ex->wk = wk;
     ex->req = req;

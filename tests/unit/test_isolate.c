@@ -56,7 +56,7 @@ static void cap_end(http_writer *w) { ((capture *)w)->ends++; }
 static void cap_init(capture *c)
 {
     memset(c, 0, sizeof *c);
-    c->w = (http_writer){ cap_start, cap_write, cap_end };
+    c->w = (http_writer){ .start = cap_start, .write = cap_write, .end = cap_end };
     http_headers_init(&c->headers);
     buf_init(&c->body, BUF_UNLIMITED);
 }

@@ -31,9 +31,11 @@ void jsapi_register_classes(JSRuntime *rt)
     JS_NewClassID(&jsapi_headers_class_id);
     JS_NewClassID(&jsapi_request_class_id);
     JS_NewClassID(&jsapi_response_class_id);
+    JS_NewClassID(&jsapi_sink_class_id);
     JS_NewClass(rt, jsapi_headers_class_id, &jsapi_headers_class);
     JS_NewClass(rt, jsapi_request_class_id, &jsapi_request_class);
     JS_NewClass(rt, jsapi_response_class_id, &jsapi_response_class);
+    JS_NewClass(rt, jsapi_sink_class_id, &jsapi_sink_class);
 }
 
 JSValueConst jsapi_lazy(JSContext *ctx, int which)

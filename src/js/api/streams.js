@@ -345,22 +345,28 @@
     return [b1, b2];
   }
 
-  async function* iterate(stream, preventCancel) {
+  // The async iterator of values(): next() reads, return() (a `break` in
+  // for await) cancels the stream at once unless preventCancel, and both
+  // release the lock when the iteration ends.
+  const AsyncIteratorPrototype = Object.getPrototypeOf(Object.getPrototypeOf(async function* () {}).prototype);
+  function iterate(stream, preventCancel) {
     const reader = new ReadableStreamDefaultReader(stream);
-    let finished = false;
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) { finished = true; return; }
-        yield value;
-      }
-    } catch (e) {
-      finished = true;
-      throw e;
-    } finally {
-      if (!finished && !preventCancel) await reader.cancel();
-      reader.releaseLock();
-    }
+    let done = false;
+    const it = Object.create(AsyncIteratorPrototype);
+    const end = (value) => { done = true; reader.releaseLock(); return { value, done: true }; };
+    it.next = () => {
+      if (done) return resolved({ value: undefined, done: true });
+      return reader.read().then((r) => (r.done ? end(undefined) : { value: r.value, done: false }),
+        (e) => { end(); throw e; });
+    };
+    it.return = (value) => {
+      if (done) return resolved({ value, done: true });
+      if (preventCancel) return resolved(end(value));
+      const p = reader.cancel(value);
+      end(value);
+      return p.then(() => ({ value, done: true }));
+    };
+    return it;
   }
 
   function pipe(source, dest, o) {
