@@ -12,13 +12,18 @@
 extern const uint8_t jsapi_streams_bc[];
 extern const size_t jsapi_streams_bc_len;
 
+/* The names the bundle defines on the global object. The first NLAZY are
+ * lazy accessors from the start; the classes code rarely names (readers,
+ * writers, controllers: user code gets them from a stream) are defined
+ * when the bundle loads, so an idle isolate pays for 10 accessors, not 15. */
 static const char *const names[] = {
-    "ReadableStream", "ReadableStreamDefaultReader", "ReadableStreamDefaultController",
-    "WritableStream", "WritableStreamDefaultWriter", "WritableStreamDefaultController",
-    "TransformStream", "TransformStreamDefaultController", "CountQueuingStrategy",
+    "ReadableStream", "WritableStream", "TransformStream", "CountQueuingStrategy",
     "ByteLengthQueuingStrategy", "TextEncoderStream", "TextDecoderStream", "Blob", "File", "FormData",
+    "ReadableStreamDefaultReader", "ReadableStreamDefaultController", "WritableStreamDefaultWriter",
+    "WritableStreamDefaultController", "TransformStreamDefaultController",
 };
 #define NNAMES (sizeof names / sizeof names[0])
+#define NLAZY 10
 
 /* encode(string) -> Uint8Array of its UTF-8 (lone surrogates as U+FFFD). */
 static JSValue native_encode(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
@@ -133,6 +138,17 @@ done:
     if (JS_IsException(exports))
         return JS_EXCEPTION;
     st->streams = exports;
+    JSValue globals = JS_GetPropertyStr(ctx, exports, "globals");
+    JSValue global = JS_GetGlobalObject(ctx);
+    for (size_t k = NLAZY; k < NNAMES && !JS_IsException(globals); k++) {
+        JSAtom a = JS_NewAtom(ctx, names[k]);
+        if (JS_GetOwnProperty(ctx, NULL, global, a) == 0) /* user code may have its own */
+            JS_DefinePropertyValue(ctx, global, a, JS_GetPropertyStr(ctx, globals, names[k]),
+                                   JS_PROP_WRITABLE | JS_PROP_CONFIGURABLE);
+        JS_FreeAtom(ctx, a);
+    }
+    JS_FreeValue(ctx, global);
+    JS_FreeValue(ctx, globals);
     return exports;
 }
 
@@ -189,11 +205,24 @@ static JSValue streams_set(JSContext *ctx, JSValueConst this_val, JSValueConst v
     return JS_UNDEFINED;
 }
 
+/* One function is both getter and setter of a lazy name (a setter is
+ * called with the value, a getter without): half the objects of a
+ * getter/setter pair, and nameless (no atom per accessor). */
+static JSValue streams_accessor(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv,
+                                int magic)
+{
+    return argc ? streams_set(ctx, this_val, argv[0], magic) : streams_get(ctx, this_val, magic);
+}
+
 int jsapi_streams_install(JSContext *ctx, JSValueConst global)
 {
-    JSCFunctionListEntry list[NNAMES];
-    for (size_t k = 0; k < NNAMES; k++)
-        list[k] = (JSCFunctionListEntry)JS_CGETSET_MAGIC_DEF(names[k], streams_get, streams_set, (int16_t)k);
-    JS_SetPropertyFunctionList(ctx, global, list, (int)NNAMES);
-    return JS_HasException(ctx) ? -1 : 0;
+    for (int k = 0; k < NLAZY; k++) {
+        JSValue fn = JS_NewCFunctionMagic(ctx, streams_accessor, "", 0, JS_CFUNC_generic_magic, k);
+        JSAtom a = JS_NewAtom(ctx, names[k]);
+        int rc = JS_DefinePropertyGetSet(ctx, global, a, JS_DupValue(ctx, fn), fn, JS_PROP_CONFIGURABLE);
+        JS_FreeAtom(ctx, a);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
 }
