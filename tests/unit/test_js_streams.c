@@ -372,6 +372,25 @@ static void free_while_streaming_aborts(void **state)
     http_request_free(&req);
 }
 
+static void free_while_waiting_for_the_client(void **state)
+{
+    iso *i = load("streams_response.js");
+    http_request req;
+    rec r;
+    rec_init(&r);
+    r.hold = true;
+    dispatch(i, &req, &r, "GET", "/big", NULL);
+    run_for(20); /* the sink is polling the writer now */
+    assert_true(r.body.len > 0);
+    assert_int_equal(over(&r), false);
+    iso_free(i);
+    assert_int_equal(r.aborts, 1);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_false(uv_loop_alive(&loop));
+    buf_free(&r.body);
+    http_request_free(&req);
+}
+
 static int setup(void **state)
 {
     log_set_level(LOG_DEBUG);
@@ -395,6 +414,7 @@ int main(void)
         cmocka_unit_test(producer_waits_for_a_slow_client),
         cmocka_unit_test(client_gone_cancels_the_stream),
         cmocka_unit_test(free_while_streaming_aborts),
+        cmocka_unit_test(free_while_waiting_for_the_client),
     };
     return cmocka_run_group_tests_name("js_streams", tests, setup, teardown);
 }
