@@ -35,7 +35,7 @@ int main(int argc, char **argv)
         return 1;
     src[len] = '\0';
     JSRuntime *rt = JS_NewRuntime();
-    JS_SetStripInfo(rt, JS_STRIP_SOURCE);
+    JS_SetStripInfo(rt, JS_STRIP_DEBUG);
     JSContext *ctx = JS_NewContext(rt);
     const char *base = strrchr(argv[1], '/');
     JSValue fn = JS_Eval(ctx, src, len, base ? base + 1 : argv[1],
