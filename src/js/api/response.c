@@ -394,12 +394,9 @@ static JSValue sink_on_read(JSContext *ctx, JSValueConst this_val, int argc, JSV
     int kind = jsapi_bytes_of(ctx, value, &p, &len);
     JS_FreeValue(ctx, value); /* the reader's result still holds it */
     if (kind <= 0) {
-        JSValue e = kind < 0 ? JS_GetException(ctx)
-                             : JS_NewError(ctx);
         if (kind == 0)
-            JS_DefinePropertyValueStr(ctx, e, "message",
-                                      JS_NewString(ctx, "a Response body stream chunk must be a Uint8Array"),
-                                      JS_PROP_WRITABLE | JS_PROP_CONFIGURABLE);
+            JS_ThrowTypeError(ctx, "a Response body stream chunk must be a Uint8Array");
+        JSValue e = JS_GetException(ctx);
         sink_fail(s, e, "The Response body stream failed; the response was cut off", true);
         JS_FreeValue(ctx, e);
         return JS_UNDEFINED;
