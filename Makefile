@@ -27,7 +27,7 @@ LIB_SRC  := $(filter-out src/cli/%,$(shell find src -name '*.c' | sort))
 CLI_SRC  := $(shell find src/cli -name '*.c' | sort)
 TEST_SRC := $(shell find tests/unit -name 'test_*.c' 2>/dev/null | sort)
 LIB_OBJ  := $(LIB_SRC:%.c=$(OUT)/%.o) $(OUT)/llhttp/llhttp.o $(OUT)/llhttp/api.o $(OUT)/llhttp/http.o \
-            $(OUT)/gen/streams_bc.o
+            $(OUT)/gen/streams_bc.o $(OUT)/gen/blob_bc.o
 CLI_OBJ  := $(CLI_SRC:%.c=$(OUT)/%.o)
 TESTS    := $(TEST_SRC:tests/unit/%.c=$(OUT)/tests/%)
 BENCH_SRC := $(shell find bench -name '*.c' 2>/dev/null | sort)
@@ -64,9 +64,9 @@ $(OUT)/jsc: scripts/jsc.c $(DEPS)/quickjs.mk | setup
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 $(OPT) $(WARN) $(QJS_CFLAGS) -o $@ $< $(QJS_LIBS) -lm -lpthread -ldl
 
-$(OUT)/gen/streams_bc.c: src/js/api/streams.js $(OUT)/jsc
+$(OUT)/gen/%_bc.c: src/js/api/%.js $(OUT)/jsc
 	@mkdir -p $(dir $@)
-	$(OUT)/jsc $< jsapi_streams_bc >$@.tmp
+	$(OUT)/jsc $< jsapi_$*_bc >$@.tmp
 	@mv $@.tmp $@
 
 $(OUT)/gen/%.o: $(OUT)/gen/%.c

@@ -196,7 +196,7 @@ int jsapi_install(JSContext *ctx, const jsapi_host *host)
     st->next_timer_id = 1;
     for (int i = 0; i < JSAPI_NLAZY; i++)
         st->ctors[i] = JS_UNDEFINED;
-    st->streams = JS_UNDEFINED;
+    st->bundles[JSAPI_BUNDLE_STREAMS] = st->bundles[JSAPI_BUNDLE_BLOB] = JS_UNDEFINED;
     JS_SetContextOpaque(ctx, st);
 
     JSValue global = JS_GetGlobalObject(ctx);
@@ -221,7 +221,8 @@ void jsapi_uninstall(JSContext *ctx)
     jsapi_timers_free(ctx);
     for (int i = 0; i < JSAPI_NLAZY; i++)
         JS_FreeValue(ctx, st->ctors[i]);
-    JS_FreeValue(ctx, st->streams);
+    JS_FreeValue(ctx, st->bundles[JSAPI_BUNDLE_STREAMS]);
+    JS_FreeValue(ctx, st->bundles[JSAPI_BUNDLE_BLOB]);
     JS_SetContextOpaque(ctx, NULL);
     js_free(ctx, st);
 }

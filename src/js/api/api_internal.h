@@ -25,7 +25,7 @@ typedef struct jsapi_state {
     struct jsapi_timer *timers;   /* live timers, most recent first */
     uint32_t next_timer_id;
     unsigned intrinsics;          /* JSAPI_INTRINSIC_* groups added so far */
-    JSValue streams;              /* streams.js's exports; JS_UNDEFINED until first use */
+    JSValue bundles[2];           /* exports of streams.js, blob.js; JS_UNDEFINED until first use */
 } jsapi_state;
 
 static inline jsapi_state *jsapi_state_of(JSContext *ctx) { return JS_GetContextOpaque(ctx); }
@@ -53,16 +53,17 @@ int jsapi_timers_install(JSContext *ctx, JSValueConst global);
 void jsapi_timers_free(JSContext *ctx);
 
 /* --- streams.c: ReadableStream, WritableStream, TransformStream, the
- * queuing strategies, TextEncoderStream/TextDecoderStream, Blob, File and
- * FormData, from bytecode loaded on first use. --- */
+ * queuing strategies, TextEncoderStream/TextDecoderStream (streams.js),
+ * and Blob, File, FormData (blob.js): bytecode bundles loaded on first use. --- */
+enum { JSAPI_BUNDLE_STREAMS, JSAPI_BUNDLE_BLOB };
 int jsapi_streams_install(JSContext *ctx, JSValueConst global);
-/* The bundle's exports (loads it on first call); borrowed, or JS_EXCEPTION. */
-JSValueConst jsapi_streams(JSContext *ctx);
-/* Calls the bundle's helper `name` (isStream, disturbed, fromBytes,
- * readAll, extract, tee, blob, parseForm); a new value or JS_EXCEPTION. */
-JSValue jsapi_streams_call(JSContext *ctx, const char *name, int argc, JSValueConst *argv);
+/* A bundle's exports (loads it on first call); borrowed, or JS_EXCEPTION. */
+JSValueConst jsapi_bundle(JSContext *ctx, int bundle);
+/* Calls a bundle's helper `name` (streams: isStream, disturbed, fromBytes,
+ * readAll, tee; blob: extract, blob, parseForm); a new value or JS_EXCEPTION. */
+JSValue jsapi_bundle_call(JSContext *ctx, int bundle, const char *name, int argc, JSValueConst *argv);
 /* v is a ReadableStream (false, without loading anything, before the
- * bundle is loaded: no stream can exist yet). */
+ * streams bundle is loaded: no stream can exist yet). */
 bool jsapi_is_stream(JSContext *ctx, JSValueConst v);
 
 /* --- Headers: an ordered list of (lower-case name, value) pairs. --- */

@@ -94,7 +94,7 @@ static int set_bytes(JSContext *ctx, jsapi_body *b, const void *data, size_t len
  * streams.js; 1 when v is one of them, 0 when not, -1 on exception. */
 static int extract(JSContext *ctx, JSValueConst v, jsapi_body *b, const char **content_type)
 {
-    JSValue r = jsapi_streams_call(ctx, "extract", 1, &v);
+    JSValue r = jsapi_bundle_call(ctx, JSAPI_BUNDLE_BLOB, "extract", 1, &v);
     if (JS_IsException(r))
         return -1;
     if (JS_IsUndefined(r))
@@ -150,7 +150,7 @@ int jsapi_body_init(JSContext *ctx, JSValueConst v, jsapi_body *b, const char **
         if (is_view)
             return set_bytes(ctx, b, data, len);
         if (jsapi_is_stream(ctx, v)) {
-            JSValue d = jsapi_streams_call(ctx, "disturbed", 1, &v);
+            JSValue d = jsapi_bundle_call(ctx, JSAPI_BUNDLE_STREAMS, "disturbed", 1, &v);
             int bad = JS_ToBool(ctx, d);
             JS_FreeValue(ctx, d);
             if (bad) {
@@ -182,7 +182,7 @@ int jsapi_body_copy(JSContext *ctx, jsapi_body *from, jsapi_body *to)
     to->stream = JS_UNDEFINED;
     if (!JS_IsObject(from->stream))
         return from->present ? set_bytes(ctx, to, from->data, from->len) : 0;
-    JSValue pair = jsapi_streams_call(ctx, "tee", 1, (JSValueConst *)&from->stream);
+    JSValue pair = jsapi_bundle_call(ctx, JSAPI_BUNDLE_STREAMS, "tee", 1, (JSValueConst *)&from->stream);
     if (JS_IsException(pair))
         return -1;
     JSValue a = JS_GetPropertyUint32(ctx, pair, 0), b = JS_GetPropertyUint32(ctx, pair, 1);
@@ -221,7 +221,7 @@ bool jsapi_body_used(JSContext *ctx, const jsapi_body *b)
         return true;
     if (!JS_IsObject(b->stream))
         return false;
-    JSValue d = jsapi_streams_call(ctx, "disturbed", 1, (JSValueConst *)&b->stream);
+    JSValue d = jsapi_bundle_call(ctx, JSAPI_BUNDLE_STREAMS, "disturbed", 1, (JSValueConst *)&b->stream);
     bool used = JS_ToBool(ctx, d) > 0;
     JS_FreeValue(ctx, d);
     return used;
@@ -295,7 +295,7 @@ static JSValue convert(JSContext *ctx, int magic, const uint8_t *data, size_t le
     if (JS_IsException(bytes) || magic == READ_BYTES)
         return bytes;
     JSValueConst args[2] = { bytes, type };
-    JSValue v = jsapi_streams_call(ctx, magic == READ_BLOB ? "blob" : "parseForm", 2, args);
+    JSValue v = jsapi_bundle_call(ctx, JSAPI_BUNDLE_BLOB, magic == READ_BLOB ? "blob" : "parseForm", 2, args);
     JS_FreeValue(ctx, bytes);
     return v;
 }
@@ -342,7 +342,7 @@ static JSValue body_read(JSContext *ctx, JSValueConst this_val, int argc, JSValu
     jsapi_need(ctx, JSAPI_INTRINSIC_TYPED_ARRAYS);
     JSValue type = magic == READ_BLOB || magic == READ_FORM_DATA ? content_type_of(ctx, this_val) : JS_NULL;
     if (JS_IsObject(b->stream)) {
-        JSValue p = jsapi_streams_call(ctx, "readAll", 1, (JSValueConst *)&b->stream);
+        JSValue p = jsapi_bundle_call(ctx, JSAPI_BUNDLE_STREAMS, "readAll", 1, (JSValueConst *)&b->stream);
         if (JS_IsException(p)) {
             JS_FreeValue(ctx, type);
             return rejected(ctx);
@@ -387,7 +387,7 @@ static JSValue body_stream(JSContext *ctx, JSValueConst this_val)
     JSValue u8 = new_u8(ctx, b->data ? b->data : empty, b->used ? 0 : b->len);
     if (JS_IsException(u8))
         return u8;
-    JSValue s = jsapi_streams_call(ctx, "fromBytes", 1, (JSValueConst *)&u8);
+    JSValue s = jsapi_bundle_call(ctx, JSAPI_BUNDLE_STREAMS, "fromBytes", 1, (JSValueConst *)&u8);
     JS_FreeValue(ctx, u8);
     if (JS_IsException(s))
         return s;

@@ -1,29 +1,52 @@
 /* Streams, Blob, File and FormData in an isolate: the glue between C and
- * the JavaScript in streams.js, which the build compiles to bytecode
- * (jsapi_streams_bc). Nothing is loaded when an isolate starts: the global
- * names are accessors that load the bytecode on first use (or C code loads
- * it when a body needs it) and then become plain data properties. The
- * natives it gets are UTF-8 encode/decode, which Blob, FormData and the
- * encoding streams need whether or not TextEncoder is installed. */
+ * the JavaScript in streams.js and blob.js, which the build compiles to
+ * bytecode (jsapi_streams_bc, jsapi_blob_bc). Nothing is loaded when an
+ * isolate starts: the global names are accessors that load their bundle on
+ * first use (or C code loads it when a body needs it) and then become plain
+ * data properties. The natives the bundles get are UTF-8 encode/decode,
+ * which Blob, FormData and the encoding streams need whether or not
+ * TextEncoder is installed, and, for Blob.stream(), the streams bundle. */
 #include "js/api/api_internal.h"
 
 #include <string.h>
 
-extern const uint8_t jsapi_streams_bc[];
-extern const size_t jsapi_streams_bc_len;
+extern const uint8_t jsapi_streams_bc[], jsapi_blob_bc[];
+extern const size_t jsapi_streams_bc_len, jsapi_blob_bc_len;
 
-/* The names the bundle defines on the global object. The first NLAZY are
- * lazy accessors from the start; the classes code rarely names (readers,
- * writers, controllers: user code gets them from a stream) are defined
- * when the bundle loads, so an idle isolate pays for 10 accessors, not 15. */
-static const char *const names[] = {
-    "ReadableStream", "WritableStream", "TransformStream", "CountQueuingStrategy",
-    "ByteLengthQueuingStrategy", "TextEncoderStream", "TextDecoderStream", "Blob", "File", "FormData",
-    "ReadableStreamDefaultReader", "ReadableStreamDefaultController", "WritableStreamDefaultWriter",
-    "WritableStreamDefaultController", "TransformStreamDefaultController",
+static const struct {
+    const uint8_t *bc;
+    const size_t *len;
+} bundles[] = {
+    [JSAPI_BUNDLE_STREAMS] = { jsapi_streams_bc, &jsapi_streams_bc_len },
+    [JSAPI_BUNDLE_BLOB] = { jsapi_blob_bc, &jsapi_blob_bc_len },
+};
+
+/* The globals the bundles define. The lazy ones are accessors from the
+ * start; the classes code rarely names (readers, writers, controllers:
+ * user code gets them from a stream) are defined when their bundle loads,
+ * so an idle isolate pays for 10 accessors, not 15. */
+static const struct {
+    const char *name;
+    uint8_t bundle;
+    bool lazy;
+} names[] = {
+    { "ReadableStream", JSAPI_BUNDLE_STREAMS, true },
+    { "WritableStream", JSAPI_BUNDLE_STREAMS, true },
+    { "TransformStream", JSAPI_BUNDLE_STREAMS, true },
+    { "CountQueuingStrategy", JSAPI_BUNDLE_STREAMS, true },
+    { "ByteLengthQueuingStrategy", JSAPI_BUNDLE_STREAMS, true },
+    { "TextEncoderStream", JSAPI_BUNDLE_STREAMS, true },
+    { "TextDecoderStream", JSAPI_BUNDLE_STREAMS, true },
+    { "ReadableStreamDefaultReader", JSAPI_BUNDLE_STREAMS, false },
+    { "ReadableStreamDefaultController", JSAPI_BUNDLE_STREAMS, false },
+    { "WritableStreamDefaultWriter", JSAPI_BUNDLE_STREAMS, false },
+    { "WritableStreamDefaultController", JSAPI_BUNDLE_STREAMS, false },
+    { "TransformStreamDefaultController", JSAPI_BUNDLE_STREAMS, false },
+    { "Blob", JSAPI_BUNDLE_BLOB, true },
+    { "File", JSAPI_BUNDLE_BLOB, true },
+    { "FormData", JSAPI_BUNDLE_BLOB, true },
 };
 #define NNAMES (sizeof names / sizeof names[0])
-#define NLAZY 10
 
 /* encode(string) -> Uint8Array of its UTF-8 (lone surrogates as U+FFFD). */
 static JSValue native_encode(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
@@ -113,37 +136,50 @@ static JSValue native_decode(JSContext *ctx, JSValueConst this_val, int argc, JS
     return JS_NewStringLen(ctx, (const char *)p, len);
 }
 
-JSValueConst jsapi_streams(JSContext *ctx)
+/* streams() -> the streams bundle's exports (for Blob.stream()). */
+static JSValue native_streams(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+    return JS_DupValue(ctx, jsapi_bundle(ctx, JSAPI_BUNDLE_STREAMS));
+}
+
+static const JSCFunctionListEntry natives_funcs[] = {
+    JS_CFUNC_DEF("encode", 1, native_encode),
+    JS_CFUNC_DEF("decode", 2, native_decode),
+    JS_CFUNC_DEF("streams", 0, native_streams),
+};
+
+JSValueConst jsapi_bundle(JSContext *ctx, int bundle)
 {
     jsapi_state *st = jsapi_state_of(ctx);
-    if (!JS_IsUndefined(st->streams))
-        return st->streams;
+    if (!JS_IsUndefined(st->bundles[bundle]))
+        return st->bundles[bundle];
     jsapi_need(ctx, JSAPI_INTRINSIC_TYPED_ARRAYS);
     JSValue natives = JS_UNDEFINED, fn = JS_UNDEFINED, exports = JS_EXCEPTION;
-    JSValue code = JS_ReadObject(ctx, jsapi_streams_bc, jsapi_streams_bc_len, JS_READ_OBJ_BYTECODE);
+    JSValue code = JS_ReadObject(ctx, bundles[bundle].bc, *bundles[bundle].len, JS_READ_OBJ_BYTECODE);
     if (JS_IsException(code))
         goto done;
     fn = JS_EvalFunction(ctx, code); /* takes code; the script's value is the factory */
     if (JS_IsException(fn))
         goto done;
     natives = JS_NewObject(ctx);
-    if (JS_IsException(natives) ||
-        JS_SetPropertyStr(ctx, natives, "encode", JS_NewCFunction(ctx, native_encode, "encode", 1)) < 0 ||
-        JS_SetPropertyStr(ctx, natives, "decode", JS_NewCFunction(ctx, native_decode, "decode", 2)) < 0)
+    if (JS_IsException(natives))
         goto done;
+    JS_SetPropertyFunctionList(ctx, natives, natives_funcs, sizeof natives_funcs / sizeof natives_funcs[0]);
     exports = JS_Call(ctx, fn, JS_UNDEFINED, 1, (JSValueConst *)&natives);
 done:
     JS_FreeValue(ctx, natives);
     JS_FreeValue(ctx, fn);
     if (JS_IsException(exports))
         return JS_EXCEPTION;
-    st->streams = exports;
+    st->bundles[bundle] = exports;
     JSValue globals = JS_GetPropertyStr(ctx, exports, "globals");
     JSValue global = JS_GetGlobalObject(ctx);
-    for (size_t k = NLAZY; k < NNAMES && !JS_IsException(globals); k++) {
-        JSAtom a = JS_NewAtom(ctx, names[k]);
+    for (size_t k = 0; k < NNAMES && !JS_IsException(globals); k++) {
+        if (names[k].bundle != bundle || names[k].lazy)
+            continue;
+        JSAtom a = JS_NewAtom(ctx, names[k].name);
         if (JS_GetOwnProperty(ctx, NULL, global, a) == 0) /* user code may have its own */
-            JS_DefinePropertyValue(ctx, global, a, JS_GetPropertyStr(ctx, globals, names[k]),
+            JS_DefinePropertyValue(ctx, global, a, JS_GetPropertyStr(ctx, globals, names[k].name),
                                    JS_PROP_WRITABLE | JS_PROP_CONFIGURABLE);
         JS_FreeAtom(ctx, a);
     }
@@ -152,9 +188,9 @@ done:
     return exports;
 }
 
-JSValue jsapi_streams_call(JSContext *ctx, const char *name, int argc, JSValueConst *argv)
+JSValue jsapi_bundle_call(JSContext *ctx, int bundle, const char *name, int argc, JSValueConst *argv)
 {
-    JSValueConst ex = jsapi_streams(ctx);
+    JSValueConst ex = jsapi_bundle(ctx, bundle);
     if (JS_IsException(ex))
         return JS_EXCEPTION;
     JSValue f = JS_GetPropertyStr(ctx, ex, name);
@@ -168,9 +204,9 @@ JSValue jsapi_streams_call(JSContext *ctx, const char *name, int argc, JSValueCo
 bool jsapi_is_stream(JSContext *ctx, JSValueConst v)
 {
     jsapi_state *st = jsapi_state_of(ctx);
-    if (!JS_IsObject(v) || JS_IsUndefined(st->streams))
+    if (!JS_IsObject(v) || JS_IsUndefined(st->bundles[JSAPI_BUNDLE_STREAMS]))
         return false; /* no ReadableStream can exist before the bundle is loaded */
-    JSValue r = jsapi_streams_call(ctx, "isStream", 1, &v);
+    JSValue r = jsapi_bundle_call(ctx, JSAPI_BUNDLE_STREAMS, "isStream", 1, &v);
     bool yes = JS_ToBool(ctx, r) > 0;
     JS_FreeValue(ctx, r);
     return yes;
@@ -180,16 +216,16 @@ bool jsapi_is_stream(JSContext *ctx, JSValueConst v)
  * accessor with a data property (as api.c's lazy globals do). */
 static JSValue streams_get(JSContext *ctx, JSValueConst this_val, int magic)
 {
-    JSValueConst ex = jsapi_streams(ctx);
+    JSValueConst ex = jsapi_bundle(ctx, names[magic].bundle);
     if (JS_IsException(ex))
         return JS_EXCEPTION;
     JSValue globals = JS_GetPropertyStr(ctx, ex, "globals");
     if (JS_IsException(globals))
         return globals;
-    JSValue v = JS_GetPropertyStr(ctx, globals, names[magic]);
+    JSValue v = JS_GetPropertyStr(ctx, globals, names[magic].name);
     JSValue global = JS_GetGlobalObject(ctx);
     if (!JS_IsException(v))
-        JS_DefinePropertyValueStr(ctx, global, names[magic], JS_DupValue(ctx, v),
+        JS_DefinePropertyValueStr(ctx, global, names[magic].name, JS_DupValue(ctx, v),
                                   JS_PROP_WRITABLE | JS_PROP_CONFIGURABLE);
     JS_FreeValue(ctx, global);
     JS_FreeValue(ctx, globals);
@@ -199,7 +235,7 @@ static JSValue streams_get(JSContext *ctx, JSValueConst this_val, int magic)
 static JSValue streams_set(JSContext *ctx, JSValueConst this_val, JSValueConst val, int magic)
 {
     JSValue global = JS_GetGlobalObject(ctx);
-    JS_DefinePropertyValueStr(ctx, global, names[magic], JS_DupValue(ctx, val),
+    JS_DefinePropertyValueStr(ctx, global, names[magic].name, JS_DupValue(ctx, val),
                               JS_PROP_WRITABLE | JS_PROP_CONFIGURABLE);
     JS_FreeValue(ctx, global);
     return JS_UNDEFINED;
@@ -216,9 +252,11 @@ static JSValue streams_accessor(JSContext *ctx, JSValueConst this_val, int argc,
 
 int jsapi_streams_install(JSContext *ctx, JSValueConst global)
 {
-    for (int k = 0; k < NLAZY; k++) {
-        JSValue fn = JS_NewCFunctionMagic(ctx, streams_accessor, "", 0, JS_CFUNC_generic_magic, k);
-        JSAtom a = JS_NewAtom(ctx, names[k]);
+    for (size_t k = 0; k < NNAMES; k++) {
+        if (!names[k].lazy)
+            continue;
+        JSValue fn = JS_NewCFunctionMagic(ctx, streams_accessor, "", 0, JS_CFUNC_generic_magic, (int)k);
+        JSAtom a = JS_NewAtom(ctx, names[k].name);
         int rc = JS_DefinePropertyGetSet(ctx, global, a, JS_DupValue(ctx, fn), fn, JS_PROP_CONFIGURABLE);
         JS_FreeAtom(ctx, a);
         if (rc < 0)
