@@ -9,7 +9,7 @@ import socket
 import tempfile
 import time
 
-from harness import Server, main, read_response, request, test, write
+from harness import Server, main, read_response, request, run_cli, test, write
 
 TMP = tempfile.mkdtemp(prefix="atoll-e2e-streams-")
 
@@ -246,6 +246,15 @@ def multipart_and_urlencoded_form_data():
         boundary = headers["content-type"].split("boundary=")[1].encode()
         assert body.startswith(b"--" + boundary + b"\r\n") and body.endswith(b"--" + boundary + b"--\r\n"), body
         assert b'name="file"; filename="f.txt"\r\nContent-Type: text/plain\r\n\r\ncontents\r\n' in body, body
+
+
+@test
+def run_streams_to_stdout_and_fails_on_a_broken_stream():
+    code, out, err = run_cli("run", worker(), "/slow")
+    assert code == 0 and out == b"part0\npart1\npart2\n", (code, out, err)
+    code, out, err = run_cli("run", worker(), "/broken")
+    assert code == 1 and out == b"ok1\nok2\n", (code, out)
+    assert "upstream went away" in err and "cut off" in err, err
 
 
 if __name__ == "__main__":
