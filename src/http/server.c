@@ -449,20 +449,17 @@ static void w_end(http_writer *w)
 }
 
 /* The body failed half-way: what was written still goes out, then the
- * connection closes without the final chunk, so the client cannot take the
- * cut-off body for a complete one. */
+ * connection is shut down without the final chunk, so the client cannot
+ * take the cut-off body for a complete one. */
 static void w_abort(http_writer *w)
 {
     exchange *ex = (exchange *)w;
     if (ex->ended)
         return;
-    conn *c = ex->c;
-    if (c && ex->started) {
-        ex->chunked = false;
+    if (ex->c && ex->started) {
+        ex->chunked = false;     /* w_end appends no final chunk */
         ex->left = -1;
-        ex->keep_alive = false;
-        conn_flush(c);
-        conn_close(c); /* detaches ex: w_end below appends nothing */
+        ex->keep_alive = false;  /* the connection ends after what was written */
     }
     w_end(w);
 }
