@@ -32,7 +32,6 @@
   }
   // A promise nobody may look at must not count as an unhandled rejection.
   const handled = (p) => { p.then(undefined, noop); return p; };
-  const rejectedHandled = (e) => handled(rejected(e));
   // Calls obj[name](...args) as a promise; a missing method resolves.
   function method(obj, name) {
     if (obj === undefined || obj === null) return undefined;
