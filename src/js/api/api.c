@@ -63,9 +63,11 @@ void jsapi_register_classes(JSRuntime *rt)
     JS_NewClassID(&jsapi_request_class_id);
     JS_NewClassID(&jsapi_response_class_id);
     JS_NewClassID(&jsapi_cryptokey_class_id); /* its class: on first use (crypto_key.c) */
+    JS_NewClassID(&jsapi_sink_class_id);
     JS_NewClass(rt, jsapi_headers_class_id, &jsapi_headers_class);
     JS_NewClass(rt, jsapi_request_class_id, &jsapi_request_class);
     JS_NewClass(rt, jsapi_response_class_id, &jsapi_response_class);
+    JS_NewClass(rt, jsapi_sink_class_id, &jsapi_sink_class);
 
     static const struct {
         JSClassID *id;
@@ -300,6 +302,7 @@ int jsapi_install(JSContext *ctx, const jsapi_host *host)
     for (int i = 0; i < JSAPI_NLAZY; i++)
         st->ctors[i] = JS_UNDEFINED;
     st->date_ctor = JS_UNDEFINED;
+    st->bundles[JSAPI_BUNDLE_STREAMS] = st->bundles[JSAPI_BUNDLE_BLOB] = JS_UNDEFINED;
     JS_SetContextOpaque(ctx, st);
 
     JSValue global = JS_GetGlobalObject(ctx);
@@ -315,6 +318,8 @@ int jsapi_install(JSContext *ctx, const jsapi_host *host)
     }
     if (rc == 0)
         rc = jsapi_fetch_install(ctx, global);
+    if (rc == 0)
+        rc = jsapi_streams_install(ctx, global);
     if (rc == 0)
         rc = JS_SetPropertyStr(ctx, global, "self", JS_DupValue(ctx, global)) < 0 ? -1 : 0;
     JS_FreeValue(ctx, global);
@@ -332,6 +337,8 @@ void jsapi_uninstall(JSContext *ctx)
     for (int i = 0; i < JSAPI_NLAZY; i++)
         JS_FreeValue(ctx, st->ctors[i]);
     JS_FreeValue(ctx, st->date_ctor);
+    JS_FreeValue(ctx, st->bundles[JSAPI_BUNDLE_STREAMS]);
+    JS_FreeValue(ctx, st->bundles[JSAPI_BUNDLE_BLOB]);
     JS_SetContextOpaque(ctx, NULL);
     js_free(ctx, st);
 }

@@ -38,6 +38,7 @@ typedef struct jsapi_state {
     unsigned crypto_njobs;
     uint64_t origin_loop_ms;      /* uv_now() at install: performance.now()'s zero */
     double origin_wall_ms;        /* performance.timeOrigin */
+    JSValue bundles[2];           /* exports of streams.js, blob.js; JS_UNDEFINED until first use */
 } jsapi_state;
 
 static inline jsapi_state *jsapi_state_of(JSContext *ctx) { return JS_GetContextOpaque(ctx); }
@@ -50,7 +51,8 @@ JSValueConst jsapi_lazy(JSContext *ctx, int which);
  * before it creates, say, an ArrayBuffer. */
 void jsapi_need(JSContext *ctx, unsigned group);
 
-extern JSClassID jsapi_headers_class_id, jsapi_request_class_id, jsapi_response_class_id;
+extern JSClassID jsapi_headers_class_id, jsapi_request_class_id, jsapi_response_class_id,
+    jsapi_sink_class_id;
 
 JSValue jsapi_headers_create(JSContext *ctx);
 JSValue jsapi_request_create(JSContext *ctx);
@@ -64,7 +66,8 @@ JSValue jsapi_cryptokey_create(JSContext *ctx);
 void jsapi_crypto_free(JSContext *ctx);
 extern JSClassID jsapi_cryptokey_class_id;
 extern const JSClassDef jsapi_cryptokey_class;
-extern const JSClassDef jsapi_headers_class, jsapi_request_class, jsapi_response_class;
+extern const JSClassDef jsapi_headers_class, jsapi_request_class, jsapi_response_class,
+    jsapi_sink_class;
 
 /* Timers and queueMicrotask on the global object. */
 int jsapi_timers_install(JSContext *ctx, JSValueConst global);
@@ -154,6 +157,20 @@ int jsapi_buffer_source(JSContext *ctx, JSValueConst v, const uint8_t **data, si
 /* A new Uint8Array holding a copy of data. */
 JSValue jsapi_new_uint8array(JSContext *ctx, const uint8_t *data, size_t len);
 
+/* --- streams.c: ReadableStream, WritableStream, TransformStream, the
+ * queuing strategies, TextEncoderStream/TextDecoderStream (streams.js),
+ * and Blob, File, FormData (blob.js): bytecode bundles loaded on first use. --- */
+enum { JSAPI_BUNDLE_STREAMS, JSAPI_BUNDLE_BLOB };
+int jsapi_streams_install(JSContext *ctx, JSValueConst global);
+/* A bundle's exports (loads it on first call); borrowed, or JS_EXCEPTION. */
+JSValueConst jsapi_bundle(JSContext *ctx, int bundle);
+/* Calls a bundle's helper `name` (streams: isStream, disturbed, fromBytes,
+ * readAll, tee; blob: extract, blob, parseForm); a new value or JS_EXCEPTION. */
+JSValue jsapi_bundle_call(JSContext *ctx, int bundle, const char *name, int argc, JSValueConst *argv);
+/* v is a ReadableStream (false, without loading anything, before the
+ * streams bundle is loaded: no stream can exist yet). */
+bool jsapi_is_stream(JSContext *ctx, JSValueConst v);
+
 /* --- Headers: an ordered list of (lower-case name, value) pairs. --- */
 typedef enum { JSAPI_GUARD_NONE, JSAPI_GUARD_IMMUTABLE } jsapi_guard;
 
@@ -182,27 +199,37 @@ char *jsapi_headers_get(JSContext *ctx, const jsapi_headers *h, const char *name
 /* A copy (new Headers object with the same list and guard). */
 JSValue jsapi_headers_clone(JSContext *ctx, JSValueConst obj);
 
-/* --- Body: the bytes of a Request or Response. Today always complete in
- * memory; the Streams issue turns `data` into one source of a
- * ReadableStream behind the same functions. --- */
+/* --- Body: the bytes of a Request or Response, either complete in memory
+ * (`data`) or a ReadableStream (`stream`: a stream body, or in-memory bytes
+ * once the `body` getter has turned them into a stream). --- */
 typedef struct jsapi_body {
     uint8_t *data;  /* js_malloc'd: a tenant's bodies count against its heap cap */
     size_t len;
+    JSValue stream; /* a ReadableStream when JS_IsObject; then data is NULL */
+    char *type;     /* js_malloc'd content type a FormData body implies, or NULL */
     bool present;   /* false: a null body */
     bool used;      /* disturbed: read once already */
 } jsapi_body;
 
-/* Fills b from a BodyInit (string, ArrayBuffer, view, null/undefined, or
- * anything else by its string value); *content_type gets the type the
- * body implies (static string) or NULL. 0, or -1 with an exception. */
+/* Fills b from a BodyInit (string, ArrayBuffer, view, Blob, FormData,
+ * URLSearchParams, ReadableStream, null/undefined, or anything else by its
+ * string value); *content_type gets the type the body implies (a static
+ * string or b->type) or NULL. 0, or -1 with an exception. */
 int jsapi_body_init(JSContext *ctx, JSValueConst v, jsapi_body *b, const char **content_type);
-int jsapi_body_copy(JSContext *ctx, const jsapi_body *from, jsapi_body *to);
+/* A copy for clone(): a stream body is teed (from gets one branch). */
+int jsapi_body_copy(JSContext *ctx, jsapi_body *from, jsapi_body *to);
 void jsapi_body_free(JSRuntime *rt, jsapi_body *b);
+void jsapi_body_mark(JSRuntime *rt, const jsapi_body *b, JS_MarkFunc *mark);
 /* The body of a Request or Response object, or NULL (exception thrown). */
 jsapi_body *jsapi_body_of(JSContext *ctx, JSValueConst obj);
+/* The bytes of an ArrayBuffer or ArrayBufferView (borrowed from v): 1, or
+ * 0 when v is neither, or -1 with an exception. */
+int jsapi_bytes_of(JSContext *ctx, JSValueConst v, const uint8_t **data, size_t *len);
+/* True when the body can no longer be read (read, or its stream disturbed or locked). */
+bool jsapi_body_used(JSContext *ctx, const jsapi_body *b);
 
 /* Methods that Request.prototype and Response.prototype share (text(),
- * json(), arrayBuffer(), bytes(), bodyUsed). */
+ * json(), arrayBuffer(), bytes(), blob(), formData(), body, bodyUsed). */
 extern const JSCFunctionListEntry jsapi_body_funcs[];
 extern const size_t jsapi_body_funcs_count;
 

@@ -25,8 +25,10 @@ static void request_finalizer(JSRuntime *rt, JSValue val)
 static void request_mark(JSRuntime *rt, JSValueConst val, JS_MarkFunc *mark)
 {
     jsapi_request *r = JS_GetOpaque(val, jsapi_request_class_id);
-    if (r)
+    if (r) {
         JS_MarkValue(rt, r->headers, mark);
+        jsapi_body_mark(rt, &r->body, mark);
+    }
 }
 
 const JSClassDef jsapi_request_class = { "Request", .finalizer = request_finalizer,
@@ -111,7 +113,7 @@ static JSValue request_ctor(JSContext *ctx, JSValueConst new_target, int argc, J
 
     jsapi_request *src = JS_GetOpaque(input, jsapi_request_class_id);
     if (src) {
-        if (src->body.used) {
+        if (jsapi_body_used(ctx, &src->body)) {
             JS_ThrowTypeError(ctx, "Cannot construct a Request with a Request whose body is already used");
             goto fail;
         }
@@ -233,7 +235,7 @@ static JSValue request_clone(JSContext *ctx, JSValueConst this_val, int argc, JS
     jsapi_request *r = this_request(ctx, this_val);
     if (!r)
         return JS_EXCEPTION;
-    if (r->body.used)
+    if (jsapi_body_used(ctx, &r->body))
         return JS_ThrowTypeError(ctx, "Cannot clone a Request whose body is already used");
     JSValue proto = JS_GetPrototype(ctx, this_val);
     if (JS_IsException(proto))
