@@ -808,6 +808,7 @@ int iso_new(uv_loop_t *loop, const char *script_path, const iso_options *opt, is
 
 size_t iso_inflight(const iso *i) { return i->inflight; }
 bool iso_broken(const iso *i) { return i->broken; }
+const char *iso_limit(const iso *i) { return i->broken ? i->limit : NULL; }
 size_t iso_waituntil_pending(const iso *i) { return i->waituntil_pending; }
 
 size_t iso_heap_bytes(const iso *i)

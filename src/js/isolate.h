@@ -49,6 +49,8 @@ int iso_check_script(const char *path, err *e);
 size_t iso_inflight(const iso *i);
 /* True after a limit was exceeded: the isolate must be discarded. */
 bool iso_broken(const iso *i);
+/* Which limit it exceeded ("CPU time", "memory", "wall time"), or NULL. */
+const char *iso_limit(const iso *i);
 /* Frees the isolate. Requests still in flight are answered 503 first.
  * Its libuv handles are closed; run the loop once more to release them. */
 void iso_free(iso *i);

@@ -345,23 +345,27 @@ int tenants_isolate(tenant_table *tt, tenant *t, bool *cold, err *e)
     return 0;
 }
 
-void tenants_release(tenant_table *tt, tenant *t, int status)
+void tenants_release(tenant_table *tt, tenant *t, iso *used, int status)
 {
     t->refs--;
     t->last_used_ns = clock_mono_ns();
     tenant_stats *s = t->stats;
     s->requests++;
     s->status[status >= 200 && status < 600 ? status / 100 : 0]++;
-    if (t->live && iso_broken(t->live)) {
-        /* The isolate hit a limit: count it by its status and discard it. */
-        if (status == 507)
+    if (used && status >= 500 && iso_broken(used)) {
+        /* The isolate hit a limit: count it by kind. Several requests in
+         * flight in it all fail; each counts, the first retires it. */
+        const char *limit = iso_limit(used);
+        if (status == 507 || (limit && strcmp(limit, "memory") == 0))
             s->limit_memory++;
-        else if (status == 504)
+        else if (status == 504 || (limit && strcmp(limit, "wall time") == 0))
             s->limit_wall++;
         else
             s->limit_cpu++;
-        log_warn("tenant %s: isolate discarded after a limit violation (status %d)", t->cfg->name, status);
-        retire_isolate(tt, t);
+        if (used == t->live) {
+            log_warn("tenant %s: isolate discarded after a limit violation (status %d)", t->cfg->name, status);
+            retire_isolate(tt, t);
+        }
     } else if (status == 500) {
         s->exceptions++;
     }

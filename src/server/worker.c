@@ -43,6 +43,7 @@ typedef struct exchange {
     http_writer *inner;
     worker *wk;
     tenant *t;             /* NULL when no route matched */
+    iso *iso;              /* the isolate it was dispatched to, or NULL */
     http_request *req;
     uint64_t started_ns;
     uint64_t bytes_out;
@@ -122,7 +123,7 @@ static void ex_end(http_writer *w)
     }
     ex->inner->end(ex->inner); /* req is gone after this */
     if (ex->t)
-        tenants_release(ex->wk->tenants, ex->t, ex->status);
+        tenants_release(ex->wk->tenants, ex->t, ex->iso, ex->status);
     free(ex);
 }
 
@@ -154,6 +155,7 @@ static void on_request(void *data, http_request *req, http_writer *w)
         http_writer_error(&ex->w, 500, "The worker failed to load; the error is in the server log.");
         return;
     }
+    ex->iso = t->live;
     iso_dispatch(t->live, req, &ex->w);
 }
 
