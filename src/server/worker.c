@@ -294,10 +294,10 @@ int worker_main(const atoll_config *cfg, const worker_options *opt)
         }
         if (skipped && opt->index == 0)
             log_warn("sandbox: skipped %s", skipped);
-#ifdef ATOLL_TEST_HOOKS
-        sandbox_probe(getenv("ATOLL_TEST_SANDBOX_PROBE"));
-#endif
     }
+#ifdef ATOLL_TEST_HOOKS
+    sandbox_probe(getenv("ATOLL_TEST_SANDBOX_PROBE"));
+#endif
     uv_timer_init(&wk.loop, &wk.metrics_timer);
     wk.metrics_timer.data = &wk;
     uv_timer_start(&wk.metrics_timer, on_metrics_timer, 0, METRICS_EVERY_MS);
