@@ -25,6 +25,8 @@ def measure(label, cmd, cwd, port, n, env=None):
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         first = wait_answer(port, name(0) + ".test", proc)
+        time.sleep(0.5)
+        rss1, _ = memory(proc.pid)  # one tenant answered (atoll: one isolate; workerd: all loaded)
         c = Client(port)
         bad = 0
         for i in range(n):
@@ -38,6 +40,8 @@ def measure(label, cmd, cwd, port, n, env=None):
               "PSS %7.1f MB = %6.1f KB/tenant%s" % (label, first, n, all_once, rss / 1e6, rss / 1024 / n, pss / 1e6,
                                                     pss / 1024 / n, "   (%d wrong answers)" % bad if bad else ""),
               flush=True)
+        print("%-8s RSS after the first answer %7.1f MB; growth to all %d answered: %6.1f KB/tenant" % (
+            label, rss1 / 1e6, n, (rss - rss1) / 1024 / max(1, n - 1)), flush=True)
         return rss
     finally:
         stop(proc)
