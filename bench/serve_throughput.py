@@ -5,6 +5,8 @@ request, against `atoll serve` (one worker process per core) and against
 Cloudflare's workerd with the same tenants (a router worker picks the
 tenant's service binding by Host), in one run, with the ratio. Each server
 gets a warm-up run first (every tenant loaded), then the measured run.
+For reference, workerd is also measured with one tenant alone on its
+socket (no router hop; every Host answered by that tenant).
 usage: bench/serve_throughput.py [ATOLL_BIN] [--tenants N] [--duration S] [--connections C] [--no-peer]"""
 import argparse
 import os
@@ -99,6 +101,21 @@ def main():
         finally:
             stop(proc)
         print("ratio atoll/workerd: throughput %.2fx, p99 latency %.2fx" % (a_rps / w_rps, a_p99 / w_p99))
+        # Reference: what the router hop costs workerd — one tenant alone on
+        # its socket (workerd_config with one tenant, the router bypassed).
+        wcfg1 = workerd_config(dir, 1, wport)
+        with open(wcfg1) as f:
+            text = f.read().replace('service = "router") ]', 'service = "%s") ]' % name(0))
+        with open(wcfg1, "w") as f:
+            f.write(text)
+        cmd = [wd, "serve", wcfg1]
+        show(cmd)
+        proc = subprocess.Popen(cmd, cwd=dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_answer(wport, name(0) + ".test", proc)
+            run_wrk(wport, lua, threads, args.connections, args.duration, "workerd, one tenant, no router (reference)")
+        finally:
+            stop(proc)
 
 
 if __name__ == "__main__":
