@@ -10,7 +10,8 @@ SANITIZE ?= 0
 
 ifeq ($(SANITIZE),1)
 OUT     := $(BUILD)/asan
-OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+# ATOLL_TEST_HOOKS: test-only probes (e.g. the sandbox probe in worker.c).
+OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -DATOLL_TEST_HOOKS
 else
 OUT     := $(BUILD)/release
 OPT     := -O2 -g

@@ -364,42 +364,49 @@ int tenants_isolate(tenant_table *tt, tenant *t, bool *cold, err *e)
     return 0;
 }
 
-/* The end of anything that held t (a request, a scheduled event): discards
- * an isolate that hit a limit, counting the limit, and cleans up later. */
-static void settle(tenant_table *tt, tenant *t, int status)
+/* The end of anything that held t (a request, a scheduled event) that ran
+ * in isolate `used` (NULL: none): counts a limit by the kind the isolate
+ * reports — every request a broken isolate failed counts, the first one
+ * retires it — and cleans up later. Returns true when a limit was hit. */
+static bool settle(tenant_table *tt, tenant *t, iso *used, int status)
 {
     t->refs--;
     t->last_used_ns = clock_mono_ns();
     tenant_stats *s = t->stats;
-    if (t->live && iso_broken(t->live)) {
-        const char *limit = iso_limit(t->live);
-        if (limit && strcmp(limit, "memory") == 0)
+    bool limit_hit = false;
+    if (used && status >= 500 && iso_broken(used)) {
+        const char *limit = iso_limit(used);
+        if (status == ISO_STATUS_MEMORY || (limit && strcmp(limit, "memory") == 0))
             s->limit_memory++;
-        else if (limit && strcmp(limit, "wall") == 0)
+        else if (status == ISO_STATUS_WALL || (limit && strcmp(limit, "wall") == 0))
             s->limit_wall++;
         else
             s->limit_cpu++;
-        log_tenant(LOG_WARN, t->cfg->name, "isolate discarded after exceeding its %s limit (status %d)",
-                   limit ? limit : "resource", status);
-        retire_isolate(tt, t);
+        limit_hit = true;
+        if (used == t->live) {
+            log_tenant(LOG_WARN, t->cfg->name, "isolate discarded after exceeding its %s limit (status %d)",
+                       limit ? limit : "resource", status);
+            retire_isolate(tt, t);
+        }
     }
     if (t->replaced || t->retired)
         schedule_cleanup(tt);
+    return limit_hit;
 }
 
-void tenants_release(tenant_table *tt, tenant *t, int status)
+void tenants_release(tenant_table *tt, tenant *t, iso *used, int status)
 {
     tenant_stats *s = t->stats;
     s->requests++;
     s->status[status >= 200 && status < 600 ? status / 100 : 0]++;
-    if (status == 500)
+    if (!settle(tt, t, used, status) && status == 500)
         s->exceptions++;
-    settle(tt, t, status);
 }
 
 typedef struct scheduled_run {
     tenant_table *tt;
     tenant *t;
+    iso *worker;
     char *cron;
 } scheduled_run;
 
@@ -412,7 +419,7 @@ static void on_scheduled_done(void *data, int outcome)
         run->t->stats->scheduled_errors++;
     log_tenant(outcome ? LOG_WARN : LOG_INFO, run->t->cfg->name, "scheduled \"%s\": %s", run->cron,
                outcome == 0 ? "ok" : outcome == 500 ? "failed" : "limit exceeded");
-    settle(run->tt, run->t, outcome);
+    settle(run->tt, run->t, run->worker, outcome);
     free(run->cron);
     free(run);
 }
@@ -431,6 +438,7 @@ static void fire(tenant_table *tt, tenant *t, const char *cron, time_t minute)
     run->tt = tt;
     run->t = t;
     run->cron = xstrdup(cron);
+    run->worker = t->live;
     t->refs++;
     int rc = iso_scheduled(t->live, cron, (double)minute * 1000.0, on_scheduled_done, run);
     if (rc != 0) {

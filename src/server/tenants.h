@@ -68,9 +68,11 @@ tenant *tenants_route(tenant_table *tt, const char *host, const char *target);
 tenant *tenants_get(tenant_table *tt, const char *name);
 /* Starts t's isolate if it has none; *cold says whether it did. */
 int tenants_isolate(tenant_table *tt, tenant *t, bool *cold, err *e);
-/* A request on t ended with `status`; updates counters, discards a broken
- * isolate, schedules eviction and cleanup. */
-void tenants_release(tenant_table *tt, tenant *t, int status);
+/* A request on t ended with `status`; `used` is the isolate it was
+ * dispatched to (NULL: none). Updates counters (a limit by the kind the
+ * isolate reports, so every request it failed is counted, whatever status
+ * names the limit), discards a broken isolate, schedules cleanup. */
+void tenants_release(tenant_table *tt, tenant *t, iso *used, int status);
 /* Runs the cron triggers due in the minute starting at `minute` (UTC). */
 void tenants_run_crons(tenant_table *tt, time_t minute);
 

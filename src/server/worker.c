@@ -142,7 +142,7 @@ static void ex_finish(exchange *ex, bool aborted)
     else
         ex->inner->end(ex->inner); /* req is gone after this */
     if (ex->t)
-        tenants_release(ex->wk->tenants, ex->t, aborted && ex->status < 500 ? 502 : ex->status);
+        tenants_release(ex->wk->tenants, ex->t, ex->worker, aborted && ex->status < 500 ? 502 : ex->status);
     free(ex);
 }
 
@@ -268,6 +268,49 @@ static void on_signal(uv_signal_t *s, int signum)
     http_server_drain(wk->http, on_drained, wk);
 }
 
+#ifdef ATOLL_TEST_HOOKS
+#include <sys/socket.h>
+#include <sys/wait.h>
+/* Test builds only (make test): proves the seccomp filter is in effect in a
+ * live worker, from inside it, when ATOLL_TEST_SANDBOX_PROBE is set:
+ * "eperm" makes calls outside the allow-list and logs each outcome;
+ * "execve" makes a call that must kill the process (SIGSYS). */
+static void sandbox_probe(const char *what)
+{
+    if (!what)
+        return;
+    if (strcmp(what, "execve") == 0) {
+        char *argv[] = {"/bin/true", NULL};
+        execve("/bin/true", argv, NULL);
+        log_error("sandbox probe: execve returned: %s", strerror(errno));
+        return;
+    }
+    static const char *const names[] = {"getsid", "socket(AF_PACKET)", "socket(AF_NETLINK)", "fork", "kill(1)"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        long rc;
+        errno = 0;
+        switch (k) {
+        case 0: rc = getsid(0); break;
+        case 1: rc = socket(AF_PACKET, SOCK_RAW, 0); break;
+        case 2: rc = socket(AF_NETLINK, SOCK_RAW, 0); break;
+        case 3: rc = fork(); break;
+        default: rc = kill(1, 0); break;
+        }
+        if (rc == 0 && k == 3)
+            _exit(0); /* the child of a fork that should have failed */
+        if (rc >= 0) {
+            log_error("sandbox probe: allowed %s", names[k]);
+            if (k == 1 || k == 2)
+                close((int)rc);
+            if (k == 3)
+                waitpid((pid_t)rc, NULL, 0);
+        } else {
+            log_info("sandbox probe: %s refused: %s", names[k], errno == EPERM ? "EPERM" : strerror(errno));
+        }
+    }
+}
+#endif
+
 static void close_if_open(uv_handle_t *h)
 {
     if (h->loop && !uv_is_closing(h))
@@ -335,6 +378,9 @@ int worker_main(const atoll_config *cfg, const worker_options *opt)
         if (skipped && opt->index == 0)
             log_warn("sandbox: skipped %s", skipped);
     }
+#ifdef ATOLL_TEST_HOOKS
+    sandbox_probe(getenv("ATOLL_TEST_SANDBOX_PROBE"));
+#endif
     uv_timer_init(&wk.loop, &wk.metrics_timer);
     wk.metrics_timer.data = &wk;
     uv_timer_start(&wk.metrics_timer, on_metrics_timer, 0, METRICS_EVERY_MS);
