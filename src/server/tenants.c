@@ -39,6 +39,7 @@ struct tenant_table {
     size_t resident;
     uint64_t journal_offset;
     iso_pool *pool;            /* ready runtimes: a cold start only loads bytecode */
+    uint64_t generation;       /* bumped on every counted event */
     uv_timer_t sweep;
     uv_idle_t cleanup;         /* frees retired isolates soon, outside callbacks */
 };
@@ -355,6 +356,7 @@ int tenants_isolate(tenant_table *tt, tenant *t, bool *cold, err *e)
     if (rc != 0) {
         t->live = NULL;
         t->stats->load_errors++;
+        tt->generation++;
         return rc;
     }
     *cold = true;
@@ -370,6 +372,7 @@ int tenants_isolate(tenant_table *tt, tenant *t, bool *cold, err *e)
  * retires it — and cleans up later. Returns true when a limit was hit. */
 static bool settle(tenant_table *tt, tenant *t, iso *used, int status)
 {
+    tt->generation++;
     t->refs--;
     t->last_used_ns = clock_mono_ns();
     tenant_stats *s = t->stats;
@@ -461,6 +464,11 @@ void tenants_run_crons(tenant_table *tt, time_t minute)
             if (cron_next(&t->crons[i], minute - 60) == minute)
                 fire(tt, t, t->cfg->crons[i], minute);
     }
+}
+
+uint64_t tenants_generation(const tenant_table *tt)
+{
+    return tt->generation + tt->resident;
 }
 
 size_t tenants_count(const tenant_table *tt)

@@ -78,6 +78,8 @@ void tenants_run_crons(tenant_table *tt, time_t minute);
 
 size_t tenants_count(const tenant_table *tt);
 size_t tenants_resident(const tenant_table *tt);
+/* Changes whenever a counter may have changed: publish only then. */
+uint64_t tenants_generation(const tenant_table *tt);
 /* Appends this process's counters as one JSON object to b (for metrics). */
 void tenants_metrics_json(tenant_table *tt, buf *b);
 void tenants_free(tenant_table *tt);

@@ -38,6 +38,7 @@ typedef struct worker {
     uv_timer_t metrics_timer;
     uv_timer_t cron_timer;     /* at each minute, in the process that runs triggers */
     char *metrics_path;
+    uint64_t published_generation;
     http_proxy_upstream *containers; /* the containers process, for container tenants */
     bool draining;
 } worker;
@@ -210,20 +211,25 @@ static void on_request(void *data, http_request *req, http_writer *w)
     iso_dispatch(t->live, req, &ex->w);
 }
 
-static void publish_metrics(worker *wk)
+static void publish_metrics(worker *wk, bool always)
 {
+    /* Building the counters of thousands of tenants costs: only when something changed. */
+    uint64_t gen = tenants_generation(wk->tenants);
+    if (!always && gen == wk->published_generation)
+        return;
+    wk->published_generation = gen;
     buf b;
     buf_init(&b, 64u << 20);
     tenants_metrics_json(wk->tenants, &b);
     err e;
-    if (b.data && file_write_atomic(wk->metrics_path, b.data, b.len, &e) != 0)
+    if (b.data && file_replace(wk->metrics_path, b.data, b.len, &e) != 0)
         log_warn("metrics: %s", e.msg);
     buf_free(&b);
 }
 
 static void on_metrics_timer(uv_timer_t *t)
 {
-    publish_metrics(t->data);
+    publish_metrics(t->data, false);
 }
 
 /* Cron triggers fire once per deployment, not once per process: only the
@@ -319,7 +325,7 @@ static void close_if_open(uv_handle_t *h)
 
 int worker_main(const atoll_config *cfg, const worker_options *opt)
 {
-    worker wk = {.cfg = cfg, .opt = opt};
+    worker wk = {.cfg = cfg, .opt = opt, .published_generation = UINT64_MAX};
     const char *group = opt->cordon ? opt->cordon : "default";
     /* WebAssembly instances run on libuv's thread pool and may sleep up to
      * their wall limit: more threads than libuv's default four. */
@@ -397,7 +403,7 @@ int worker_main(const atoll_config *cfg, const worker_options *opt)
     uv_signal_start(&wk.sigterm, on_signal, SIGTERM);
     uv_signal_start(&wk.sigint, on_signal, SIGINT);
     uv_run(&wk.loop, UV_RUN_DEFAULT);
-    publish_metrics(&wk);
+    publish_metrics(&wk, true);
     status = 0;
 
 done:
