@@ -258,7 +258,15 @@ static void deploy(admin *a, const char *name, const http_request *req, http_wri
     if ((rc = config_tenant_from_json(source, settings, strlen(settings), name, script_path, &t, &warnings, &e)) != 0)
         goto discard;
     tenant_tier tier = t.tier;
+    bool cordon_known = !t.cordon;
+    for (size_t i = 0; t.cordon && i < a->cfg->nworkers && !cordon_known; i++)
+        cordon_known = a->cfg->workers[i].cordon && strcmp(a->cfg->workers[i].cordon, t.cordon) == 0;
     config_tenant_free(&t);
+    if (!cordon_known) {
+        rc = err_set(&e, -EINVAL, "cordon: a cordon's processes start with the server: name one that a worker in "
+                                  "the config file already uses");
+        goto discard;
+    }
     if (tier == TIER_WASM && !wasm) {
         rc = err_set(&e, -EINVAL, "a wasm worker is deployed with Content-Type: application/wasm");
         goto discard;

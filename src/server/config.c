@@ -390,6 +390,12 @@ static int parse_tenant_keys(reader *r, json_t *obj, const char *keypath, const 
     }
     if ((rc = get_string(r, obj, keypath, "cordon", false, &t->cordon)))
         return rc;
+    if (t->cordon && !config_valid_name(t->cordon)) {
+        char *k = key_join(keypath, "cordon");
+        rc = fail(r, k, "expected 1 to 63 letters, digits, '-' or '_'");
+        free(k);
+        return rc;
+    }
     char *preopen = NULL;
     if ((rc = get_string(r, obj, keypath, "preopen", false, &preopen)))
         return rc;

@@ -29,7 +29,10 @@ typedef struct group_ctx {
 static int run_worker(const supervisor_group *g, int index, void *data)
 {
     group_ctx *gc = data;
-    worker_options wo = {.sandbox = gc->opt->sandbox, .access_log = gc->opt->access_log, .cordon = gc->cordon,
+    /* A cordon's process answers requests forwarded by the default group,
+     * which has already logged them. */
+    worker_options wo = {.sandbox = gc->opt->sandbox, .access_log = gc->opt->access_log && !gc->cordon,
+                         .cordon = gc->cordon,
                          .index = index};
     return worker_main(gc->cfg, &wo);
 }
@@ -120,15 +123,20 @@ int serve_run(const atoll_config *cfg, const serve_options *opt, err *e)
         if ((rc = tier_wasm_compile(cfg, t->main, e)) != 0)
             return err_prefix(e, "worker %s", t->name);
     }
-    /* Cordons (tenants of different cordons never sharing a process) need
-     * requests forwarded between process groups; until that lands, every
-     * worker process hosts every tenant, and a cordon is reported. */
+    /* One group for the tenants without a cordon, one per cordon: tenants
+     * of different cordons never share a process. The default group holds
+     * the public listener and forwards a cordoned tenant's requests to its
+     * cordon's process over a Unix socket. */
     size_t ncordons = 0;
-    const char **cordons = xcalloc(1, sizeof *cordons);
-    for (size_t i = 0; i < cfg->nworkers; i++)
-        if (cfg->workers[i].cordon)
-            log_warn("tenant %s: cordon \"%s\" is not enforced yet: it shares processes with other tenants",
-                     cfg->workers[i].name, cfg->workers[i].cordon);
+    const char **cordons = xcalloc(cfg->nworkers + 1, sizeof *cordons);
+    for (size_t i = 0; i < cfg->nworkers; i++) {
+        const char *c = cfg->workers[i].cordon;
+        bool seen = false;
+        for (size_t j = 0; c && j < ncordons && !seen; j++)
+            seen = strcmp(cordons[j], c) == 0;
+        if (c && !seen)
+            cordons[ncordons++] = c;
+    }
     supervisor_group *groups = xcalloc(ncordons + 3, sizeof *groups);
     group_ctx *ctx = xcalloc(ncordons + 3, sizeof *ctx);
     size_t ngroups = 0;

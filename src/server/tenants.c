@@ -406,6 +406,13 @@ void tenants_release(tenant_table *tt, tenant *t, iso *used, int status)
         s->exceptions++;
 }
 
+void tenants_forwarded(tenant_table *tt, tenant *t)
+{
+    t->refs--;
+    if (t->replaced || t->retired)
+        schedule_cleanup(tt);
+}
+
 typedef struct scheduled_run {
     tenant_table *tt;
     tenant *t;
@@ -460,7 +467,9 @@ void tenants_run_crons(tenant_table *tt, time_t minute)
     void *value;
     while (map_next(&tt->by_name, &pos, NULL, &value)) {
         tenant *t = value;
-        for (size_t i = 0; i < t->ncrons && !t->wasm; i++)
+        /* A cordoned tenant's triggers run in its cordon's process. */
+        bool here = tt->cordon ? t->cfg->cordon && strcmp(t->cfg->cordon, tt->cordon) == 0 : !t->cfg->cordon;
+        for (size_t i = 0; i < t->ncrons && !t->wasm && here; i++)
             if (cron_next(&t->crons[i], minute - 60) == minute)
                 fire(tt, t, t->cfg->crons[i], minute);
     }

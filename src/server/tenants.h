@@ -57,7 +57,8 @@ typedef struct tenant {
 typedef struct tenant_table tenant_table;
 
 /* `cfg` must outlive the table; `cordon` selects the tenants this process
- * hosts (NULL: every tenant). */
+ * hosts: a cordon's, or NULL for the default group, which routes every
+ * tenant (forwarding the cordoned ones) and runs the others. */
 tenant_table *tenants_new(uv_loop_t *loop, const atoll_config *cfg, const char *cordon);
 /* Applies every journal entry not yet seen (deploys and deletions). */
 void tenants_follow_journal(tenant_table *tt);
@@ -73,6 +74,9 @@ int tenants_isolate(tenant_table *tt, tenant *t, bool *cold, err *e);
  * isolate reports, so every request it failed is counted, whatever status
  * names the limit), discards a broken isolate, schedules cleanup. */
 void tenants_release(tenant_table *tt, tenant *t, iso *used, int status);
+/* A request on t was forwarded to another process (its cordon's), which
+ * counts it: only the hold on t ends here. */
+void tenants_forwarded(tenant_table *tt, tenant *t);
 /* Runs the cron triggers due in the minute starting at `minute` (UTC). */
 void tenants_run_crons(tenant_table *tt, time_t minute);
 

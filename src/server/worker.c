@@ -17,6 +17,7 @@
 #include "core/clock.h"
 #include "core/file.h"
 #include "core/log.h"
+#include "core/map.h"
 #include "http/server.h"
 #include "js/isolate.h"
 #include "sandbox/sandbox.h"
@@ -40,6 +41,7 @@ typedef struct worker {
     char *metrics_path;
     uint64_t published_generation;
     http_proxy_upstream *containers; /* the containers process, for container tenants */
+    map cordons;               /* cordon name -> http_proxy_upstream of its process */
     bool draining;
 } worker;
 
@@ -56,7 +58,13 @@ typedef struct exchange {
     uint64_t bytes_out;
     int status;
     bool cold;
+    bool forwarded;        /* answered by another process: counted there */
 } exchange;
+
+char *worker_cordon_socket(const atoll_config *cfg, const char *cordon)
+{
+    return xasprintf("%s/run/cordon-%s.sock", cfg->state_dir, cordon);
+}
 
 char *worker_metrics_path(const atoll_config *cfg, const char *cordon, int index)
 {
@@ -133,7 +141,7 @@ static void ex_finish(exchange *ex, bool aborted)
         ex->cpu_ns = iso_request_cpu_ns(ex->worker, &ex->w); /* valid until the end */
     if (ex->wk->opt->access_log)
         access_log(ex);
-    if (ex->t) {
+    if (ex->t && !ex->forwarded) {
         ex->t->stats->bytes_in += ex->req->body.len;
         ex->t->stats->bytes_out += ex->bytes_out;
         ex->t->stats->cpu_ns += ex->cpu_ns;
@@ -142,7 +150,9 @@ static void ex_finish(exchange *ex, bool aborted)
         http_writer_abort(ex->inner);
     else
         ex->inner->end(ex->inner); /* req is gone after this */
-    if (ex->t)
+    if (ex->t && ex->forwarded)
+        tenants_forwarded(ex->wk->tenants, ex->t);
+    else if (ex->t)
         tenants_release(ex->wk->tenants, ex->t, ex->worker, aborted && ex->status < 500 ? 502 : ex->status);
     free(ex);
 }
@@ -181,6 +191,17 @@ static void on_request(void *data, http_request *req, http_writer *w)
     }
     if (req->body.len > (size_t)t->cfg->limits.max_body_mb << 20) {
         http_writer_error(&ex->w, 413, "The request body is over this worker's limit (limits.max_body_mb).");
+        return;
+    }
+    if (t->cfg->cordon && !wk->opt->cordon) {
+        /* Another process group runs this tenant: never this process. */
+        http_proxy_upstream *up = map_get(&wk->cordons, t->cfg->cordon);
+        http_proxy_req_opts ro = {.proto = "http"};
+        err e;
+        err_clear(&e);
+        ex->forwarded = true;
+        if (!up || http_proxy_forward(up, req, &ex->w, &ro, &e) != 0)
+            http_writer_error(&ex->w, 502, "The worker's cordon has no running process.");
         return;
     }
     if (t->cfg->tier == TIER_CONTAINER) {
@@ -326,6 +347,7 @@ static void close_if_open(uv_handle_t *h)
 int worker_main(const atoll_config *cfg, const worker_options *opt)
 {
     worker wk = {.cfg = cfg, .opt = opt, .published_generation = UINT64_MAX};
+    map_init(&wk.cordons);
     const char *group = opt->cordon ? opt->cordon : "default";
     /* WebAssembly instances run on libuv's thread pool and may sleep up to
      * their wall limit: more threads than libuv's default four. */
@@ -348,10 +370,35 @@ int worker_main(const atoll_config *cfg, const worker_options *opt)
     err e;
     err_clear(&e);
     int status = 1;
-    if (http_server_new(&wk.loop, &hc, on_request, &wk, &wk.http, &e) != 0 ||
-        http_server_listen(wk.http, cfg->listen_ip, cfg->listen_port, &e) != 0) {
+    int lrc = http_server_new(&wk.loop, &hc, on_request, &wk, &wk.http, &e);
+    if (lrc == 0 && opt->cordon) {
+        /* A cordon's process is reached only through the default group. */
+        char *sock = worker_cordon_socket(cfg, opt->cordon);
+        lrc = http_server_listen_unix(wk.http, sock, 0600, &e);
+        free(sock);
+    } else if (lrc == 0) {
+        lrc = http_server_listen(wk.http, cfg->listen_ip, cfg->listen_port, &e);
+    }
+    if (lrc != 0) {
         log_error("worker %s/%d: %s", group, opt->index, e.msg);
         goto done;
+    }
+    if (!opt->cordon) {
+        for (size_t i = 0; i < cfg->nworkers; i++) {
+            const char *c = cfg->workers[i].cordon;
+            if (!c || map_get(&wk.cordons, c))
+                continue;
+            char *sock = worker_cordon_socket(cfg, c);
+            http_proxy_opts po;
+            http_proxy_opts_defaults(&po);
+            po.header_timeout_ms = 60000;
+            http_proxy_upstream *up = NULL;
+            if (http_proxy_upstream_unix(&wk.loop, sock, &po, &up, &e) == 0)
+                map_put(&wk.cordons, c, up);
+            else
+                log_error("worker %s/%d: cordon %s: %s", group, opt->index, c, e.msg);
+            free(sock);
+        }
     }
     if (containers_needed(cfg)) {
         char *sock = containers_socket_path(cfg);
@@ -393,7 +440,7 @@ int worker_main(const atoll_config *cfg, const worker_options *opt)
     uv_unref((uv_handle_t *)&wk.metrics_timer);
     uv_timer_init(&wk.loop, &wk.cron_timer);
     wk.cron_timer.data = &wk;
-    if (opt->index == 0 && !opt->cordon) {
+    if (opt->index == 0) { /* each group's first process runs its tenants' triggers */
         schedule_cron_tick(&wk);
         uv_unref((uv_handle_t *)&wk.cron_timer);
     }
@@ -415,6 +462,13 @@ done:
     tenants_free(wk.tenants);
     if (wk.containers)
         http_proxy_upstream_free(wk.containers);
+    {
+        size_t pos = 0;
+        void *up;
+        while (map_next(&wk.cordons, &pos, NULL, &up))
+            http_proxy_upstream_free(up);
+        map_free(&wk.cordons);
+    }
     uv_run(&wk.loop, UV_RUN_NOWAIT);
     if (wk.http)
         http_server_free(wk.http);
