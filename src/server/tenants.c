@@ -490,21 +490,6 @@ size_t tenants_resident(const tenant_table *tt)
     return tt->resident;
 }
 
-static void append_json_string(buf *b, const char *s)
-{
-    buf_append_str(b, "\"");
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            buf_printf(b, "\\%c", c);
-        else if (c < 0x20)
-            buf_printf(b, "\\u%04x", c);
-        else
-            buf_append(b, s, 1);
-    }
-    buf_append_str(b, "\"");
-}
-
 /* Resident set size of this process, from /proc/self/statm. */
 static uint64_t rss_bytes(void)
 {
@@ -530,7 +515,7 @@ void tenants_metrics_json(tenant_table *tt, buf *b)
         tenant *t = map_get(&tt->by_name, name);
         if (n++)
             buf_append_str(b, ",");
-        append_json_string(b, name);
+        buf_append_json_string(b, name);
         buf_printf(b,
                    ":{\"requests\":%" PRIu64 ",\"s2xx\":%" PRIu64 ",\"s3xx\":%" PRIu64 ",\"s4xx\":%" PRIu64
                    ",\"s5xx\":%" PRIu64 ",\"exceptions\":%" PRIu64 ",\"limit_cpu\":%" PRIu64

@@ -71,21 +71,6 @@ char *worker_metrics_path(const atoll_config *cfg, const char *cordon, int index
     return xasprintf("%s/metrics/%s-%d.json", cfg->state_dir, cordon ? cordon : "default", index);
 }
 
-static void append_json_string(buf *b, const char *s)
-{
-    buf_append_str(b, "\"");
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            buf_printf(b, "\\%c", c);
-        else if (c < 0x20)
-            buf_printf(b, "\\u%04x", c);
-        else
-            buf_append(b, s, 1);
-    }
-    buf_append_str(b, "\"");
-}
-
 static void access_log(const exchange *ex)
 {
     struct timespec ts;
@@ -97,20 +82,20 @@ static void access_log(const exchange *ex)
     buf_printf(&line, "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"tenant\":", tm.tm_year + 1900,
                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
     if (ex->t)
-        append_json_string(&line, ex->t->cfg->name);
+        buf_append_json_string(&line, ex->t->cfg->name);
     else
         buf_append_str(&line, "null");
     buf_append_str(&line, ",\"method\":");
-    append_json_string(&line, ex->req->method);
+    buf_append_json_string(&line, ex->req->method);
     buf_append_str(&line, ",\"path\":");
-    append_json_string(&line, ex->req->target);
+    buf_append_json_string(&line, ex->req->target);
     const char *limit = ex->worker && ex->status >= 503 ? iso_limit(ex->worker) : NULL;
     buf_printf(&line, ",\"status\":%d,\"bytes_in\":%zu,\"bytes_out\":%" PRIu64 ",\"cpu_us\":%" PRIu64
                       ",\"wall_us\":%" PRIu64 ",\"cold\":%s,\"limit\":",
                ex->status, ex->req->body.len, ex->bytes_out, ex->cpu_ns / 1000,
                (clock_mono_ns() - ex->started_ns) / 1000, ex->cold ? "true" : "false");
     if (limit)
-        append_json_string(&line, limit);
+        buf_append_json_string(&line, limit);
     else
         buf_append_str(&line, "null");
     buf_printf(&line, ",\"pid\":%d}\n", (int)getpid());
