@@ -18,7 +18,9 @@
 #include "core/file.h"
 #include "core/log.h"
 #include "http/server.h"
+#include "js/api/kv.h"
 #include "js/isolate.h"
+#include "kv/kv.h"
 #include "sandbox/sandbox.h"
 #include "server/tenants.h"
 #include "server/tier_wasm.h"
@@ -260,6 +262,11 @@ static void close_if_open(uv_handle_t *h)
         uv_close(h, NULL);
 }
 
+static void on_kv_closed(void *data)
+{
+    *(bool *)data = true;
+}
+
 int worker_main(const atoll_config *cfg, const worker_options *opt)
 {
     worker wk = {.cfg = cfg, .opt = opt};
@@ -271,7 +278,17 @@ int worker_main(const atoll_config *cfg, const worker_options *opt)
         log_error("worker %s/%d: cannot create an event loop", group, opt->index);
         return 1;
     }
-    wk.tenants = tenants_new(&wk.loop, cfg, opt->cordon);
+    /* One KV store per process, shared by its tenants' bindings; opened
+     * before the sandbox (SQLite's schema and WAL recovery happen here). */
+    kv_store *kv = NULL;
+    bool kv_closed = false;
+    kv_config kc = {.state_dir = cfg->state_dir, .redis_url = cfg->kv_redis, .min_ttl = (unsigned)cfg->kv_min_ttl};
+    err ke;
+    err_clear(&ke);
+    jsapi_kv_register();
+    if (kv_open(&wk.loop, &kc, &kv, &ke) != 0)
+        log_error("worker %s/%d: %s; KV bindings will not load", group, opt->index, ke.msg);
+    wk.tenants = tenants_new(&wk.loop, cfg, opt->cordon, kv);
     tenants_follow_journal(wk.tenants);
     wk.metrics_path = worker_metrics_path(cfg, opt->cordon, opt->index);
 
@@ -338,6 +355,12 @@ done:
     close_if_open((uv_handle_t *)&wk.cron_timer);
     close_if_open((uv_handle_t *)&wk.journal_watch);
     tenants_free(wk.tenants);
+    /* Puts already accepted are committed (or fail) before the store goes. */
+    if (kv) {
+        kv_close(kv, on_kv_closed, &kv_closed);
+        while (!kv_closed)
+            uv_run(&wk.loop, UV_RUN_ONCE);
+    }
     uv_run(&wk.loop, UV_RUN_NOWAIT);
     if (wk.http)
         http_server_free(wk.http);
