@@ -20,6 +20,7 @@ from harness import ATOLL, ROOT, free_port, main, request, run_cli, test, write
 TMP = tempfile.mkdtemp(prefix="atoll-kv-")
 os.chmod(TMP, 0o755)
 API = os.path.join(ROOT, "tests", "fixtures", "kv", "api.js")
+TOKEN = "kv-test-token"
 
 
 class Redis:
@@ -62,6 +63,7 @@ class Serve:
         config["listen"] = "127.0.0.1:%d" % self.port
         config["admin"] = {"listen": "127.0.0.1:%d" % free_port()}
         config.setdefault("processes", processes)
+        self.admin_port = int(config["admin"]["listen"].rsplit(":", 1)[1])
         self.state = state or tempfile.mkdtemp(prefix="state-", dir=TMP)
         os.chmod(self.state, 0o777)
         config["state_dir"] = self.state
@@ -73,6 +75,7 @@ class Serve:
     def start(self):
         self.err = tempfile.TemporaryFile()
         env = dict(os.environ)
+        env["ATOLL_ADMIN_TOKEN"] = TOKEN
         if self.sandbox:
             env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
         cmd = [ATOLL, "serve", "--config", self.config_path]
@@ -102,6 +105,10 @@ class Serve:
     def stderr(self):
         self.err.seek(0)
         return self.err.read().decode("utf-8", "replace")
+
+    def admin(self, method, path, body=b""):
+        headers = {"Authorization": "Bearer " + TOKEN, "Content-Type": "application/json"}
+        return request(self.admin_port, method=method, path=path, headers=headers, body=body)
 
     def get(self, path, host="kv.test"):
         return request(self.port, path=path, headers={"Host": host})
@@ -282,6 +289,42 @@ def two_nodes_share_namespaces_through_redis():
             assert a.get("/get" + q(key="shared"))[2] == b"from-b"
             names = [k["name"] for k in json.loads(b.get("/list")[2])["keys"]]
             assert names == ["shared"], names
+
+
+def wait_for(fn, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if fn():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@test
+def deploys_reach_every_node_through_deploy_redis():
+    with Redis() as r:
+        cfg = kv_config({"redis": r.url})
+        cfg["deploy"] = {"redis": r.url}
+        script = open(API).read()
+        with Serve(cfg, processes=1, sandbox=False) as a, Serve(cfg, processes=1, sandbox=True) as b:
+            doc = {"script": script, "routes": ["fleet.test/*"], "kv_namespaces": [{"binding": "KV", "id": "ns-app"}]}
+            status, _, body = a.admin("PUT", "/workers/fleetapp", json.dumps(doc).encode())
+            assert status == 201, (status, body)
+            assert wait_for(lambda: b.get("/hello", host="fleet.test")[0] == 200), b.stderr()[-2000:]
+            # the deployed tenant on node b shares node a's namespace through kv.redis
+            assert a.get("/put" + q(key="deployed", value="yes"), host="fleet.test")[0] == 200
+            assert b.get("/get" + q(key="deployed"), host="fleet.test")[2] == b"yes"
+            # a deploy through b replaces it on a too; a deletion through a removes it from b
+            doc["script"] = "export default { fetch() { return new Response('v2'); } };"
+            status, _, body = b.admin("PUT", "/workers/fleetapp", json.dumps(doc).encode())
+            assert status == 200, (status, body)
+            assert wait_for(lambda: a.get("/", host="fleet.test")[2] == b"v2"), a.stderr()[-2000:]
+            status, _, _ = a.admin("DELETE", "/workers/fleetapp")
+            assert status == 200
+            assert wait_for(lambda: b.get("/", host="fleet.test")[0] == 404), b.stderr()[-2000:]
+        # a node started later replays the stream: the tenant stays deleted, others appear
+        with Serve(cfg, processes=1, sandbox=False) as c:
+            assert c.get("/", host="fleet.test")[0] == 404
 
 
 if __name__ == "__main__":
