@@ -50,7 +50,8 @@ struct kvb_op {
     kvb_ns *owner; /* NULL once the object is gone: the callback only frees */
     JSValue resolve, reject;
     int method, type;
-    size_t bytes; /* put: counted in owner->inflight_bytes */
+    size_t bytes;   /* put: counted in owner->inflight_bytes */
+    bool submitted; /* the store has it and will call back */
 };
 
 static JSClassID kvns_class_id, kvput_class_id;
@@ -462,6 +463,7 @@ static JSValue kv_get_method(JSContext *ctx, JSValueConst this_val, int argc, JS
     op->type = type;
     err e;
     int rc = kv_get(ns->store, ns->id, key, klen, on_get, op, &e);
+    op->submitted = rc == 0;
     JS_FreeCString(ctx, key);
     if (rc) {
         throw_store_error(ctx, rc, &e);
@@ -550,6 +552,7 @@ static int start_put(JSContext *ctx, kvb_ns *ns, kvb_op *op, const char *key, si
     else
         rc = kv_put(ns->store, ns->id, key, klen, value, vlen, o, on_done, op, &e);
     if (rc == 0) {
+        op->submitted = true;
         op->bytes = vlen;
         ns->inflight_bytes += vlen;
         return 0;
@@ -835,6 +838,7 @@ static JSValue kv_delete_method(JSContext *ctx, JSValueConst this_val, int argc,
     }
     err e;
     int rc = kv_delete(ns->store, ns->id, key, klen, on_done, op, &e);
+    op->submitted = rc == 0;
     JS_FreeCString(ctx, key);
     if (rc) {
         throw_store_error(ctx, rc, &e);
@@ -892,6 +896,7 @@ static JSValue kv_list_method(JSContext *ctx, JSValueConst this_val, int argc, J
         goto fail;
     err e;
     int rc = kv_list(ns->store, ns->id, &o, on_list, op, &e);
+    op->submitted = rc == 0;
     if (rc) {
         throw_store_error(ctx, rc, &e);
         promise = op_reject_now(ctx, op, promise);
@@ -912,7 +917,9 @@ static void kvns_finalizer(JSRuntime *rt, JSValue val)
     kvb_ns *ns = JS_GetOpaque(val, kvns_class_id);
     if (!ns)
         return;
-    /* Ops still in the store: their callbacks will only free them. */
+    /* Ops still in the store: their callbacks will only free them. Ops
+     * not in it yet (a put still reading its stream) go now: no JS runs
+     * after a context's teardown to hand them over. */
     for (kvb_op *op = ns->ops, *next; op; op = next) {
         next = op->next;
         JS_FreeValueRT(rt, op->resolve);
@@ -920,6 +927,8 @@ static void kvns_finalizer(JSRuntime *rt, JSValue val)
         op->resolve = op->reject = JS_UNDEFINED;
         op->owner = NULL;
         op->next = op->prev = NULL;
+        if (!op->submitted)
+            free(op);
     }
     free(ns->id);
     free(ns);
