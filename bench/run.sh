@@ -13,3 +13,6 @@ echo "== memory per idle isolate (1,000 resident hello-world tenants)"
 echo
 echo "== hello-world throughput: atoll vs workerd (wrk)"
 bench/throughput.sh "$out/atoll"
+echo
+echo "== KV from a worker under atoll serve: hello vs get vs put, SQLite and Redis (wrk)"
+bench/kv_serve.sh "$out/atoll"
