@@ -130,6 +130,15 @@ class Serve:
             raise AssertionError("atoll serve exited %s:\n%s" % (self.proc.returncode, err[-3000:]))
 
 
+def wait_for(fn, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if fn():
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def q(**kw):
     return "?" + urllib.parse.urlencode(kw, quote_via=urllib.parse.quote)
 
@@ -164,6 +173,22 @@ def the_kv_api_works_on_redis_in_the_sandbox():
         run_api(s, "rd1")
         run_api(s, "rd2")
         assert not os.path.exists(os.path.join(s.state, "kv.sqlite3"))
+
+
+@test
+def a_restarted_redis_is_reconnected_to_in_the_sandbox():
+    with Redis() as r:
+        with Serve(kv_config({"redis": r.url}), processes=1, sandbox=True) as s:
+            assert s.get("/put" + q(key="before", value="1"))[0] == 200
+            r.proc.terminate()
+            r.proc.wait(10)
+            # the store is unreachable: the get rejects, the worker's catch answers 500
+            assert s.get("/get" + q(key="before"))[0] == 500
+            r.proc = subprocess.Popen(["redis-server", "--port", str(r.port), "--bind", "127.0.0.1", "--dir", r.dir,
+                                       "--save", "", "--appendonly", "no"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            assert wait_for(lambda: s.get("/put" + q(key="after", value="2"))[0] == 200, 15), s.stderr()[-2000:]
+            assert s.get("/get" + q(key="after"))[2] == b"2"
 
 
 @test
@@ -292,15 +317,6 @@ def two_nodes_share_namespaces_through_redis():
             assert a.get("/get" + q(key="shared"))[2] == b"from-b"
             names = [k["name"] for k in json.loads(b.get("/list")[2])["keys"]]
             assert names == ["shared"], names
-
-
-def wait_for(fn, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if fn():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 @test
