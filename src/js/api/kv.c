@@ -545,7 +545,8 @@ static int start_put(JSContext *ctx, kvb_ns *ns, kvb_op *op, const char *key, si
 {
     err e;
     int rc;
-    if (ns->inflight_bytes > 0 && ns->inflight_bytes + vlen > MAX_INFLIGHT_BYTES)
+    /* An oversized value gets the store's 413, whatever is in flight. */
+    if (ns->inflight_bytes > 0 && vlen <= KV_MAX_VALUE_BYTES && ns->inflight_bytes + vlen > MAX_INFLIGHT_BYTES)
         rc = err_set(&e, -EAGAIN,
                      "KV PUT failed: 503 too many bytes of values in flight (%zu); await earlier puts first",
                      ns->inflight_bytes);
