@@ -96,11 +96,15 @@ class Serve:
 
     def kill(self):
         """SIGKILL to the whole process group: supervisor, admin, workers."""
+        children = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True).stdout.split()
+        assert children, "no worker processes to kill"
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         self.proc.wait()
+        for pid in children:  # the workers died too (not left serving the port)
+            assert wait_for(lambda: gone(int(pid)), 5), pid
 
     def stderr(self):
         self.err.seek(0)
@@ -128,6 +132,15 @@ class Serve:
             raise AssertionError("sanitizer report:\n" + err[-4000:])
         if exc[0] is None and self.proc.returncode != 0:
             raise AssertionError("atoll serve exited %s:\n%s" % (self.proc.returncode, err[-3000:]))
+
+
+def gone(pid):
+    """The process has exited (or is a zombie)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
 
 
 def wait_for(fn, timeout=20):
@@ -299,6 +312,7 @@ def acknowledged_puts_survive_sigkill():
             if status != 200 or body != v.encode():
                 missing.append((k, status, body[:80]))
         assert not missing, "%d of %d acknowledged keys lost, e.g. %s" % (len(missing), len(acked), missing[:3])
+        print("# %d acknowledged puts over 5 SIGKILLs, none lost" % len(acked))
     finally:
         if s.proc.poll() is None:
             s.proc.send_signal(signal.SIGTERM)
