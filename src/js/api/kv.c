@@ -545,6 +545,10 @@ static int start_put(JSContext *ctx, kvb_ns *ns, kvb_op *op, const char *key, si
 {
     err e;
     int rc;
+    /* A stream's buffer counted as in flight while it was read; now the
+     * value does. */
+    ns->inflight_bytes -= op->bytes;
+    op->bytes = 0;
     /* An oversized value gets the store's 413, whatever is in flight. */
     if (ns->inflight_bytes > 0 && vlen <= KV_MAX_VALUE_BYTES && ns->inflight_bytes + vlen > MAX_INFLIGHT_BYTES)
         rc = err_set(&e, -EAGAIN,
@@ -614,6 +618,21 @@ static void stream_fail(JSContext *ctx, kvb_stream *s)
         JS_FreeValue(ctx, JS_GetException(ctx));
 }
 
+/* Gives up on the stream (reader.cancel(), when it has one) and rejects
+ * the put with the exception pending, whatever cancel() does. */
+static void stream_cancel(JSContext *ctx, kvb_stream *s)
+{
+    JSValue exc = JS_GetException(ctx);
+    JSValue cancel = JS_GetPropertyStr(ctx, s->reader, "cancel");
+    if (JS_IsFunction(ctx, cancel))
+        JS_FreeValue(ctx, JS_Call(ctx, cancel, s->reader, 1, (JSValueConst *)&exc));
+    JS_FreeValue(ctx, cancel);
+    if (JS_HasException(ctx))
+        JS_FreeValue(ctx, JS_GetException(ctx));
+    JS_Throw(ctx, exc);
+    stream_fail(ctx, s);
+}
+
 /* reader.read() settled: data[0] is the KVPutStream, magic 1 for rejection. */
 static JSValue stream_on_read(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv, int magic,
                               JSValue *data)
@@ -661,20 +680,29 @@ static JSValue stream_on_read(JSContext *ctx, JSValueConst this_val, int argc, J
         stream_fail(ctx, s);
         return JS_UNDEFINED;
     }
+    kvb_ns *ns = s->op->owner;
+    if (ns->inflight_bytes > s->op->bytes && ns->inflight_bytes + n > MAX_INFLIGHT_BYTES) {
+        /* Streams being read count against the same bound as puts. */
+        throw_error(ctx, "KV PUT failed: 503 too many bytes of values in flight (%zu); await earlier puts first",
+                    ns->inflight_bytes);
+        stream_cancel(ctx, s);
+        return JS_UNDEFINED;
+    }
     if (s->data.len + n > KV_MAX_VALUE_BYTES) {
         /* Too large: the store's own message, without buffering more. */
         err e;
+        err_clear(&e);
         int rc = kv_put(s->op->owner->store, s->op->owner->id, s->key, s->klen, NULL, s->data.len + n, &s->o,
                         on_done, NULL, &e);
         throw_store_error(ctx, rc ? rc : -EFBIG, &e);
-        JSValue cancel = JS_GetPropertyStr(ctx, s->reader, "cancel");
-        JS_FreeValue(ctx, JS_Call(ctx, cancel, s->reader, 0, NULL));
-        JS_FreeValue(ctx, cancel);
-        stream_fail(ctx, s);
+        stream_cancel(ctx, s);
         return JS_UNDEFINED;
     }
-    if (n)
+    if (n) {
         buf_append(&s->data, p + off, n);
+        s->op->bytes += n;
+        ns->inflight_bytes += n;
+    }
     if (stream_pump(ctx, data[0]) < 0)
         stream_fail(ctx, s);
     return JS_UNDEFINED;
