@@ -22,3 +22,5 @@ bench/serve_density.py "$out/atoll"
 echo
 echo "== atoll serve: hello-world throughput, 1,000 tenants, random Host (wrk), atoll vs workerd"
 bench/serve_throughput.py "$out/atoll"
+echo "== KV from a worker under atoll serve: hello vs get vs put, SQLite and Redis (wrk)"
+bench/kv_serve.sh "$out/atoll"

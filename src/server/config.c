@@ -586,7 +586,7 @@ void tenant_limits_defaults(tenant_limits *l)
 }
 
 static const char *const top_keys[] = {
-    "listen", "admin", "workers", "processes", "state_dir", "isolate_memory_budget_mb", "user", NULL,
+    "listen", "admin", "workers", "processes", "state_dir", "isolate_memory_budget_mb", "user", "kv", "deploy", NULL,
 };
 
 int config_load(const char *path, atoll_config *cfg, err *e)
@@ -621,6 +621,8 @@ int config_load(const char *path, atoll_config *cfg, err *e)
     else if (cfg->state_dir[0] != '/') {
         char *abs = xasprintf("%s/%s", base_dir, cfg->state_dir);
         free(cfg->state_dir);
+    free(cfg->kv_redis);
+    free(cfg->deploy_redis);
         cfg->state_dir = abs;
     }
     /* Workers run as the config's owner unless "user" names someone else. */
@@ -653,6 +655,28 @@ int config_load(const char *path, atoll_config *cfg, err *e)
         check_keys(&r, admin, "admin", known);
         if ((rc = get_listen(&r, admin, "admin", "listen", &cfg->admin_ip, &cfg->admin_port)) ||
             (rc = get_bool(&r, admin, "admin", "public_metrics", &cfg->public_metrics)))
+            goto fail_dir;
+    }
+    /* kv: {redis, min_ttl}; deploy: {redis} (shared by the nodes of a fleet). */
+    static const char *const sections[] = {"kv", "deploy"};
+    for (int k = 0; k < 2; k++) {
+        static const char *const kv_known[] = {"redis", "min_ttl", NULL}, *const deploy_known[] = {"redis", NULL};
+        json_t *sec = json_object_get(root, sections[k]);
+        if (!sec)
+            continue;
+        if (!json_is_object(sec)) {
+            rc = fail(&r, sections[k], "expected an object, found %s", json_kind(sec));
+            goto fail_dir;
+        }
+        check_keys(&r, sec, sections[k], k == 0 ? kv_known : deploy_known);
+        char **url = k == 0 ? &cfg->kv_redis : &cfg->deploy_redis;
+        if ((rc = get_string(&r, sec, sections[k], "redis", false, url)))
+            goto fail_dir;
+        if (*url && strncmp(*url, "redis://", 8) != 0) {
+            rc = fail(&r, k == 0 ? "kv.redis" : "deploy.redis", "expected \"redis://host[:port][/db]\"");
+            goto fail_dir;
+        }
+        if (k == 0 && (rc = get_uint(&r, sec, "kv", "min_ttl", 1, 60, &cfg->kv_min_ttl)))
             goto fail_dir;
     }
     json_t *workers = json_object_get(root, "workers");
@@ -730,6 +754,8 @@ void config_free(atoll_config *cfg)
     free(cfg->listen_ip);
     free(cfg->admin_ip);
     free(cfg->state_dir);
+    free(cfg->kv_redis);
+    free(cfg->deploy_redis);
     for (size_t i = 0; i < cfg->nworkers; i++)
         config_tenant_free(&cfg->workers[i]);
     free(cfg->workers);

@@ -72,6 +72,11 @@ typedef struct atoll_config {
                                default: the owner of the config file */
     unsigned worker_gid;
     uint64_t isolate_memory_budget_mb; /* idle isolates evicted above it; default 1024 */
+    char *kv_redis;         /* kv.redis: KV namespaces in Redis ("redis://host:port/db");
+                               NULL: SQLite in state_dir */
+    uint64_t kv_min_ttl;    /* kv.min_ttl: the least expirationTtl in seconds (tests);
+                               0: Workers KV's 60 */
+    char *deploy_redis;     /* deploy.redis: admin deploys published to other nodes; NULL: none */
     tenant_config *workers;
     size_t nworkers;
     char **warnings;        /* unknown keys etc., each "FILE: KEY: message" */

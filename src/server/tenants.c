@@ -13,6 +13,7 @@
 #include "core/file.h"
 #include "core/log.h"
 #include "core/map.h"
+#include "js/api/kv.h"
 #include "server/cron.h"
 #include "server/router.h"
 #include "server/store.h"
@@ -40,6 +41,7 @@ struct tenant_table {
     uint64_t journal_offset;
     iso_pool *pool;            /* ready runtimes: a cold start only loads bytecode */
     uint64_t generation;       /* bumped on every counted event */
+    kv_store *kv;              /* borrowed: the process's KV store, or NULL */
     uv_timer_t sweep;
     uv_idle_t cleanup;         /* frees retired isolates soon, outside callbacks */
 };
@@ -123,6 +125,15 @@ static tenant *tenant_create(tenant_table *tt, const tenant_config *cfg, tenant_
         t->vars[i] = (iso_var){.name = t->cfg->vars[i].name, .json = t->cfg->vars[i].json};
     t->iso_opts.vars = t->vars;
     t->iso_opts.nvars = t->cfg->nvars;
+    /* A tenant reaches only the namespaces its own config binds. */
+    t->kv = xcalloc(t->cfg->nkv + 1, sizeof *t->kv);
+    t->bindings = xcalloc(t->cfg->nkv + 1, sizeof *t->bindings);
+    for (size_t i = 0; i < t->cfg->nkv; i++) {
+        t->kv[i] = (jsapi_kv_binding){.store = tt->kv, .namespace_id = t->cfg->kv[i].id};
+        t->bindings[i] = (iso_binding){.name = t->cfg->kv[i].binding, .kind = JSAPI_KV_KIND, .opaque = &t->kv[i]};
+    }
+    t->iso_opts.bindings = t->bindings;
+    t->iso_opts.nbindings = t->cfg->nkv;
     t->crons = xcalloc(t->cfg->ncrons + 1, sizeof *t->crons);
     for (size_t i = 0; i < t->cfg->ncrons; i++) {
         err e;
@@ -147,6 +158,8 @@ static void tenant_destroy(tenant *t)
         iso_free(t->live);
     tier_wasm_free(t->wasm);
     free(t->vars);
+    free(t->bindings);
+    free(t->kv);
     free(t->crons);
     for (retired *r = t->retired, *next; r; r = next) {
         next = r->next;
@@ -246,10 +259,11 @@ static void on_sweep(uv_timer_t *timer)
     cleanup(tt);
 }
 
-tenant_table *tenants_new(uv_loop_t *loop, const atoll_config *cfg, const char *cordon)
+tenant_table *tenants_new(uv_loop_t *loop, const atoll_config *cfg, const char *cordon, kv_store *kv)
 {
     tenant_table *tt = xcalloc(1, sizeof *tt);
     tt->loop = loop;
+    tt->kv = kv;
     tt->cfg = cfg;
     tt->cordon = cordon ? xstrdup(cordon) : NULL;
     map_init(&tt->by_name);

@@ -20,6 +20,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "js/isolate.h"
+#include "kv/kv.h"
 #include "server/config.h"
 
 /* Counters of one tenant name, kept across its versions. */
@@ -41,6 +42,8 @@ typedef struct tenant {
     uint64_t version;          /* deploy version; 0 when from the config file */
     iso_options iso_opts;      /* limits and vars from cfg */
     iso_var *vars;             /* iso_opts.vars: borrows cfg's strings */
+    iso_binding *bindings;     /* iso_opts.bindings: KV namespaces */
+    struct jsapi_kv_binding *kv; /* their opaques: the table's store, cfg's ids */
     struct cron_expr *crons;   /* triggers.crons, parsed */
     size_t ncrons;
     iso *live;                 /* js: NULL until the next cold start */
@@ -58,8 +61,10 @@ typedef struct tenant_table tenant_table;
 
 /* `cfg` must outlive the table; `cordon` selects the tenants this process
  * hosts: a cordon's, or NULL for the default group, which routes every
- * tenant (forwarding the cordoned ones) and runs the others. */
-tenant_table *tenants_new(uv_loop_t *loop, const atoll_config *cfg, const char *cordon);
+ * tenant (forwarding the cordoned ones) and runs the others. `kv` is the
+ * process's KV store, shared by its tenants' kv_namespaces bindings
+ * (borrowed; NULL: a tenant with a KV binding fails to load). */
+tenant_table *tenants_new(uv_loop_t *loop, const atoll_config *cfg, const char *cordon, kv_store *kv);
 /* Applies every journal entry not yet seen (deploys and deletions). */
 void tenants_follow_journal(tenant_table *tt);
 

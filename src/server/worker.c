@@ -19,7 +19,9 @@
 #include "core/log.h"
 #include "core/map.h"
 #include "http/server.h"
+#include "js/api/kv.h"
 #include "js/isolate.h"
+#include "kv/kv.h"
 #include "sandbox/sandbox.h"
 #include "server/tenants.h"
 #include "server/tier_container.h"
@@ -329,6 +331,11 @@ static void close_if_open(uv_handle_t *h)
         uv_close(h, NULL);
 }
 
+static void on_kv_closed(void *data)
+{
+    *(bool *)data = true;
+}
+
 int worker_main(const atoll_config *cfg, const worker_options *opt)
 {
     worker wk = {.cfg = cfg, .opt = opt, .published_generation = UINT64_MAX};
@@ -341,8 +348,8 @@ int worker_main(const atoll_config *cfg, const worker_options *opt)
         log_error("worker %s/%d: cannot create an event loop", group, opt->index);
         return 1;
     }
-    wk.tenants = tenants_new(&wk.loop, cfg, opt->cordon);
-    tenants_follow_journal(wk.tenants);
+    kv_store *kv = NULL;
+    bool kv_closed = false;
     wk.metrics_path = worker_metrics_path(cfg, opt->cordon, opt->index);
 
     http_server_config hc;
@@ -419,6 +426,17 @@ int worker_main(const atoll_config *cfg, const worker_options *opt)
 #ifdef ATOLL_TEST_HOOKS
     sandbox_probe(getenv("ATOLL_TEST_SANDBOX_PROBE"));
 #endif
+    /* Only now may threads start (the KV store's, libuv's pool): the
+     * sandbox must be entered while this process has a single thread. One
+     * KV store per process, shared by its tenants' bindings. */
+    kv_config kc = {.state_dir = cfg->state_dir, .redis_url = cfg->kv_redis, .min_ttl = (unsigned)cfg->kv_min_ttl};
+    err ke;
+    err_clear(&ke);
+    jsapi_kv_register();
+    if (kv_open(&wk.loop, &kc, &kv, &ke) != 0)
+        log_error("worker %s/%d: %s; KV bindings will not load", group, opt->index, ke.msg);
+    wk.tenants = tenants_new(&wk.loop, cfg, opt->cordon, kv);
+    tenants_follow_journal(wk.tenants);
     uv_timer_init(&wk.loop, &wk.metrics_timer);
     wk.metrics_timer.data = &wk;
     uv_timer_start(&wk.metrics_timer, on_metrics_timer, 0, METRICS_EVERY_MS);
@@ -444,7 +462,8 @@ done:
     close_if_open((uv_handle_t *)&wk.metrics_timer);
     close_if_open((uv_handle_t *)&wk.cron_timer);
     close_if_open((uv_handle_t *)&wk.journal_watch);
-    tenants_free(wk.tenants);
+    if (wk.tenants)
+        tenants_free(wk.tenants);
     if (wk.containers)
         http_proxy_upstream_free(wk.containers);
     {
@@ -453,6 +472,12 @@ done:
         while (map_next(&wk.cordons, &pos, NULL, &up))
             http_proxy_upstream_free(up);
         map_free(&wk.cordons);
+    }
+    /* Puts already accepted are committed (or fail) before the store goes. */
+    if (kv) {
+        kv_close(kv, on_kv_closed, &kv_closed);
+        while (!kv_closed)
+            uv_run(&wk.loop, UV_RUN_ONCE);
     }
     uv_run(&wk.loop, UV_RUN_NOWAIT);
     if (wk.http)
