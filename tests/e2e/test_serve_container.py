@@ -101,6 +101,11 @@ class Serve:
                 except OSError:
                     assert time.time() < deadline, self.stderr()
                     time.sleep(0.05)
+        # The containers process listens a moment after the public port does.
+        sock = os.path.join(self.state, "run", "containers.sock")
+        while not os.path.exists(sock):
+            assert self.proc.poll() is None and time.time() < deadline, self.stderr()
+            time.sleep(0.02)
 
     def admin(self, method, path, body=None):
         headers = {"Authorization": "Bearer " + TOKEN}
