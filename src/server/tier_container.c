@@ -27,7 +27,7 @@
 #include "server/store.h"
 
 #define STOP_GRACE_MS 10000
-#define READY_POLL_MS 20
+#define READY_POLL_MS 20     /* at most; the first polls come sooner */
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
 #define LOG_LINE_MAX 8192
@@ -73,6 +73,7 @@ typedef struct ctenant {
     pending *queue, **queue_tail;
     size_t inflight;
     uint64_t ready_deadline_ms, started_ms, not_before_ms, backoff_ms;
+    uint64_t poll_ms;          /* port mode: next readiness poll, doubling up to READY_POLL_MS */
 } ctenant;
 
 typedef struct containers {
@@ -303,7 +304,9 @@ static void on_timer(uv_timer_t *t)
             fail_queue(ct, 504, "The container did not start listening in time.");
             stop_container(ct);
         } else {
-            uv_timer_start(&ct->timer, on_timer, READY_POLL_MS, 0);
+            /* A small server listens within a few ms: poll soon, then back off. */
+            ct->poll_ms = ct->poll_ms ? (ct->poll_ms * 2 > READY_POLL_MS ? READY_POLL_MS : ct->poll_ms * 2) : 1;
+            uv_timer_start(&ct->timer, on_timer, ct->poll_ms, 0);
         }
     } else if (ct->retired && ct->state == C_RUNNING) {
         log_tenant(LOG_WARN, ct->tc->name, "old version still busy %d ms after a deploy: stopping it",
@@ -676,6 +679,7 @@ static void on_request(void *data, http_request *req, http_writer *w)
     if (ct->tc->container_port) {
         ct->state = C_STARTING;
         ct->ready_deadline_ms = now_ms() + ct->tc->start_timeout_ms;
+        ct->poll_ms = 0;
         uv_timer_start(&ct->timer, on_timer, 0, 0);
     } else {
         ct->state = C_RUNNING; /* connections wait in the listener's backlog */
