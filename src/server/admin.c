@@ -159,6 +159,8 @@ static json_t *describe(admin *a, const char *name)
                              "state", "broken");
         json_t *j = json_pack("{s:s,s:I,s:s,s:s,s:s,s:o}", "name", name, "version", (json_int_t)version, "source",
                               "deploy", "state", "deployed", "tier", config_tier_name(t.tier), "routes", routes_json(&t));
+        if (t.tier == TIER_CONTAINER)
+            json_object_set_new(j, "bundle", json_string(t.main));
         config_tenant_free(&t);
         return j;
     }

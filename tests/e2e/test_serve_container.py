@@ -351,7 +351,7 @@ def new_versions_deploy_under_load_without_a_failed_request():
         assert status == 400 and "config.json" in body["error"], (status, body)
         status, body = s.admin("PUT", "/workers/app", {"tier": "container", "main": v1, "routes": ["*/*"],
                                                       "idle_timeout_s": 300})
-        assert status == 201 and body["tier"] == "container", (status, body)
+        assert status == 201 and body["tier"] == "container" and body["bundle"] == v1, (status, body)
         eventually(lambda: s.get("app.test")[0] == 200)
         assert b"version-1" in s.get("app.test")[2]
 
