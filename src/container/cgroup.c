@@ -376,6 +376,27 @@ int ctr__cgroup_kill(ctr__cgroup *cg)
     return n;
 }
 
+int64_t ctr__cgroup_oom_kills(const ctr__cgroup *cg)
+{
+    /* v2: memory.events; v1: memory.oom_control (its oom_kill line, 4.13+). */
+    const char *dir = cg ? cg->dir[CG_MEMORY] : NULL;
+    if (!dir)
+        return -1;
+    char *path = xasprintf("%s/%s", dir, cg->v2 ? "memory.events" : "memory.oom_control");
+    FILE *f = fopen(path, "re");
+    free(path);
+    if (!f)
+        return -1;
+    char key[64];
+    long long value;
+    int64_t n = -1;
+    while (fscanf(f, "%63s %lld", key, &value) == 2)
+        if (strcmp(key, "oom_kill") == 0)
+            n = value;
+    fclose(f);
+    return n;
+}
+
 int ctr__cgroup_destroy(ctr__cgroup *cg, err *e)
 {
     int rc = 0;

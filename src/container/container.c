@@ -382,6 +382,11 @@ void ctr_destroy(ctr *c)
     free(c);
 }
 
+int64_t ctr_oom_kills(const ctr *c)
+{
+    return c ? ctr__cgroup_oom_kills(c->cg) : -1;
+}
+
 int ctr_exit_code(int status)
 {
     if (WIFEXITED(status))

@@ -20,6 +20,7 @@
 #define ATOLL_CONTAINER_CONTAINER_H
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "core/err.h"
@@ -85,6 +86,11 @@ void ctr_destroy(ctr *c);
  * "atoll-<pid>-<n>" after a pid that no longer runs, and empty). Returns
  * how many it removed. */
 int ctr_sweep_stale(void);
+
+/* Processes of the container that the kernel's OOM killer killed (its
+ * memory limit was hit), from its cgroup; -1 when unknown. Valid until
+ * ctr_destroy, also after ctr_wait. */
+int64_t ctr_oom_kills(const ctr *c);
 
 /* The shell convention for a wait status: the exit code, or 128+signal. */
 int ctr_exit_code(int status);

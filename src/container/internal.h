@@ -99,6 +99,9 @@ int ctr__cgroup_clone_fd(ctr__cgroup *cg, err *e);
 int ctr__cgroup_join_fds(ctr__cgroup *cg, int fds[4], err *e);
 /* SIGKILLs every process still in the cgroup; returns how many it found. */
 int ctr__cgroup_kill(ctr__cgroup *cg);
+/* How many processes the kernel's OOM killer has killed in the cgroup
+ * (memory limit hit), or -1 when the kernel does not tell. */
+int64_t ctr__cgroup_oom_kills(const ctr__cgroup *cg);
 /* Removes the directories and frees cg (NULL is fine). */
 int ctr__cgroup_destroy(ctr__cgroup *cg, err *e);
 /* "v1" or "v2", for logs and tests. */

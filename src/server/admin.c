@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "container/container.h"
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "core/file.h"
@@ -23,6 +24,7 @@
 #include "sandbox/sandbox.h"
 #include "server/fleet.h"
 #include "server/store.h"
+#include "server/tier_container.h"
 #include "server/tier_wasm.h"
 
 #define MAX_SCRIPT_BYTES (32u << 20)
@@ -159,6 +161,8 @@ static json_t *describe(admin *a, const char *name)
                              "state", "broken");
         json_t *j = json_pack("{s:s,s:I,s:s,s:s,s:s,s:o}", "name", name, "version", (json_int_t)version, "source",
                               "deploy", "state", "deployed", "tier", config_tier_name(t.tier), "routes", routes_json(&t));
+        if (t.tier == TIER_CONTAINER)
+            json_object_set_new(j, "bundle", json_string(t.main));
         config_tenant_free(&t);
         return j;
     }
@@ -196,6 +200,7 @@ static int deploy_version(admin *a, const char *name, bool wasm, const char *scr
     uint64_t version = (uintptr_t)map_get(&a->versions, name) + 1;
     *status = 400;
     tenant_config t;
+    char *bundle = NULL;
     char *script_path = store_script_path(a->cfg->state_dir, name, version, wasm);
     char *source = xasprintf("deploy %s", name);
     int rc = store_stage(a->cfg->state_dir, name, version, wasm, script, script_len, settings, strlen(settings), e);
@@ -206,6 +211,8 @@ static int deploy_version(admin *a, const char *name, bool wasm, const char *scr
     if ((rc = config_tenant_from_json(source, settings, strlen(settings), name, script_path, &t, warnings, e)) != 0)
         goto discard;
     tenant_tier tier = t.tier;
+    if (tier == TIER_CONTAINER)
+        bundle = xstrdup(t.main);
     bool cordon_known = !t.cordon;
     for (size_t i = 0; t.cordon && i < a->cfg->nworkers && !cordon_known; i++)
         cordon_known = a->cfg->workers[i].cordon && strcmp(a->cfg->workers[i].cordon, t.cordon) == 0;
@@ -219,9 +226,25 @@ static int deploy_version(admin *a, const char *name, bool wasm, const char *scr
         rc = err_set(e, -EINVAL, "a wasm worker is deployed with Content-Type: application/wasm");
         goto discard;
     }
-    /* A module is compiled here, once, into the cache the workers load from. */
-    if ((rc = wasm ? tier_wasm_compile(a->cfg, script_path, e) : iso_check_script(script_path, e)) != 0)
+    if (tier == TIER_CONTAINER) {
+        /* The containers process runs it: only when the server runs as root. */
+        char *sock = containers_socket_path(a->cfg);
+        bool served = access(sock, F_OK) == 0;
+        free(sock);
+        ctr_spec *spec = NULL;
+        if (!served) {
+            *status = 503;
+            rc = err_set(e, -ENOTSUP, "container workers need atoll serve to run as root (namespaces, cgroups)");
+        } else if ((rc = ctr_spec_load(bundle, &spec, e)) != 0) {
+            err_prefix(e, "bundle %s", bundle);
+        }
+        ctr_spec_free(spec);
+        if (rc != 0)
+            goto discard;
+    } else if ((rc = wasm ? tier_wasm_compile(a->cfg, script_path, e) : iso_check_script(script_path, e)) != 0) {
+        /* A module is compiled here, once, into the cache the workers load from. */
         goto discard;
+    }
     if ((rc = store_commit(a->cfg->state_dir, name, version, e)) != 0) {
         *status = 500;
         goto discard;
@@ -233,6 +256,7 @@ static int deploy_version(admin *a, const char *name, bool wasm, const char *scr
 discard:
     store_discard(a->cfg->state_dir, name, version);
 done:
+    free(bundle);
     free(script_path);
     free(source);
     return rc;
@@ -267,7 +291,9 @@ static void deploy(admin *a, const char *name, const http_request *req, http_wri
         json_error_t jerr;
         doc = json_loadb(script, script_len, JSON_REJECT_DUPLICATES, &jerr);
         json_t *s = doc ? json_object_get(doc, "script") : NULL;
-        if (!doc || !json_is_object(doc) || !json_is_string(s)) {
+        json_t *tier = doc ? json_object_get(doc, "tier") : NULL;
+        bool bundle = json_is_string(tier) && strcmp(json_string_value(tier), "container") == 0;
+        if (!doc || !json_is_object(doc) || (!bundle && !json_is_string(s))) {
             char msg[300];
             snprintf(msg, sizeof msg, "expected a JSON object with a \"script\" string%s%s", doc ? "" : ": ",
                      doc ? "" : jerr.text);
@@ -275,8 +301,21 @@ static void deploy(admin *a, const char *name, const http_request *req, http_wri
             json_decref(doc);
             return;
         }
-        script = json_string_value(s);
-        script_len = json_string_length(s);
+        if (bundle) {
+            /* A container: "main" names its bundle on this server's filesystem. */
+            json_t *m = json_object_get(doc, "main");
+            if (!json_is_string(m) || json_string_value(m)[0] != '/') {
+                respond_error(w, 400, "a container worker needs \"main\": the absolute path of its OCI bundle "
+                                      "directory on the server (bundles are not uploaded)");
+                json_decref(doc);
+                return;
+            }
+            script = "";
+            script_len = 0;
+        } else {
+            script = json_string_value(s);
+            script_len = json_string_length(s);
+        }
         json_t *rest = json_deep_copy(doc);
         json_object_del(rest, "script");
         settings = json_dumps(rest, JSON_COMPACT | JSON_SORT_KEYS);

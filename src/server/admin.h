@@ -6,7 +6,11 @@
  *                          limits, …} (the tenant keys of atoll.jsonc), or
  *                          a WebAssembly module (Content-Type:
  *                          application/wasm) with its settings as JSON in
- *                          an Atoll-Settings header
+ *                          an Atoll-Settings header, or a container:
+ *                          {"tier": "container", "main": "/abs/bundle",
+ *                          routes, port, idle_timeout_s, …} naming a
+ *                          bundle directory on the server (its config.json
+ *                          is parsed at deploy; bundles are not uploaded)
  *   DELETE /workers/NAME
  *   GET    /workers        tenants with version and source
  *   GET    /workers/NAME

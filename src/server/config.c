@@ -723,12 +723,17 @@ int config_tenant_from_json(const char *source, const char *json, size_t len, co
     if (rc != 0)
         return rc;
     reader r = {.file = source, .cfg = warnings, .e = e};
-    /* name and main come from the deploy itself, not from the settings. */
+    /* name and main come from the deploy itself, not from the settings —
+     * except a container's bundle, a directory on the server named by an
+     * absolute "main" (bundles are not uploaded). */
+    json_t *tier = json_object_get(root, "tier"), *bundle = json_object_get(root, "main");
+    bool is_bundle = json_is_string(tier) && strcmp(json_string_value(tier), "container") == 0 &&
+                     json_is_string(bundle) && json_string_value(bundle)[0] == '/';
+    t->main = xstrdup(is_bundle ? json_string_value(bundle) : main_path);
     json_object_del(root, "name");
     json_object_del(root, "main");
     json_object_del(root, "wrangler");
     t->name = xstrdup(name);
-    t->main = xstrdup(main_path);
     t->source = xstrdup(source);
     rc = parse_tenant_keys(&r, root, "", "/", t);
     if (rc == 0)

@@ -150,7 +150,9 @@ int serve_run(const atoll_config *cfg, const serve_options *opt, err *e)
                                              .data = &ctx[ngroups]};
         ngroups++;
     }
-    if (containers_needed(cfg)) {
+    /* Also when deploys may bring container tenants later (admin API). */
+    bool admin = opt->admin_token && opt->admin_token[0];
+    if (containers_needed(cfg) || (admin && geteuid() == 0)) {
         if (geteuid() != 0) {
             log_error("container tenants need atoll serve to run as root (namespaces, cgroups): they answer 502");
         } else {

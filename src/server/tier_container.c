@@ -24,12 +24,15 @@
 #include "core/map.h"
 #include "http/proxy.h"
 #include "http/server.h"
+#include "server/store.h"
 
 #define STOP_GRACE_MS 10000
-#define READY_POLL_MS 20
+#define READY_POLL_MS 20     /* at most; the first polls come sooner */
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
 #define LOG_LINE_MAX 8192
+#define DRAIN_MAX_MS 30000     /* an old version's requests, after a deploy */
+#define MAX_SETTINGS_BYTES (1u << 20)
 
 typedef enum { C_STOPPED, C_STARTING, C_RUNNING, C_STOPPING } ctr_state;
 
@@ -39,9 +42,26 @@ typedef struct pending {
     struct pending *next;
 } pending;
 
+/* The container's stdout and stderr: a pipe read into tenant log lines.
+ * One per start, so that a restart never reuses a handle still closing. */
+typedef struct logpipe {
+    uv_pipe_t pipe;
+    struct containers *owner;
+    char *tenant;
+    buf line;
+    struct logpipe *prev, *next;
+} logpipe;
+
 typedef struct ctenant {
     struct containers *owner;
-    const tenant_config *tc;
+    const tenant_config *tc;   /* the config file's, or `owned` */
+    tenant_config *owned;      /* a deployed version's */
+    uint64_t version;          /* deploy version; 0 from the config file */
+    bool retired;              /* replaced by a deploy, or deleted: drains, stops, is freed */
+    bool freeing;
+    bool timer_open;
+    struct ctenant *next_retired;
+    int64_t oom_seen;          /* OOM kills already reported */
     ctr_spec *spec;
     ctr *c;
     ctr_state state;
@@ -49,20 +69,22 @@ typedef struct ctenant {
     char *sock_path;           /* socket-activation listener */
     uv_poll_t exit_poll;       /* the pidfd: readable when the container exits */
     bool exit_poll_open;
-    uv_timer_t timer;          /* idle, readiness polling, stop grace */
-    uv_pipe_t logs;            /* the container's stdout and stderr */
-    bool logs_open;
-    buf log_line;
+    uv_timer_t timer;          /* idle, readiness polling, drain, stop grace */
     pending *queue, **queue_tail;
     size_t inflight;
     uint64_t ready_deadline_ms, started_ms, not_before_ms, backoff_ms;
+    uint64_t poll_ms;          /* port mode: next readiness poll, doubling up to READY_POLL_MS */
 } ctenant;
 
 typedef struct containers {
     const atoll_config *cfg;
     uv_loop_t loop;
     http_server *http;
-    map tenants;               /* name -> ctenant */
+    map tenants;               /* name -> current ctenant */
+    ctenant *retired;          /* old versions still draining or stopping */
+    logpipe *logs;             /* open log pipes */
+    uint64_t journal_offset;
+    uv_fs_event_t journal_watch;
     uv_signal_t sigterm, sigint;
     bool stopping;
 } containers;
@@ -80,6 +102,8 @@ char *containers_socket_path(const atoll_config *cfg)
 {
     return xasprintf("%s/run/containers.sock", cfg->state_dir);
 }
+
+static void ctenant_check_retired(ctenant *ct);
 
 bool containers_needed(const atoll_config *cfg)
 {
@@ -100,37 +124,85 @@ static void on_log_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
     b->len = sizeof chunk;
 }
 
-static void flush_log_line(ctenant *ct)
+static void flush_log_line(logpipe *lp)
 {
-    if (ct->log_line.len)
-        log_tenant(LOG_INFO, ct->tc->name, "%s", ct->log_line.data);
-    buf_reset(&ct->log_line);
+    if (lp->line.len)
+        log_tenant(LOG_INFO, lp->tenant, "%s", lp->line.data);
+    buf_reset(&lp->line);
+}
+
+static void on_logpipe_closed(uv_handle_t *h)
+{
+    logpipe *lp = h->data;
+    containers *cs = lp->owner;
+    if (lp->prev)
+        lp->prev->next = lp->next;
+    else
+        cs->logs = lp->next;
+    if (lp->next)
+        lp->next->prev = lp->prev;
+    buf_free(&lp->line);
+    free(lp->tenant);
+    free(lp);
+    maybe_exit(cs);
 }
 
 static void on_log_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
-    ctenant *ct = s->data;
+    logpipe *lp = s->data;
     if (n < 0) {
-        flush_log_line(ct);
+        /* Every writer is gone: the container has exited. */
+        flush_log_line(lp);
         uv_read_stop(s);
+        if (!uv_is_closing((uv_handle_t *)s))
+            uv_close((uv_handle_t *)s, on_logpipe_closed);
         return;
     }
     for (ssize_t i = 0; i < n; i++) {
-        if (b->base[i] == '\n' || ct->log_line.len >= LOG_LINE_MAX)
-            flush_log_line(ct);
+        if (b->base[i] == '\n' || lp->line.len >= LOG_LINE_MAX)
+            flush_log_line(lp);
         if (b->base[i] != '\n')
-            buf_append(&ct->log_line, &b->base[i], 1);
+            buf_append(&lp->line, &b->base[i], 1);
     }
 }
 
-static void on_logs_closed(uv_handle_t *h)
+/* Reads fd (the read end) into log lines of `tenant`; takes the fd. */
+static void open_logpipe(containers *cs, const char *tenant, int fd)
 {
-    ctenant *ct = h->data;
-    ct->logs_open = false;
-    maybe_exit(ct->owner);
+    logpipe *lp = xcalloc(1, sizeof *lp);
+    lp->owner = cs;
+    lp->tenant = xstrdup(tenant);
+    buf_init(&lp->line, LOG_LINE_MAX + 1);
+    uv_pipe_init(&cs->loop, &lp->pipe, 0);
+    lp->pipe.data = lp;
+    lp->next = cs->logs;
+    if (cs->logs)
+        cs->logs->prev = lp;
+    cs->logs = lp;
+    if (uv_pipe_open(&lp->pipe, fd) != 0) {
+        close(fd);
+        uv_close((uv_handle_t *)&lp->pipe, on_logpipe_closed);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&lp->pipe, on_log_alloc, on_log_read);
 }
 
 /* ---- start, readiness, exit, stop ---- */
+
+/* The kernel's OOM killer killed a process of the container (its memory
+ * limit was hit): say so in the log, once per kill. */
+static bool report_oom(ctenant *ct, const char *what)
+{
+    int64_t kills = ct->c ? ctr_oom_kills(ct->c) : -1;
+    if (kills <= ct->oom_seen)
+        return false;
+    log_tenant(LOG_ERROR, ct->tc->name,
+               "container out of memory: the kernel's OOM killer killed %lld process(es) of it at its memory "
+               "limit (linux.resources.memory.limit in %s/config.json); %s",
+               (long long)(kills - ct->oom_seen), ct->tc->main, what);
+    ct->oom_seen = kills;
+    return true;
+}
 
 static void fail_queue(ctenant *ct, int status, const char *msg)
 {
@@ -232,8 +304,14 @@ static void on_timer(uv_timer_t *t)
             fail_queue(ct, 504, "The container did not start listening in time.");
             stop_container(ct);
         } else {
-            uv_timer_start(&ct->timer, on_timer, READY_POLL_MS, 0);
+            /* A small server listens within a few ms: poll soon, then back off. */
+            ct->poll_ms = ct->poll_ms ? (ct->poll_ms * 2 > READY_POLL_MS ? READY_POLL_MS : ct->poll_ms * 2) : 1;
+            uv_timer_start(&ct->timer, on_timer, ct->poll_ms, 0);
         }
+    } else if (ct->retired && ct->state == C_RUNNING) {
+        log_tenant(LOG_WARN, ct->tc->name, "old version still busy %d ms after a deploy: stopping it",
+                   DRAIN_MAX_MS);
+        stop_container(ct);
     } else if (ct->state == C_RUNNING && ct->inflight == 0) {
         log_tenant(LOG_INFO, ct->tc->name, "container idle for %llu s: stopping (scale to zero)",
                    (unsigned long long)ct->tc->idle_timeout_s);
@@ -244,11 +322,16 @@ static void on_timer(uv_timer_t *t)
     }
 }
 
+static void ctenant_maybe_free(ctenant *ct);
+
 static void on_exit_poll_closed(uv_handle_t *h)
 {
     ctenant *ct = h->data;
     ct->exit_poll_open = false;
-    maybe_exit(ct->owner);
+    if (ct->freeing)
+        ctenant_maybe_free(ct);
+    else
+        maybe_exit(ct->owner);
 }
 
 /* The container's process is gone: tear everything of it down. */
@@ -261,8 +344,10 @@ static void reap(ctenant *ct)
         return;
     bool expected = ct->state == C_STOPPING;
     uint64_t lived = now_ms() - ct->started_ms;
-    log_tenant(expected ? LOG_INFO : LOG_ERROR, ct->tc->name, "container %s with status %d after %llu ms",
-               expected ? "stopped" : "exited", ctr_exit_code(status), (unsigned long long)lived);
+    log_tenant(expected ? LOG_INFO : LOG_ERROR, ct->tc->name, "container%s %s with status %d after %llu ms",
+               ct->retired ? " (old version)" : "", expected ? "stopped" : "exited", ctr_exit_code(status),
+               (unsigned long long)lived);
+    report_oom(ct, "its main process died");
     if (ct->exit_poll_open) {
         uv_poll_stop(&ct->exit_poll);
         uv_close((uv_handle_t *)&ct->exit_poll, on_exit_poll_closed);
@@ -285,6 +370,7 @@ static void reap(ctenant *ct)
     }
     ct->state = C_STOPPED;
     fail_queue(ct, 502, "The container exited before it answered.");
+    ctenant_check_retired(ct);
     maybe_exit(ct->owner);
 }
 
@@ -334,7 +420,9 @@ static int start_container(ctenant *ct, err *e)
     o.start_timeout_ms = (unsigned)ct->tc->start_timeout_ms;
     if (!ct->tc->container_port) {
         free(ct->sock_path);
-        ct->sock_path = xasprintf("%s/run/ctr-%s.sock", cs->cfg->state_dir, ct->tc->name);
+        /* Per version: an old one may still drain while the new one starts. */
+        ct->sock_path = xasprintf("%s/run/ctr-%s-%llu.sock", cs->cfg->state_dir, ct->tc->name,
+                                  (unsigned long long)ct->version);
         if ((listen_fd = make_listener(ct->sock_path, e)) < 0) {
             rc = listen_fd;
             goto done;
@@ -363,17 +451,15 @@ static int start_container(ctenant *ct, err *e)
     ct->exit_poll.data = ct;
     ct->exit_poll_open = true;
     uv_poll_start(&ct->exit_poll, UV_READABLE, on_exit_poll);
-    uv_pipe_init(&cs->loop, &ct->logs, 0);
-    ct->logs.data = ct;
-    if (uv_pipe_open(&ct->logs, logp[0]) == 0) {
-        logp[0] = -1;
-        ct->logs_open = true;
-        uv_read_start((uv_stream_t *)&ct->logs, on_log_alloc, on_log_read);
-    } else {
-        uv_close((uv_handle_t *)&ct->logs, NULL);
-    }
-    log_tenant(LOG_INFO, ct->tc->name, "container started (pid %d, %s)", (int)ctr_pid(ct->c),
-               ct->tc->container_port ? "port" : "socket activation");
+    open_logpipe(cs, ct->tc->name, logp[0]);
+    logp[0] = -1;
+    ct->oom_seen = 0; /* a new cgroup */
+    if (ct->version)
+        log_tenant(LOG_INFO, ct->tc->name, "container started (pid %d, %s, deploy v%llu)", (int)ctr_pid(ct->c),
+                   ct->tc->container_port ? "port" : "socket activation", (unsigned long long)ct->version);
+    else
+        log_tenant(LOG_INFO, ct->tc->name, "container started (pid %d, %s)", (int)ctr_pid(ct->c),
+                   ct->tc->container_port ? "port" : "socket activation");
 done:
     if (listen_fd >= 0)
         close(listen_fd); /* the container holds its own copy */
@@ -381,6 +467,155 @@ done:
         close(logp[0]);
     close(logp[1]);
     return rc;
+}
+
+/* ---- tenants: from the config file and from deploys ---- */
+
+static ctenant *ctenant_new(containers *cs, const tenant_config *tc, tenant_config *owned, uint64_t version)
+{
+    ctenant *ct = xcalloc(1, sizeof *ct);
+    ct->owner = cs;
+    ct->tc = owned ? owned : tc;
+    ct->owned = owned;
+    ct->version = version;
+    ct->queue_tail = &ct->queue;
+    uv_timer_init(&cs->loop, &ct->timer);
+    ct->timer.data = ct;
+    ct->timer_open = true;
+    map_put(&cs->tenants, ct->tc->name, ct);
+    return ct;
+}
+
+static void on_ctenant_timer_closed(uv_handle_t *h)
+{
+    ctenant *ct = h->data;
+    ct->timer_open = false;
+    ctenant_maybe_free(ct);
+}
+
+/* Frees a retired tenant once its handles have closed. */
+static void ctenant_maybe_free(ctenant *ct)
+{
+    if (!ct->freeing || ct->timer_open || ct->exit_poll_open)
+        return;
+    containers *cs = ct->owner;
+    for (ctenant **p = &cs->retired; *p; p = &(*p)->next_retired)
+        if (*p == ct) {
+            *p = ct->next_retired;
+            break;
+        }
+    ctr_spec_free(ct->spec);
+    if (ct->sock_path)
+        unlink(ct->sock_path);
+    free(ct->sock_path);
+    if (ct->owned) {
+        config_tenant_free(ct->owned);
+        free(ct->owned);
+    }
+    free(ct);
+    maybe_exit(cs);
+}
+
+/* A retired version: stopped once its last request has ended (or after
+ * DRAIN_MAX_MS), freed once stopped. */
+static void ctenant_check_retired(ctenant *ct)
+{
+    if (!ct->retired || ct->freeing)
+        return;
+    if (!ct->c && ct->state == C_STOPPED && !ct->queue && ct->inflight == 0) {
+        ct->freeing = true;
+        uv_timer_stop(&ct->timer);
+        if (ct->up) {
+            http_proxy_upstream_free(ct->up);
+            ct->up = NULL;
+        }
+        uv_close((uv_handle_t *)&ct->timer, on_ctenant_timer_closed);
+        return;
+    }
+    if (ct->state == C_RUNNING && ct->inflight == 0 && !ct->queue) {
+        log_tenant(LOG_INFO, ct->tc->name, "old version%s drained: stopping its container",
+                   ct->version ? "" : " (from the config file)");
+        stop_container(ct);
+    }
+}
+
+/* Takes a tenant out of service (a new version replaces it, or it was
+ * deleted): new requests no longer reach it; those in flight finish. */
+static void ctenant_retire(containers *cs, ctenant *ct)
+{
+    map_remove(&cs->tenants, ct->tc->name);
+    ct->retired = true;
+    ct->next_retired = cs->retired;
+    cs->retired = ct;
+    if (ct->state == C_RUNNING && ct->inflight > 0)
+        uv_timer_start(&ct->timer, on_timer, DRAIN_MAX_MS, 0);
+    ctenant_check_retired(ct);
+}
+
+/* One journal entry: a deploy (version > 0) or a deletion. */
+static void apply_entry(void *data, const char *name, uint64_t version)
+{
+    containers *cs = data;
+    ctenant *old = map_get(&cs->tenants, name);
+    if (version == 0) {
+        if (old) {
+            log_tenant(LOG_INFO, name, "deleted: its container stops once its requests have ended");
+            ctenant_retire(cs, old);
+        }
+        return;
+    }
+    if (old && old->version == version)
+        return;
+    const char *state = cs->cfg->state_dir;
+    char *settings_path = store_settings_path(state, name, version);
+    char *script_path = store_find_script(state, name, version);
+    char *source = xasprintf("deploy %s v%llu", name, (unsigned long long)version);
+    buf settings;
+    buf_init(&settings, MAX_SETTINGS_BYTES);
+    err e;
+    err_clear(&e);
+    tenant_config *tc = xcalloc(1, sizeof *tc);
+    atoll_config warnings = {0};
+    int rc = file_read_all(settings_path, MAX_SETTINGS_BYTES, &settings, &e);
+    if (rc == 0)
+        rc = config_tenant_from_json(source, settings.data ? settings.data : "{}", settings.len, name, script_path,
+                                     tc, &warnings, &e);
+    config_free(&warnings);
+    if (rc != 0) {
+        log_error("containers: %s: cannot apply %s: %s", name, source, e.msg);
+        free(tc);
+    } else if (tc->tier != TIER_CONTAINER) {
+        if (old) /* now served by another tier */
+            ctenant_retire(cs, old);
+        config_tenant_free(tc);
+        free(tc);
+    } else {
+        if (old) {
+            log_tenant(LOG_INFO, name, "deploy v%llu: new requests go to the new version; the old one drains",
+                       (unsigned long long)version);
+            ctenant_retire(cs, old);
+        }
+        ctenant_new(cs, NULL, tc, version);
+    }
+    buf_free(&settings);
+    free(settings_path);
+    free(script_path);
+    free(source);
+}
+
+static void follow_journal(containers *cs)
+{
+    err e;
+    err_clear(&e);
+    if (store_follow(cs->cfg->state_dir, &cs->journal_offset, apply_entry, cs, &e) != 0)
+        log_error("containers: deploy journal: %s", e.msg);
+}
+
+static void on_journal_change(uv_fs_event_t *h, const char *filename, int events, int status)
+{
+    containers *cs = h->data;
+    if (status == 0 && filename && strcmp(filename, "journal") == 0)
+        follow_journal(cs);
 }
 
 /* ---- requests from the worker processes ---- */
@@ -391,7 +626,11 @@ static void on_forward_done(void *data, int status)
     ctenant *ct = f->ct;
     free(f);
     ct->inflight--;
-    if (ct->inflight == 0 && ct->state == C_RUNNING && !ct->owner->stopping)
+    if (status != 0)
+        report_oom(ct, "a request failed with a 502");
+    if (ct->retired)
+        ctenant_check_retired(ct);
+    else if (ct->inflight == 0 && ct->state == C_RUNNING && !ct->owner->stopping)
         uv_timer_start(&ct->timer, on_timer, ct->tc->idle_timeout_s * 1000, 0);
 }
 
@@ -400,6 +639,11 @@ static void on_request(void *data, http_request *req, http_writer *w)
     containers *cs = data;
     const char *name = http_headers_get(&req->headers, "atoll-tenant");
     ctenant *ct = name ? map_get(&cs->tenants, name) : NULL;
+    if (!ct && name) {
+        /* A worker may have read a deploy before we were told of it. */
+        follow_journal(cs);
+        ct = map_get(&cs->tenants, name);
+    }
     if (!ct) {
         http_writer_error(w, 404, "No container tenant by that name.");
         return;
@@ -435,6 +679,7 @@ static void on_request(void *data, http_request *req, http_writer *w)
     if (ct->tc->container_port) {
         ct->state = C_STARTING;
         ct->ready_deadline_ms = now_ms() + ct->tc->start_timeout_ms;
+        ct->poll_ms = 0;
         uv_timer_start(&ct->timer, on_timer, 0, 0);
     } else {
         ct->state = C_RUNNING; /* connections wait in the listener's backlog */
@@ -451,10 +696,13 @@ static void on_drained(void *data)
     void *value;
     while (map_next(&cs->tenants, &pos, NULL, &value))
         stop_container(value);
+    for (ctenant *ct = cs->retired; ct; ct = ct->next_retired)
+        stop_container(ct);
     maybe_exit(cs);
 }
 
-/* Leaves the loop once the server is drained and every container is gone. */
+/* Leaves the loop once the server is drained, every container is gone and
+ * its output has been read. */
 static void maybe_exit(containers *cs)
 {
     if (!cs->stopping)
@@ -466,6 +714,11 @@ static void maybe_exit(containers *cs)
         if (ct->c || ct->exit_poll_open)
             return;
     }
+    for (ctenant *ct = cs->retired; ct; ct = ct->next_retired)
+        if (ct->c || ct->exit_poll_open)
+            return;
+    if (cs->logs)
+        return;
     uv_stop(&cs->loop);
 }
 
@@ -478,11 +731,38 @@ static void on_signal(uv_signal_t *s, int signum)
     http_server_drain(cs->http, on_drained, cs);
 }
 
-static void close_tenant(ctenant *ct)
+/* At exit: whatever is left of a tenant (the loop is stopped). */
+static void ctenant_teardown(ctenant *ct)
 {
-    uv_close((uv_handle_t *)&ct->timer, NULL);
-    if (ct->logs_open)
-        uv_close((uv_handle_t *)&ct->logs, on_logs_closed);
+    if (ct->c) { /* not stopped in time, or an early failure */
+        ctr_destroy(ct->c);
+        ct->c = NULL;
+    }
+    if (ct->up)
+        http_proxy_upstream_free(ct->up);
+    ct->up = NULL;
+    if (ct->exit_poll_open) {
+        uv_poll_stop(&ct->exit_poll);
+        uv_close((uv_handle_t *)&ct->exit_poll, NULL);
+        ct->exit_poll_open = false;
+    }
+    if (ct->timer_open && !uv_is_closing((uv_handle_t *)&ct->timer))
+        uv_close((uv_handle_t *)&ct->timer, NULL);
+    ct->timer_open = false;
+}
+
+static void ctenant_final_free(ctenant *ct)
+{
+    ctr_spec_free(ct->spec);
+    if (ct->sock_path)
+        unlink(ct->sock_path);
+    free(ct->sock_path);
+    fail_queue(ct, 503, "The server is shutting down.");
+    if (ct->owned) {
+        config_tenant_free(ct->owned);
+        free(ct->owned);
+    }
+    free(ct);
 }
 
 int containers_main(const atoll_config *cfg)
@@ -496,17 +776,16 @@ int containers_main(const atoll_config *cfg)
         log_info("containers: removed %d cgroup(s) left by an earlier run", removed);
     for (size_t i = 0; i < cfg->nworkers; i++) {
         const tenant_config *tc = &cfg->workers[i];
-        if (tc->tier != TIER_CONTAINER)
-            continue;
-        ctenant *ct = xcalloc(1, sizeof *ct);
-        ct->owner = &cs;
-        ct->tc = tc;
-        ct->queue_tail = &ct->queue;
-        buf_init(&ct->log_line, LOG_LINE_MAX + 1);
-        uv_timer_init(&cs.loop, &ct->timer);
-        ct->timer.data = ct;
-        map_put(&cs.tenants, tc->name, ct);
+        if (tc->tier == TIER_CONTAINER)
+            ctenant_new(&cs, tc, NULL, 0);
     }
+    /* Deploys: the admin process appends to the journal in the state directory. */
+    follow_journal(&cs);
+    uv_fs_event_init(&cs.loop, &cs.journal_watch);
+    cs.journal_watch.data = &cs;
+    int wrc = uv_fs_event_start(&cs.journal_watch, on_journal_change, cfg->state_dir, 0);
+    if (wrc != 0)
+        log_warn("containers: cannot watch %s for deploys: %s", cfg->state_dir, uv_strerror(wrc));
     char *run_dir = xasprintf("%s/run", cfg->state_dir);
     char *sock = containers_socket_path(cfg);
     http_server_config hc;
@@ -535,20 +814,15 @@ done:
     {
         size_t pos = 0;
         void *value;
-        while (map_next(&cs.tenants, &pos, NULL, &value)) {
-            ctenant *ct = value;
-            if (ct->c) { /* not stopped in time, or an early failure */
-                ctr_destroy(ct->c);
-                ct->c = NULL;
-            }
-            if (ct->up)
-                http_proxy_upstream_free(ct->up);
-            if (ct->exit_poll_open) {
-                uv_poll_stop(&ct->exit_poll);
-                uv_close((uv_handle_t *)&ct->exit_poll, NULL);
-            }
-            close_tenant(ct);
-        }
+        while (map_next(&cs.tenants, &pos, NULL, &value))
+            ctenant_teardown(value);
+        for (ctenant *ct = cs.retired; ct; ct = ct->next_retired)
+            ctenant_teardown(ct);
+        for (logpipe *lp = cs.logs; lp; lp = lp->next)
+            if (!uv_is_closing((uv_handle_t *)&lp->pipe))
+                uv_close((uv_handle_t *)&lp->pipe, on_logpipe_closed);
+        if (cs.journal_watch.loop)
+            uv_close((uv_handle_t *)&cs.journal_watch, NULL);
         if (cs.sigterm.loop)
             uv_close((uv_handle_t *)&cs.sigterm, NULL);
         if (cs.sigint.loop)
@@ -560,15 +834,11 @@ done:
         uv_run(&cs.loop, UV_RUN_NOWAIT);
         uv_loop_close(&cs.loop);
         pos = 0;
-        while (map_next(&cs.tenants, &pos, NULL, &value)) {
-            ctenant *ct = value;
-            ctr_spec_free(ct->spec);
-            if (ct->sock_path)
-                unlink(ct->sock_path);
-            free(ct->sock_path);
-            buf_free(&ct->log_line);
-            fail_queue(ct, 503, "The server is shutting down.");
-            free(ct);
+        while (map_next(&cs.tenants, &pos, NULL, &value))
+            ctenant_final_free(value);
+        for (ctenant *ct = cs.retired, *next; ct; ct = next) {
+            next = ct->next_retired;
+            ctenant_final_free(ct);
         }
         map_free(&cs.tenants);
     }

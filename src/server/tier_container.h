@@ -11,6 +11,14 @@
  * died (with backoff when it keeps dying), and is stopped — SIGTERM, then
  * SIGKILL after a grace period — when the server shuts down.
  *
+ * Container tenants come from the config file and from admin deploys: the
+ * process follows the deploy journal in the state directory (as worker
+ * processes do). A new version takes new requests at once (its container
+ * starts on demand); the old one finishes its requests in flight, then is
+ * stopped the same way, as is a deleted tenant's. The process runs as root
+ * whenever the config has container tenants or the admin API is on. An
+ * OOM kill in a container's cgroup is logged naming the memory limit.
+ *
  * Its HTTP server is reached one of two ways, as the tenant's config says:
  * socket activation (default: atoll creates the listening socket and hands
  * it over as fd 3 with LISTEN_FDS=1 and LISTEN_PID, the systemd

@@ -63,6 +63,20 @@ typedef struct exchange {
     bool forwarded;        /* answered by another process: counted there */
 } exchange;
 
+/* The containers process, which runs the container tenants. */
+static void open_containers(worker *wk)
+{
+    char *sock = containers_socket_path(wk->cfg);
+    http_proxy_opts po;
+    http_proxy_opts_defaults(&po);
+    po.header_timeout_ms = 60000; /* includes a container's start */
+    err e;
+    err_clear(&e);
+    if (http_proxy_upstream_unix(&wk->loop, sock, &po, &wk->containers, &e) != 0)
+        log_error("worker: containers process: %s", e.msg);
+    free(sock);
+}
+
 char *worker_cordon_socket(const atoll_config *cfg, const char *cordon)
 {
     return xasprintf("%s/run/cordon-%s.sock", cfg->state_dir, cordon);
@@ -198,6 +212,8 @@ static void on_request(void *data, http_request *req, http_writer *w)
         err e;
         err_clear(&e);
         http_proxy_req_opts ro = {.proto = "http"};
+        if (!wk->containers)
+            open_containers(wk); /* the first container tenant came by a deploy */
         if (!wk->containers || http_proxy_forward(wk->containers, req, &ex->w, &ro, &e) != 0)
             http_writer_error(&ex->w, 502, "The container tier is not available.");
         return;
@@ -392,15 +408,8 @@ int worker_main(const atoll_config *cfg, const worker_options *opt)
             free(sock);
         }
     }
-    if (containers_needed(cfg)) {
-        char *sock = containers_socket_path(cfg);
-        http_proxy_opts po;
-        http_proxy_opts_defaults(&po);
-        po.header_timeout_ms = 60000; /* includes a container's start */
-        if (http_proxy_upstream_unix(&wk.loop, sock, &po, &wk.containers, &e) != 0)
-            log_error("worker %s/%d: %s", group, opt->index, e.msg);
-        free(sock);
-    }
+    if (containers_needed(cfg))
+        open_containers(&wk);
     /* Deploys: the admin process appends to the journal in the state directory. */
     uv_fs_event_init(&wk.loop, &wk.journal_watch);
     wk.journal_watch.data = &wk;

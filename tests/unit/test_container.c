@@ -47,7 +47,7 @@ static int setup_bundle(void **state)
         return -1;
     char *cmd = xasprintf("mkdir -p %s/rootfs/bin %s/rootfs/proc %s/rootfs/dev && "
                           "cp /bin/busybox %s/rootfs/bin/ 2>/dev/null && "
-                          "for a in sh sleep true echo cat; do ln -s busybox %s/rootfs/bin/$a; done",
+                          "for a in sh sleep true echo cat dd; do ln -s busybox %s/rootfs/bin/$a; done",
                           bundle_dir, bundle_dir, bundle_dir, bundle_dir, bundle_dir);
     run_cmd(cmd); /* without busybox the lifecycle tests skip */
     free(cmd);
@@ -299,6 +299,37 @@ static void lifecycle_leaves_nothing_behind(void **state)
     ctr_spec_free(s);
 }
 
+/* The kernel's OOM kills in the container's cgroup are counted (what the
+ * containers process reports as an out-of-memory 502). */
+static void oom_kills_are_counted(void **state)
+{
+    if (!can_run_containers())
+        skip();
+    ctr_spec *s = load(CONFIG("", ",\"linux\":{\"resources\":{\"memory\":{\"limit\":16777216}}}"));
+    ctr *c;
+    err e;
+    int status;
+    err_clear(&e);
+    ctr_opts o;
+    ctr_opts_init(&o);
+    char *within[] = {"true", NULL};
+    o.args = within;
+    assert_int_equal(ctr_start(s, &o, &c, &e), 0);
+    assert_int_equal(ctr_wait(c, true, &status, &e), 0);
+    assert_int_equal(ctr_oom_kills(c), 0);
+    ctr_destroy(c);
+    /* dd reads /dev/zero into a 64 MiB buffer: past the 16 MiB limit. */
+    char *hog[] = {"dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1", NULL};
+    o.args = hog;
+    assert_int_equal(ctr_start(s, &o, &c, &e), 0);
+    assert_int_equal(ctr_wait(c, true, &status, &e), 0);
+    assert_int_equal(ctr_exit_code(status), 137);
+    assert_true(ctr_oom_kills(c) >= 1);
+    ctr_destroy(c);
+    assert_int_equal(ctr_oom_kills(NULL), -1);
+    ctr_spec_free(s);
+}
+
 static void extra_fds_and_socket_activation_env(void **state)
 {
     if (!can_run_containers())
@@ -429,6 +460,7 @@ int main(void)
         cmocka_unit_test(spec_errors_name_the_key),
         cmocka_unit_test(default_seccomp_profile_compiles),
         cmocka_unit_test(lifecycle_leaves_nothing_behind),
+        cmocka_unit_test(oom_kills_are_counted),
         cmocka_unit_test(extra_fds_and_socket_activation_env),
         cmocka_unit_test(concurrent_containers),
         cmocka_unit_test(bad_name_is_refused),
