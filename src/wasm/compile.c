@@ -321,6 +321,23 @@ static const struct {
 
 static int write_file(const char *path, const void *data, size_t len, err *e);
 
+/* Extra compiler flags from $ATOLL_WASM_CFLAGS (split on spaces), after the
+ * defaults, so that later ones win: for measuring flags (bench/) and for
+ * operators. They are part of the cache key. Returns a NULL-terminated
+ * vector whose strings live in *storage; the caller frees both. */
+#define MAX_EXTRA_FLAGS 32
+static char **extra_flags(char **storage)
+{
+    const char *env = getenv("ATOLL_WASM_CFLAGS");
+    char **v = xcalloc(MAX_EXTRA_FLAGS + 1, sizeof *v);
+    *storage = xstrdup(env ? env : "");
+    size_t n = 0;
+    for (char *save = NULL, *t = strtok_r(*storage, " \t", &save); t && n < MAX_EXTRA_FLAGS;
+         t = strtok_r(NULL, " \t", &save))
+        v[n++] = t;
+    return v;
+}
+
 static size_t patches_applied(void)
 {
     size_t all = sizeof patches / sizeof *patches;
@@ -548,11 +565,26 @@ static int compile(const void *bytes, size_t len, const char *cc, const char *ca
     if ((rc = patch_source(c, e)) < 0 || (rc = append_file(c, &glue, e)) < 0)
         goto fail;
 
-    char *ccv[] = {(char *)cc, CFLAGS_GUEST, "-o", so, c, "-lm", "-Wl,-z,defs", "-Wl,-Bsymbolic",
-                   NULL};
+    static const char *base[] = {CFLAGS_GUEST};
+    static const char *tail[] = {"-o", NULL, NULL, "-lm", "-Wl,-z,defs", "-Wl,-Bsymbolic"};
+    char *storage, **extra = extra_flags(&storage);
+    size_t nbase = sizeof base / sizeof *base, ntail = sizeof tail / sizeof *tail, nextra = 0, k = 0;
+    while (extra[nextra])
+        nextra++;
+    char **ccv = xcalloc(1 + nbase + nextra + ntail + 1, sizeof *ccv);
+    ccv[k++] = (char *)cc;
+    for (size_t i = 0; i < nbase; i++)
+        ccv[k++] = (char *)base[i];
+    for (size_t i = 0; i < nextra; i++)
+        ccv[k++] = extra[i];
+    for (size_t i = 0; i < ntail; i++)
+        ccv[k++] = i == 1 ? so : i == 2 ? c : (char *)tail[i];
     buf_reset(&out);
     uint64_t t0 = clock_mono_ns();
     rc = run_tool(ccv, &out, e);
+    free(ccv);
+    free(extra);
+    free(storage);
     if (rc > 0) {
         char msg[300];
         first_error(&out, msg, sizeof msg);
@@ -714,6 +746,11 @@ int wasm_module_load(const void *bytes, size_t len, const wasm_compile_opts *opt
     }
     for (size_t i = 0; i < sizeof flags / sizeof *flags; i++)
         sha256_update(&s, flags[i], strlen(flags[i]) + 1);
+    char *storage, **extra = extra_flags(&storage);
+    for (size_t i = 0; extra[i]; i++)
+        sha256_update(&s, extra[i], strlen(extra[i]) + 1);
+    free(extra);
+    free(storage);
     sha256_hex(&s, key);
     free(versions);
 
