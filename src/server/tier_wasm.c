@@ -146,6 +146,8 @@ static void on_loaded(wasm_load_req *q, int status, wasm_module *mod)
         wt->mod = mod;
     } else {
         log_tenant(LOG_ERROR, wt->tc->name, "load %s: %s", wt->tc->main, q->error.msg);
+        if (wt->stats)
+            wt->stats->load_errors++;
         wt->load_error = xasprintf("The WebAssembly module failed to load: %s", q->error.msg);
     }
     pending *p = wt->queue;
