@@ -21,9 +21,9 @@ struct tenant_stats;
 int tier_wasm_compile(const atoll_config *cfg, const char *path, err *e);
 
 /* Per-tenant state; `tc` and `stats` must outlive it. The tier adds its
- * instances' CPU time and its limit traps (answered 503 CPU, 504 wall, 507
- * memory, as the JS tier's limits) to `stats`: the status alone cannot
- * tell them from a module that answers 503 itself. */
+ * load failures, its instances' CPU time and its limit traps (answered 503
+ * CPU, 504 wall, 507 memory, as the JS tier's limits) to `stats`: the
+ * status alone cannot tell them from a module that answers 503 itself. */
 wasm_tenant *tier_wasm_new(uv_loop_t *loop, const atoll_config *cfg, const tenant_config *tc,
                            struct tenant_stats *stats);
 /* Answers req through w; the first call loads the module (a cold start,
