@@ -444,6 +444,9 @@ static void each_request_gets_a_fresh_memory(void **state)
         run(guest, NULL, "/?scribble", &resp);
         assert_string_equal(body_of(&resp), "clean\n");
         wasm_response_free(&resp);
+        run(guest, NULL, "/?smallscribble", &resp);
+        assert_string_equal(body_of(&resp), "clean\n");
+        wasm_response_free(&resp);
         run(echo, NULL, "/", &resp); /* another module in between */
         wasm_response_free(&resp);
     }
