@@ -191,8 +191,9 @@ static uint32_t rt_grow_memory(wasm_rt_memory_t *m, uint32_t delta)
 /* Unmapping 8 GiB costs more than the rest of a small request (the kernel
  * walks the page tables of the whole range), so each thread keeps one
  * reservation for its next instance: its pages are dropped (they read as
- * zero again, nothing survives into the next request) and made
- * inaccessible again. */
+ * zero again, nothing survives into the next request), or zeroed in place
+ * when the memory is small (up to 1 MiB: cheaper than the next instance's
+ * page faults), and made inaccessible again. */
 static void rt_free_memory(wasm_rt_memory_t *m)
 {
     if (!m->data)
