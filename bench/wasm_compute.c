@@ -155,6 +155,33 @@ int main(int argc, char **argv)
     qsort(lat, RUNS, sizeof *lat, cmp_u64);
     printf("per request (fresh instance, tiny response): p50 %.1f us, p99 %.1f us\n",
            lat[RUNS / 2] / 1e3, lat[RUNS * 99 / 100] / 1e3);
+
+    /* The same for examples/wasm-hello (printf, a small memory): what a
+     * hello-world request costs the tier. */
+    free(cmd);
+    char *hello = xasprintf("%s/hello.wasm", dir);
+    cmd = xasprintf("clang --target=wasm32-wasi -O2 examples/wasm-hello/hello.c -o %s", hello);
+    buf hb;
+    buf_init(&hb, BUF_UNLIMITED);
+    wasm_module *hm = NULL;
+    if (system(cmd) == 0 && (f = fopen(hello, "rb"))) {
+        while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+            buf_append(&hb, chunk, n);
+        fclose(f);
+        if (wasm_module_load(hb.data, hb.len, &opts, &hm, &e) == 0) {
+            for (int i = 0; i < RUNS; i++) {
+                uint64_t s = clock_mono_ns(), wall;
+                free(request(hm, &cfg, "name=bench", &wall));
+                lat[i] = clock_mono_ns() - s;
+            }
+            qsort(lat, RUNS, sizeof *lat, cmp_u64);
+            printf("per request, examples/wasm-hello: p50 %.1f us, p99 %.1f us\n", lat[RUNS / 2] / 1e3,
+                   lat[RUNS * 99 / 100] / 1e3);
+        }
+    }
+    wasm_module_free(hm);
+    buf_free(&hb);
+    free(hello);
     printf("deploy: compile %.0f ms (%zu-byte module), cached load %.2f ms\n", compile_ns / 1e6,
            bytes.len, cached_ns / 1e6);
 

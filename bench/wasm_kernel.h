@@ -116,14 +116,108 @@ static double K(kernel_nbody)(void)
     return x[0] + y[1] + z[2];
 }
 
+/* SHA-256 (FIPS 180-4) over 64 MiB: a 1 MiB buffer of xorshift bytes
+ * hashed 64 times as one message. 32-bit rotates, shifts and adds. */
+#ifndef KERNEL_SHA_ONCE
+#define KERNEL_SHA_ONCE
+#define KROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+static const uint32_t kernel_sha_k[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+};
+#endif
+
+static void K(kernel_sha_block)(uint32_t h[8], const uint8_t *p)
+{
+    uint32_t w[64];
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 |
+               p[4 * i + 3];
+    for (int i = 16; i < 64; i++) {
+        uint32_t s0 = KROR(w[i - 15], 7) ^ KROR(w[i - 15], 18) ^ (w[i - 15] >> 3);
+        uint32_t s1 = KROR(w[i - 2], 17) ^ KROR(w[i - 2], 19) ^ (w[i - 2] >> 10);
+        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7];
+    for (int i = 0; i < 64; i++) {
+        uint32_t t1 = hh + (KROR(e, 6) ^ KROR(e, 11) ^ KROR(e, 25)) + ((e & f) ^ (~e & g)) +
+                      kernel_sha_k[i] + w[i];
+        uint32_t t2 = (KROR(a, 2) ^ KROR(a, 13) ^ KROR(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+        hh = g, g = f, f = e, e = d + t1, d = c, c = b, b = a, a = t1 + t2;
+    }
+    h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e, h[5] += f, h[6] += g, h[7] += hh;
+}
+
+static double K(kernel_sha256)(void)
+{
+    enum { CHUNK = 1 << 20, TIMES = 64 };
+    static uint8_t data[CHUNK + 64];
+    uint32_t x = 2463534242u;
+    for (uint32_t i = 0; i < CHUNK; i++) {
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        data[i] = (uint8_t)x;
+    }
+    uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                     0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    for (int t = 0; t < TIMES; t++)
+        for (uint32_t off = 0; off < CHUNK; off += 64)
+            K(kernel_sha_block)(h, data + off);
+    /* The padding block of a 64 MiB message. */
+    uint64_t bits = (uint64_t)CHUNK * TIMES * 8;
+    uint8_t *pad = data + CHUNK;
+    memset(pad, 0, 64);
+    pad[0] = 0x80;
+    for (int i = 0; i < 8; i++)
+        pad[56 + i] = (uint8_t)(bits >> (56 - 8 * i));
+    K(kernel_sha_block)(h, pad);
+    return (double)h[0] * 4294967296.0 + (double)h[7];
+}
+
 static const kernel K(kernels)[] = {
     {"matmul", K(kernel_matmul)},
     {"sieve", K(kernel_sieve)},
     {"hash", K(kernel_hash)},
     {"nbody", K(kernel_nbody)},
+    {"sha256", K(kernel_sha256)},
 };
 
-#ifdef __wasm__
+#if defined(KERNEL_EXPORTS)
+/* For a host that calls the kernels itself (bench/wasm_bench.py: V8 in
+ * workerd): clang --target=wasm32-wasi -mexec-model=reactor -DKERNEL_EXPORTS. */
+__attribute__((export_name("kernel_count"))) int kernel_count(void)
+{
+    return (int)(sizeof kernels / sizeof *kernels);
+}
+__attribute__((export_name("kernel_run"))) double kernel_run(int i)
+{
+    return kernels[i].fn();
+}
+#elif defined(KERNEL_NATIVE_MAIN)
+/* The native side of bench/wasm_bench.py: `kernel NAME` prints the result
+ * and the nanoseconds, as the WAGI guest below does. */
+#include <stdio.h>
+
+int main(int argc, char **argv)
+{
+    for (size_t i = 0; argc > 1 && i < sizeof kernels / sizeof *kernels; i++) {
+        if (strcmp(argv[1], kernels[i].name) != 0)
+            continue;
+        uint64_t t0 = kernel_now_ns();
+        double r = kernels[i].fn();
+        uint64_t ns = kernel_now_ns() - t0;
+        printf("%.17g %llu\n", r, (unsigned long long)ns);
+        return 0;
+    }
+    fprintf(stderr, "usage: kernel NAME\n");
+    return 2;
+}
+#elif defined(__wasm__)
 #include <stdio.h>
 #include <stdlib.h>
 

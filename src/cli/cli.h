@@ -14,6 +14,11 @@ int cli_serve(int argc, char **argv);
 int cli_version(int argc, char **argv);
 int cli_wasm(int argc, char **argv);
 
+/* The per-user cache of compiled WebAssembly modules for `atoll run` and
+ * `atoll wasm`: $XDG_CACHE_HOME/atoll/wasm, else ~/.cache/atoll/wasm.
+ * Caller frees. */
+char *cli_wasm_cache_dir(void);
+
 /* True when argv holds -h or --help (before any "--"). */
 int cli_wants_help(int argc, char **argv);
 

@@ -1,6 +1,7 @@
 /* `atoll run`: invokes a worker once without a socket — builds the request
- * from the command line, dispatches it to a fresh isolate on a private loop,
- * and prints the response like curl. */
+ * from the command line, dispatches it to a fresh isolate on a private loop
+ * (or, for a .wasm module, to one WAGI instance of the wasm tier, compiled
+ * into the per-user cache first), and prints the response like curl. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -12,16 +13,20 @@
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/file.h"
 #include "core/log.h"
 #include "http/message.h"
 #include "js/isolate.h"
+#include "wasm/wasm.h"
 
 static const char run_usage[] =
-    "usage: atoll run WORKER.js [options] URL_OR_PATH\n"
+    "usage: atoll run WORKER.js|MODULE.wasm [options] URL_OR_PATH\n"
     "\n"
     "Invokes the worker's fetch handler once, without opening a socket, and prints\n"
     "the response body. URL_OR_PATH is a full URL (http://example.com/a?b=1) or a\n"
-    "path (/a?b=1, host 'localhost').\n"
+    "path (/a?b=1, host 'localhost'). A WebAssembly module (WASI, WAGI) is compiled\n"
+    "once into $XDG_CACHE_HOME/atoll/wasm (default ~/.cache/atoll/wasm) and run in a\n"
+    "fresh instance with the wasm tier's default limits.\n"
     "\n"
     "options:\n"
     "  -X, --request METHOD   request method (default GET, or POST with -d)\n"
@@ -32,7 +37,41 @@ static const char run_usage[] =
     "\n"
     "exit status: 0 for a 2xx or 3xx response, 1 for any other status or a\n"
     "streamed body that failed half-way,\n"
-    "2 for a usage error or a worker that fails to load (error on stderr).\n";
+    "2 for a usage error or a worker or module that fails to load (error on stderr).\n";
+
+static bool is_wasm(const char *path)
+{
+    size_t n = strlen(path);
+    return n > 5 && strcmp(path + n - 5, ".wasm") == 0;
+}
+
+/* Compiles (or finds in the cache) and runs `path` for `req`; returns 0, or
+ * -1 after reporting on stderr that the module could not be loaded. */
+static int run_wasm(const char *path, const http_request *req, http_writer *w)
+{
+    buf bytes;
+    buf_init(&bytes, 256u << 20);
+    char *cache = cli_wasm_cache_dir();
+    wasm_module *m = NULL;
+    err e;
+    err_clear(&e);
+    int rc = file_read_all(path, 256u << 20, &bytes, &e);
+    if (rc == 0) {
+        wasm_compile_opts opts = {.cache_dir = cache};
+        rc = wasm_module_load(bytes.data ? bytes.data : "", bytes.len, &opts, &m, &e);
+    }
+    if (rc != 0) {
+        fprintf(stderr, "atoll run: %s: %s\n", path, e.msg);
+    } else {
+        wasm_config cfg;
+        wasm_config_init(&cfg);
+        wasm_handle(m, &cfg, req, w); /* a failure is an error page, like a throw */
+    }
+    wasm_module_free(m);
+    free(cache);
+    buf_free(&bytes);
+    return rc != 0 ? -1 : 0;
+}
 
 /* Collects the response; the body streams to stdout as the worker writes it. */
 typedef struct run_writer {
@@ -172,7 +211,7 @@ int cli_run(int argc, char **argv)
         }
     }
     if (argc - optind != 2) {
-        fprintf(stderr, "atoll run: expected WORKER.js and URL_OR_PATH\n\n%s", run_usage);
+        fprintf(stderr, "atoll run: expected WORKER.js (or MODULE.wasm) and URL_OR_PATH\n\n%s", run_usage);
         goto done;
     }
     const char *script = argv[optind], *url = argv[optind + 1];
@@ -194,6 +233,17 @@ int cli_run(int argc, char **argv)
         http_headers_add_str(&req.headers, "Content-Length", len);
     }
 
+    run_writer rw = {
+        .w = {.start = run_start, .write = run_write, .end = run_end, .abort = run_abort},
+        .include_head = include,
+        .head_only = strcmp(req.method, "HEAD") == 0,
+    };
+    if (is_wasm(script)) {
+        if (run_wasm(script, &req, &rw.w) != 0)
+            goto done; /* status 2: it failed to load */
+        goto answered;
+    }
+
     if (uv_loop_init(&loop) != 0) {
         fprintf(stderr, "atoll run: cannot create an event loop\n");
         goto done;
@@ -207,14 +257,10 @@ int cli_run(int argc, char **argv)
         fprintf(stderr, "atoll run: %s\n", e.msg);
         goto done;
     }
-    run_writer rw = {
-        .w = {.start = run_start, .write = run_write, .end = run_end, .abort = run_abort},
-        .include_head = include,
-        .head_only = strcmp(req.method, "HEAD") == 0,
-    };
     iso_dispatch(worker, &req, &rw.w);
     while (!rw.ended && uv_run(&loop, UV_RUN_ONCE))
         ;
+answered:
     if (!rw.ended) {
         fprintf(stderr, "atoll run: the worker never answered\n");
         status = 1;

@@ -1,7 +1,8 @@
 /* `atoll wasm MODULE.wasm [TARGET]`: deploys a WebAssembly module through
  * the wasm tier (compiling it into the cache unless already there) and
- * runs one WAGI request against it, printing the HTTP response. For manual
- * testing until `atoll run` and the server route to the tier. The request
+ * runs one WAGI request against it, printing the HTTP response. A debugging
+ * tool with the tier's knobs (vars, preopen, limits); `atoll run` is the
+ * everyday way to call a module once. The request
  * body is read from stdin when it is not a terminal. */
 #include <errno.h>
 #include <stdio.h>
@@ -59,6 +60,14 @@ static void usage(void)
             "  --dir HOST[:GUEST] preopen HOST read-only as GUEST (default /)\n"
             "  --cache DIR       compiled-module cache, default $XDG_CACHE_HOME/atoll/wasm\n"
             "  --cpu-ms N --wall-ms N --memory-pages N   limits\n");
+}
+
+char *cli_wasm_cache_dir(void)
+{
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (xdg && xdg[0] == '/')
+        return xasprintf("%s/atoll/wasm", xdg);
+    return xasprintf("%s/.cache/atoll/wasm", home && home[0] ? home : "/tmp");
 }
 
 int cli_wasm(int argc, char **argv)
@@ -135,11 +144,8 @@ int cli_wasm(int argc, char **argv)
         fprintf(stderr, "atoll wasm: request body too large\n");
         goto done;
     }
-    if (!cache) {
-        const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-        cache = cache_owned = xdg ? xasprintf("%s/atoll/wasm", xdg)
-                                  : xasprintf("%s/.cache/atoll/wasm", home ? home : "/tmp");
-    }
+    if (!cache)
+        cache = cache_owned = cli_wasm_cache_dir();
     wasm_compile_opts opts = {.cache_dir = cache};
     err e;
     err_clear(&e);

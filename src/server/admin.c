@@ -447,7 +447,7 @@ static void metrics(admin *a, http_writer *w)
         {"atoll_errors_total", NULL, NULL, "kind=\"wall\"", 8},
         {"atoll_errors_total", NULL, NULL, "kind=\"load\"", 9},
         {"atoll_cold_starts_total", "Isolates started for a request.", "counter", NULL, 10},
-        {"atoll_cpu_seconds_total", "CPU time spent in tenants' JavaScript.", "counter", NULL, 11},
+        {"atoll_cpu_seconds_total", "CPU time spent in tenants' code (JavaScript and WebAssembly).", "counter", NULL, 11},
         {"atoll_request_bytes_total", "Request body bytes received.", "counter", NULL, 12},
         {"atoll_response_bytes_total", "Response body bytes sent.", "counter", NULL, 13},
         {"atoll_tenant_isolates_resident", "Isolates of the tenant loaded now.", "gauge", NULL, 14},

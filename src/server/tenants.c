@@ -143,7 +143,7 @@ static tenant *tenant_create(tenant_table *tt, const tenant_config *cfg, tenant_
     t->iso_opts.subrequests = t->cfg->limits.subrequests;
     t->iso_opts.fetch_allow = (const char *const *)t->cfg->fetch_allow;
     if (t->cfg->tier == TIER_WASM)
-        t->wasm = tier_wasm_new(tt->loop, tt->cfg, t->cfg);
+        t->wasm = tier_wasm_new(tt->loop, tt->cfg, t->cfg, t->stats);
     for (size_t i = 0; i < t->cfg->nroutes; i++) {
         err e;
         if (router_add(tt->routes, t->cfg->routes[i], t, &e) != 0)

@@ -10,6 +10,7 @@
 #include "core/buf.h"
 #include "core/file.h"
 #include "core/log.h"
+#include "server/tenants.h"
 #include "wasm/wasm.h"
 
 #define MAX_MODULE_BYTES (256u << 20)
@@ -29,6 +30,7 @@ struct wasm_tenant {
     uv_loop_t *loop;
     const atoll_config *cfg;
     const tenant_config *tc;
+    tenant_stats *stats;
     wasm_config wcfg;
     wasm_var *vars;
     wasm_module *mod;      /* NULL until loaded */
@@ -76,10 +78,12 @@ static char *var_value(const char *json)
     return out;
 }
 
-wasm_tenant *tier_wasm_new(uv_loop_t *loop, const atoll_config *cfg, const tenant_config *tc)
+wasm_tenant *tier_wasm_new(uv_loop_t *loop, const atoll_config *cfg, const tenant_config *tc,
+                           tenant_stats *stats)
 {
     wasm_tenant *wt = xcalloc(1, sizeof *wt);
     wt->loop = loop;
+    wt->stats = stats;
     wt->cfg = cfg;
     wt->tc = tc;
     wt->queue_tail = &wt->queue;
@@ -102,6 +106,16 @@ wasm_tenant *tier_wasm_new(uv_loop_t *loop, const atoll_config *cfg, const tenan
 static void on_run_done(wasm_run_req *q, int status)
 {
     run *r = (run *)q;
+    tenant_stats *s = r->wt->stats;
+    if (s) {
+        s->cpu_ns += q->resp.cpu_ns;
+        if (q->resp.trap == WASM_TRAP_CPU_LIMIT)
+            s->limit_cpu++;
+        else if (q->resp.trap == WASM_TRAP_WALL_LIMIT)
+            s->limit_wall++;
+        else if (q->resp.trap == WASM_TRAP_MEMORY_LIMIT)
+            s->limit_memory++;
+    }
     r->wt->running--;
     free(r);
 }
@@ -118,7 +132,8 @@ static void start_run(wasm_tenant *wt, http_request *req, http_writer *w)
     if (wasm_run_async(wt->loop, &r->q, wt->mod, &wt->wcfg, req, w, on_run_done) != 0) {
         wt->running--;
         free(r);
-        http_writer_error(w, 503, "The server could not start the WebAssembly instance.");
+        /* 500, not 503: for this tier 503 means its CPU limit (tenants.c counts it). */
+        http_writer_error(w, 500, "The server could not start the WebAssembly instance.");
     }
 }
 
@@ -131,6 +146,8 @@ static void on_loaded(wasm_load_req *q, int status, wasm_module *mod)
         wt->mod = mod;
     } else {
         log_tenant(LOG_ERROR, wt->tc->name, "load %s: %s", wt->tc->main, q->error.msg);
+        if (wt->stats)
+            wt->stats->load_errors++;
         wt->load_error = xasprintf("The WebAssembly module failed to load: %s", q->error.msg);
     }
     pending *p = wt->queue;

@@ -15,12 +15,17 @@
 #include "server/config.h"
 
 typedef struct wasm_tenant wasm_tenant;
+struct tenant_stats;
 
 /* Compiles the module at `path` into the cache (or finds it there). */
 int tier_wasm_compile(const atoll_config *cfg, const char *path, err *e);
 
-/* Per-tenant state; `tc` must outlive it. */
-wasm_tenant *tier_wasm_new(uv_loop_t *loop, const atoll_config *cfg, const tenant_config *tc);
+/* Per-tenant state; `tc` and `stats` must outlive it. The tier adds its
+ * load failures, its instances' CPU time and its limit traps (answered 503
+ * CPU, 504 wall, 507 memory, as the JS tier's limits) to `stats`: the
+ * status alone cannot tell them from a module that answers 503 itself. */
+wasm_tenant *tier_wasm_new(uv_loop_t *loop, const atoll_config *cfg, const tenant_config *tc,
+                           struct tenant_stats *stats);
 /* Answers req through w; the first call loads the module (a cold start,
  * reported through *cold). */
 void tier_wasm_dispatch(wasm_tenant *wt, http_request *req, http_writer *w, bool *cold);

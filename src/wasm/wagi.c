@@ -360,9 +360,25 @@ int wasm_run(const wasm_module *m, const wasm_config *cfg_in, const http_request
                  target, cfg.limits.memory_pages);
     if (r->trap != WASM_TRAP_NONE) {
         log_error("wasm[%s]: %s %s: trap: %s", cfg.tenant, method, target, wasm_trap_name(r->trap));
-        resp->error = r->trap == WASM_TRAP_CPU_LIMIT || r->trap == WASM_TRAP_WALL_LIMIT
-                          ? "The WebAssembly module exceeded its time limit"
-                          : "The WebAssembly module trapped";
+        /* The limits answer as the JavaScript tier's do (README, Limits):
+         * the status names the limit, and the server counts it by status. */
+        switch (r->trap) {
+        case WASM_TRAP_CPU_LIMIT:
+            resp->status = 503;
+            resp->error = "The WebAssembly module exceeded its CPU time limit (limits.cpu_ms)";
+            break;
+        case WASM_TRAP_WALL_LIMIT:
+            resp->status = 504;
+            resp->error = "The WebAssembly module exceeded its wall-clock limit (limits.wall_ms)";
+            break;
+        case WASM_TRAP_MEMORY_LIMIT:
+            resp->status = 507;
+            resp->error = "The WebAssembly module needs more memory than its limit (limits.memory_mb)";
+            break;
+        default:
+            resp->error = "The WebAssembly module trapped";
+            break;
+        }
         goto done;
     }
     if (r->out_overflow) {

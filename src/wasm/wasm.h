@@ -102,7 +102,9 @@ typedef enum wasm_trap {
 
 const char *wasm_trap_name(wasm_trap t); /* "out of bounds", "cpu limit", … */
 
-/* A run's result: the parsed CGI response (or a 500 after a trap). */
+/* A run's result: the parsed CGI response, or after a trap an error page:
+ * 503 for the CPU limit, 504 for the wall-clock limit, 507 for the memory
+ * limit (as the JavaScript tier answers its limits), 500 for the others. */
 typedef struct wasm_response {
     int status;
     const char *error;   /* static; non-NULL: send this as an error page instead */
@@ -114,7 +116,7 @@ typedef struct wasm_response {
 } wasm_response;
 
 /* Runs a fresh instance of `m` for `req`. Returns 0 with *resp filled (a
- * trap or a malformed CGI response yields status 500, logged with the
+ * trap or a malformed CGI response yields an error status, logged with the
  * tenant); negative errno only when the host could not run it at all. */
 int wasm_run(const wasm_module *m, const wasm_config *cfg, const http_request *req,
              wasm_response *resp, err *e);
@@ -146,7 +148,9 @@ int wasm_module_load_async(uv_loop_t *loop, wasm_load_req *req, const void *byte
                            const wasm_compile_opts *opts, wasm_load_cb cb);
 
 typedef struct wasm_run_req wasm_run_req;
-/* Called on the loop thread after the response went to the writer. */
+/* Called on the loop thread after the response went to the writer;
+ * req->resp.trap, cpu_ns and wall_ns still tell how the instance ended
+ * (zero when it could not run). */
 typedef void (*wasm_run_cb)(wasm_run_req *req, int status);
 struct wasm_run_req {
     void *data;

@@ -117,9 +117,11 @@ def wasm_traps_and_runaway_loops_end_one_request_only():
         {"name": "traps", "tier": "wasm", "main": wasm, "routes": ["*/*"], "limits": {"cpu_ms": 100, "wall_ms": 2000}},
     ]}))
     with Serve(config, "--processes", "1") as s:
-        for trap in ("oob", "unreachable", "stack", "div0", "loop", "sleepforever"):
+        # Limits answer as the JS tier's do: 503 CPU, 504 wall time.
+        for trap, want in (("oob", 500), ("unreachable", 500), ("stack", 500), ("div0", 500),
+                           ("loop", 503), ("sleepforever", 504)):
             status, _, body = request(s.port, path="/?" + trap)
-            assert status == 500, (trap, status, body)
+            assert status == want, (trap, status, body)
             assert request(s.port, path="/?counter")[0] == 200, trap  # still serving
         assert "out of bounds" in s.stderr() and "cpu time limit" in s.stderr(), s.stderr()[-3000:]
 

@@ -353,7 +353,7 @@ static void an_infinite_loop_is_stopped_by_the_cpu_limit(void **state)
     wasm_response resp;
     run(guest, NULL, "/?loop", &resp);
     assert_int_equal(resp.trap, WASM_TRAP_CPU_LIMIT);
-    assert_int_equal(resp.status, 500);
+    assert_int_equal(resp.status, 503); /* as the JavaScript tier's CPU limit */
     /* 50 ms budget; the sanitizers and a busy machine leave slack. */
     assert_true(resp.cpu_ns >= 45000000u);
     assert_true(resp.wall_ns < 1000000000u);
@@ -379,6 +379,7 @@ static void a_sleep_past_the_wall_limit_is_stopped(void **state)
     wasm_response resp;
     run(guest, &cfg, "/?sleepforever", &resp);
     assert_int_equal(resp.trap, WASM_TRAP_WALL_LIMIT);
+    assert_int_equal(resp.status, 504);
     assert_true(resp.wall_ns >= 190000000u && resp.wall_ns < 2000000000u);
     wasm_response_free(&resp);
     assert_still_serving();
@@ -413,7 +414,7 @@ static void memory_above_the_cap_is_refused(void **state)
     cfg.limits.memory_pages = 256;
     run(bigmem, &cfg, "/", &resp);
     assert_int_equal(resp.trap, WASM_TRAP_MEMORY_LIMIT);
-    assert_int_equal(resp.status, 500);
+    assert_int_equal(resp.status, 507);
     wasm_response_free(&resp);
     run(bigmem, NULL, "/", &resp);
     assert_int_equal(resp.status, 200);
@@ -441,6 +442,9 @@ static void each_request_gets_a_fresh_memory(void **state)
         assert_string_equal(body_of(&resp), "counter=1\n");
         wasm_response_free(&resp);
         run(guest, NULL, "/?scribble", &resp);
+        assert_string_equal(body_of(&resp), "clean\n");
+        wasm_response_free(&resp);
+        run(guest, NULL, "/?smallscribble", &resp);
         assert_string_equal(body_of(&resp), "clean\n");
         wasm_response_free(&resp);
         run(echo, NULL, "/", &resp); /* another module in between */
