@@ -94,6 +94,8 @@ JSValue jsapi_customevent_create(JSContext *ctx);
 JSValue jsapi_target_create(JSContext *ctx);
 JSValue jsapi_controller_create(JSContext *ctx);
 JSValue jsapi_signal_create(JSContext *ctx);
+/* A new AbortSignal that is not aborted (abort.c). */
+JSValue jsapi_signal_new(JSContext *ctx);
 /* Global functions and objects that cost nothing until touched (QuickJS
  * instantiates function-list entries on first access): atob, btoa,
  * structuredClone, performance, navigator. */
@@ -239,7 +241,14 @@ typedef struct jsapi_request {
     JSValue headers;
     jsapi_body body;
     const char *redirect;  /* static: "follow" (NULL means it too), "manual" or "error" */
+    JSValue signal;        /* its AbortSignal; undefined until asked for (then a fresh one) */
 } jsapi_request;
+
+/* The serialized form of an absolute URL (input by its string value),
+ * js_malloc'd, or NULL with a TypeError (request.c). */
+char *jsapi_parse_url(JSContext *ctx, JSValueConst input);
+/* The request's signal, made on first use; a new reference (request.c). */
+JSValue jsapi_request_signal(JSContext *ctx, jsapi_request *r);
 
 typedef struct jsapi_response {
     int status;

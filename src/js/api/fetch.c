@@ -204,6 +204,7 @@ static int charge(JSContext *ctx, fetch_op *op)
 }
 
 static void on_done(void *opaque, int rc, const char *error, http_response *res);
+static fetch_op *find_op(jsapi_fetch *f, uint64_t id);
 
 /* Starts the current hop; -1 with a TypeError. */
 static int start_hop(JSContext *ctx, fetch_op *op)
@@ -382,18 +383,13 @@ static JSValue on_abort(JSContext *ctx, JSValueConst this_val, int argc, JSValue
     return JS_UNDEFINED;
 }
 
-/* Reads init.signal; if it is already aborted, -1 with its reason thrown. */
-static int take_signal(JSContext *ctx, fetch_op *op, JSValueConst init)
+/* Takes the Request's signal (init.signal, else the input Request's); if
+ * it is already aborted, -1 with its reason thrown. */
+static int take_signal(JSContext *ctx, fetch_op *op, jsapi_request *rq)
 {
-    if (!JS_IsObject(init))
+    if (!JS_IsObject(rq->signal))
         return 0;
-    JSValue signal = JS_GetPropertyStr(ctx, init, "signal");
-    if (JS_IsException(signal))
-        return -1;
-    if (!JS_IsObject(signal)) {
-        JS_FreeValue(ctx, signal);
-        return 0;
-    }
+    JSValue signal = JS_DupValue(ctx, rq->signal);
     op->signal = signal;
     JSValue aborted = JS_GetPropertyStr(ctx, signal, "aborted");
     int is = JS_ToBool(ctx, aborted);
@@ -431,7 +427,66 @@ static int listen_abort(JSContext *ctx, fetch_op *op)
 
 /* --- fetch(input, init) --- */
 
-/* Everything fetch() does before the first transfer; -1 with an exception. */
+/* A ReadableStream request body is read whole before the first hop (curl
+ * is given a buffer; it is also what a 307/308 resends). data[0] is the
+ * op's id; magic 1 is the fulfilment with an ArrayBuffer, 0 the rejection. */
+static JSValue on_stream_body(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv,
+                              int magic, JSValue *data)
+{
+    jsapi_state *st = jsapi_state_of(ctx);
+    int64_t id = 0;
+    JS_ToInt64(ctx, &id, data[0]);
+    fetch_op *op = find_op(st->fetch, (uint64_t)id);
+    if (!op) /* aborted meanwhile */
+        return JS_UNDEFINED;
+    if (!magic) {
+        settle(st->fetch, op, false, JS_DupValue(ctx, argc > 0 ? argv[0] : JS_UNDEFINED));
+        return JS_UNDEFINED;
+    }
+    size_t len = 0;
+    uint8_t *p = JS_GetArrayBuffer(ctx, &len, argc > 0 ? argv[0] : JS_UNDEFINED);
+    if (!p) {
+        settle_exception(st->fetch, op);
+        return JS_UNDEFINED;
+    }
+    op->body = js_malloc(ctx, len ? len : 1);
+    if (!op->body) {
+        settle_exception(st->fetch, op);
+        return JS_UNDEFINED;
+    }
+    memcpy(op->body, p, len);
+    op->body_len = len;
+    if (start_hop(ctx, op) < 0)
+        settle_exception(st->fetch, op);
+    return JS_UNDEFINED;
+}
+
+/* Reads the stream body of reqobj for op; 0, or -1 with an exception. */
+static int read_stream_body(JSContext *ctx, fetch_op *op, JSValueConst reqobj)
+{
+    JSValue fn = JS_GetPropertyStr(ctx, reqobj, "arrayBuffer");
+    if (JS_IsException(fn))
+        return -1;
+    JSValue p = JS_Call(ctx, fn, reqobj, 0, NULL);
+    JS_FreeValue(ctx, fn);
+    if (JS_IsException(p))
+        return -1;
+    JSValue idv = JS_NewInt64(ctx, (int64_t)op->id);
+    JSValue cbs[2] = { JS_NewCFunctionData(ctx, on_stream_body, 1, 1, 1, &idv),
+                       JS_NewCFunctionData(ctx, on_stream_body, 1, 0, 1, &idv) };
+    JSValue then = JS_GetPropertyStr(ctx, p, "then");
+    JSValue r = JS_IsException(then) ? JS_EXCEPTION : JS_Call(ctx, then, p, 2, (JSValueConst *)cbs);
+    int rc = JS_IsException(r) ? -1 : 0;
+    JS_FreeValue(ctx, r);
+    JS_FreeValue(ctx, then);
+    JS_FreeValue(ctx, cbs[0]);
+    JS_FreeValue(ctx, cbs[1]);
+    JS_FreeValue(ctx, p);
+    return rc;
+}
+
+/* Everything fetch() does before the first transfer: 0 (start it), 1 (it
+ * starts once the stream body is read), or -1 with an exception. */
 static int prepare(JSContext *ctx, fetch_op *op, JSValueConst input, JSValueConst init)
 {
     JSValueConst ctor = jsapi_lazy(ctx, JSAPI_REQUEST);
@@ -443,7 +498,7 @@ static int prepare(JSContext *ctx, fetch_op *op, JSValueConst input, JSValueCons
         return -1;
     int rc = -1;
     jsapi_request *rq = JS_GetOpaque(reqobj, jsapi_request_class_id);
-    if (take_signal(ctx, op, init) < 0 || set_target(ctx, op, rq->url, NULL) < 0 || charge(ctx, op) < 0)
+    if (take_signal(ctx, op, rq) < 0 || set_target(ctx, op, rq->url, NULL) < 0 || charge(ctx, op) < 0)
         goto done;
     op->method = xstrdup(rq->method);
     op->redirect = rq->redirect ? rq->redirect : "follow";
@@ -451,7 +506,13 @@ static int prepare(JSContext *ctx, fetch_op *op, JSValueConst input, JSValueCons
     for (size_t i = 0; h && i < h->count; i++)
         http_headers_add(&op->headers, h->items[i].name, h->items[i].name_len, h->items[i].value,
                          h->items[i].value_len);
-    if (rq->body.present) {
+    bool pending = false;
+    if (rq->body.present && JS_IsObject(rq->body.stream)) {
+        op->has_body = true;
+        if (read_stream_body(ctx, op, reqobj) < 0)
+            goto done;
+        pending = true;
+    } else if (rq->body.present) {
         op->has_body = true;
         op->body_len = rq->body.len;
         op->body = rq->body.data; /* moved: the Request is ours and goes now */
@@ -460,6 +521,8 @@ static int prepare(JSContext *ctx, fetch_op *op, JSValueConst input, JSValueCons
         rq->body.used = true;
     }
     rc = listen_abort(ctx, op);
+    if (rc == 0 && pending)
+        rc = 1;
 done:
     JS_FreeValue(ctx, reqobj);
     return rc;
@@ -489,8 +552,8 @@ static JSValue js_fetch(JSContext *ctx, JSValueConst this_val, int argc, JSValue
         op->next->prev = op;
     f->ops = op;
     /* fetch() never throws: every failure rejects the promise. */
-    if (prepare(ctx, op, argc > 0 ? argv[0] : JS_UNDEFINED, argc > 1 ? argv[1] : JS_UNDEFINED) < 0 ||
-        start_hop(ctx, op) < 0)
+    int rc = prepare(ctx, op, argc > 0 ? argv[0] : JS_UNDEFINED, argc > 1 ? argv[1] : JS_UNDEFINED);
+    if (rc < 0 || (rc == 0 && start_hop(ctx, op) < 0))
         settle_exception(f, op);
     return promise;
 }

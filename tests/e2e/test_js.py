@@ -1,0 +1,163 @@
+"""Runs the JavaScript test files (tests/js/test_*.js) inside atoll: each one
+is served by `atoll dev`, sent one POST request, and answers with a JSON
+report of its cases (tests/js/harness.js). Every case is printed as its own
+"ok"/"not ok" line, so tests/run.sh counts them one by one.
+
+A loopback upstream (a small threaded HTTP server here) gives the fetch()
+tests something to talk to; its base URL reaches the worker as
+`?upstream=`, and it serves the WPT URL data under /wpt/."""
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+
+JS_DIR = os.path.join(harness.ROOT, "tests", "js")
+
+
+def conformance_dir():
+    for d in (os.environ.get("ATOLL_CONFORMANCE"),
+              os.path.join(harness.ROOT, "..", "shared", "conformance")):
+        if d and os.path.isdir(os.path.join(d, "wpt-url")):
+            return os.path.join(d, "wpt-url")
+    return None
+
+
+class Upstream(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def read_body(self):
+        if self.headers.get("transfer-encoding", "").lower() == "chunked":
+            body = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b""):
+                        pass
+                    return body, True
+                body += self.rfile.read(size)
+                self.rfile.readline()
+        n = int(self.headers.get("content-length") or 0)
+        return self.rfile.read(n), False
+
+    def send(self, status, body, ctype="application/json", extra=()):
+        self.send_response(status)
+        self.send_header("content-type", ctype)
+        self.send_header("content-length", str(len(body)))
+        for k, v in extra:
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def handle_any(self):
+        u = urllib.parse.urlsplit(self.path)
+        q = dict(urllib.parse.parse_qsl(u.query))
+        body, chunked = self.read_body()
+        if u.path == "/echo":
+            out = {
+                "method": self.command,
+                "path": self.path,
+                "headers": {k.lower(): v for k, v in self.headers.items()},
+                "body": body.decode("latin-1"),
+                "chunked": chunked,
+            }
+            self.send(200, json.dumps(out).encode(), extra=[("set-cookie", "a=1"), ("set-cookie", "b=2")])
+        elif u.path.startswith("/status/"):
+            self.send(int(u.path[8:]), b"status body", "text/plain")
+        elif u.path == "/redirect":
+            self.send(int(q.get("status", "302")), b"", "text/plain",
+                      extra=[("location", q.get("to", "/echo"))])
+        elif u.path == "/chunks":
+            # A chunked body produced slowly: the worker must see the first
+            # chunk before the last one is written.
+            n = int(q.get("n", "3"))
+            delay = float(q.get("delay", "0.1"))
+            self.send_response(200)
+            self.send_header("content-type", "text/plain")
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            for i in range(n):
+                data = ("chunk%d %.3f\n" % (i, time.time())).encode()
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                self.wfile.flush()
+                time.sleep(delay)
+            self.wfile.write(b"0\r\n\r\n")
+        elif u.path == "/slow":
+            time.sleep(float(q.get("s", "2")))
+            self.send(200, b"slow", "text/plain")
+        elif u.path.startswith("/wpt/"):
+            d = conformance_dir()
+            name = os.path.basename(u.path)
+            if not d or not os.path.exists(os.path.join(d, name)):
+                self.send(404, b"no conformance data", "text/plain")
+                return
+            with open(os.path.join(d, name), "rb") as f:
+                self.send(200, f.read())
+        else:
+            self.send(404, b"not found", "text/plain")
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = handle_any
+
+
+def main():
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    upstream.daemon_threads = True
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    base = "http://127.0.0.1:%d" % upstream.server_address[1]
+
+    only = sys.argv[1:]
+    passed = failed = 0
+    files = sorted(f for f in os.listdir(JS_DIR) if f.startswith("test_") and f.endswith(".js"))
+    for name in files:
+        if only and name not in only:
+            continue
+        label = name[len("test_"):-3]
+        try:
+            with harness.Server(os.path.join(JS_DIR, name), "--quiet") as srv:
+                path = "/?upstream=" + urllib.parse.quote(base, safe="")
+                status, _, body = harness.request(
+                    srv, "POST", path,
+                    headers={"Content-Type": "text/plain", "X-Test": "yes"},
+                    body=b"hello request body")
+                if status != 200:
+                    raise AssertionError("status %d: %s\n%s" % (status, body[:2000], srv.output()[-3000:]))
+                results = json.loads(body)["results"]
+                if not results:
+                    raise AssertionError("no test cases")
+                time.sleep(0.2)  # let the log lines of the request land
+                log = srv.output()
+                for r in results:
+                    missing = [s for s in r.get("logs", []) if s not in log]
+                    if r["ok"] and missing:
+                        r["ok"] = False
+                        r["error"] = "not in the log: %r" % missing
+                        r["stack"] = log[-3000:]
+                    if r["ok"]:
+                        passed += 1
+                        print("ok - %s: %s" % (label, r["name"]), flush=True)
+                    else:
+                        failed += 1
+                        print("not ok - %s: %s: %s" % (label, r["name"], r["error"]), flush=True)
+                        print("   " + r.get("stack", "").replace("\n", "\n   "), flush=True)
+                print("# %s: %d cases" % (label, len(results)), flush=True)
+        except Exception as e:
+            failed += 1
+            print("not ok - %s: %s" % (label, e), flush=True)
+            traceback.print_exc(file=sys.stdout)
+    upstream.shutdown()
+    print("%d passed, %d failed" % (passed, failed))
+    sys.exit(1 if failed or not passed else 0)
+
+
+if __name__ == "__main__":
+    main()
