@@ -1,6 +1,6 @@
 """Runs the JavaScript test files (tests/js/test_*.js) inside atoll: each one
-is served by `atoll dev`, sent one POST request, and answers with a JSON
-report of its cases (tests/js/harness.js). Every case is printed as its own
+is served by `atoll dev`; each of its cases runs in a POST request of its
+own and answers with a JSON report (tests/js/harness.js). Every case is printed as its own
 "ok"/"not ok" line, so tests/run.sh counts them one by one.
 
 A loopback upstream (a small threaded HTTP server here) gives the fetch()
@@ -56,7 +56,7 @@ class Upstream(BaseHTTPRequestHandler):
         for k, v in extra:
             self.send_header(k, v)
         self.end_headers()
-        if self.command != "HEAD":
+        if self.command != "HEAD" and status not in (204, 304):
             self.wfile.write(body)
 
     def handle_any(self):
@@ -124,16 +124,26 @@ def main():
         label = name[len("test_"):-3]
         try:
             with harness.Server(os.path.join(JS_DIR, name), "--quiet") as srv:
-                path = "/?upstream=" + urllib.parse.quote(base, safe="")
-                status, _, body = harness.request(
-                    srv, "POST", path,
-                    headers={"Content-Type": "text/plain", "X-Test": "yes"},
-                    body=b"hello request body")
+                up = "upstream=" + urllib.parse.quote(base, safe="")
+                status, _, body = harness.request(srv, "GET", "/?list=1&" + up)
                 if status != 200:
                     raise AssertionError("status %d: %s\n%s" % (status, body[:2000], srv.output()[-3000:]))
-                results = json.loads(body)["results"]
-                if not results:
+                names = json.loads(body)
+                if not names:
                     raise AssertionError("no test cases")
+                results = []
+                for case in names:
+                    # One request per case: each gets the whole CPU budget,
+                    # and a case that breaks its isolate breaks only itself.
+                    status, _, body = harness.request(
+                        srv, "POST", "/?only=%s&%s" % (urllib.parse.quote(case, safe=""), up),
+                        headers={"Content-Type": "text/plain", "X-Test": "yes"},
+                        body=b"hello request body")
+                    if status != 200:
+                        results.append({"name": case, "ok": False, "error": "status %d: %s" % (status, body[:300]),
+                                        "stack": srv.output()[-2000:]})
+                    else:
+                        results.extend(json.loads(body)["results"])
                 time.sleep(0.2)  # let the log lines of the request land
                 log = srv.output()
                 for r in results:
@@ -149,6 +159,9 @@ def main():
                         failed += 1
                         print("not ok - %s: %s: %s" % (label, r["name"], r["error"]), flush=True)
                         print("   " + r.get("stack", "").replace("\n", "\n   "), flush=True)
+                for line in log.splitlines():
+                    if "through tests/js:" in line:  # the WPT URL counts
+                        print("# " + line.split("] ", 1)[-1], flush=True)
                 print("# %s: %d cases" % (label, len(results)), flush=True)
         except Exception as e:
             failed += 1

@@ -1,8 +1,10 @@
 // A tiny test harness that runs inside atoll: each tests/js/*.js file is a
 // worker module that imports this one, declares cases with
 // `test("name", async (t) => …)` and exports `run()` as its default. The
-// runner (tests/e2e/test_js.py) serves the file with `atoll dev`, sends one
-// POST request and reads back a JSON report, one entry per case.
+// runner (tests/e2e/test_js.py) serves the file with `atoll dev`, asks for
+// the list of cases (`?list`), then runs each case in a request of its own
+// (`?only=NAME`, so each has the whole per-request CPU budget) and reads
+// back a JSON report.
 //
 // `t` carries the request, env and ctx of that request and `t.upstream`, the
 // base URL of a loopback HTTP server the runner started for fetch() tests;
@@ -98,6 +100,8 @@ export function run() {
     async fetch(request, env, ctx) {
       const url = new URL(request.url);
       const only = url.searchParams.get("only");
+      if (url.searchParams.has("list"))
+        return Response.json(cases.map((c) => c.name));
       const results = [];
       for (const c of cases) {
         if (only && c.name !== only) continue;

@@ -1,7 +1,10 @@
 /* console: log/info/warn/error/debug as log lines tagged with the tenant's
- * name, with values rendered readably (strings as they are at the top
- * level, objects and arrays as `{ a: 1, b: 'x' }`, errors with their
- * stack), in the spirit of Node's util.inspect but much smaller. */
+ * name. The text is formatted by inspect.js (a bytecode bundle loaded on
+ * the first console call: format specifiers, Map/Set/typed arrays, Web API
+ * objects by their getters, as Node's util.inspect does); the small C
+ * formatter here is the fallback, and what the host uses for uncaught
+ * exceptions (jsapi_inspect): strings as they are at the top level,
+ * objects and arrays as `{ a: 1, b: 'x' }`, errors with their stack. */
 #include "js/api/api_internal.h"
 
 #include <string.h>
@@ -213,6 +216,19 @@ static JSValue console_print(JSContext *ctx, JSValueConst this_val, int argc, JS
 {
     buf b;
     buf_init(&b, CONSOLE_MAX_BYTES);
+    JSValue args = JS_NewArray(ctx);
+    for (int i = 0; i < argc && !JS_IsException(args); i++)
+        JS_SetPropertyUint32(ctx, args, (uint32_t)i, JS_DupValue(ctx, argv[i]));
+    JSValue text = JS_IsException(args) ? JS_EXCEPTION
+                                        : jsapi_bundle_call(ctx, JSAPI_BUNDLE_INSPECT, "format", 1, (JSValueConst *)&args);
+    JS_FreeValue(ctx, args);
+    if (JS_IsString(text)) {
+        append_cstr_of(ctx, text, &b);
+        argc = 0;
+    } else if (JS_HasException(ctx)) {
+        JS_FreeValue(ctx, JS_GetException(ctx));
+    }
+    JS_FreeValue(ctx, text);
     for (int i = 0; i < argc; i++) {
         if (i)
             buf_append_str(&b, " ");
