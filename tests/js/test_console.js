@@ -41,7 +41,7 @@ test("URL, Request, Response and Headers show their state, not {}", (t) => {
   t.expectLog("href: 'https://example.com/p?q=1'");
   console.log("c8", new Request("https://example.com/", { method: "POST", headers: { "x-h": "v" } }));
   t.expectLog("method: 'POST'");
-  t.expectLog("Headers { 'x-h' => 'v' }");
+  t.expectLog("Headers { 'x-h': 'v' }");
   console.log("c9", new Response("x", { status: 201 }));
   t.expectLog("status: 201");
   console.log("c10", new Blob(["ab"], { type: "text/plain" }), AbortSignal.abort("r"));

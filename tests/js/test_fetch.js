@@ -135,6 +135,40 @@ test("the response body is a stream that yields before the upstream is done", as
   assert(lastWritten - seen > 300, "first chunk read at " + seen + ", last written at " + lastWritten);
 });
 
+test("fetch resolves at the head, before the body is complete", async (t) => {
+  const r = await fetch(t.upstream + "/chunks?n=2&delay=0.3");
+  eq(r.status, 200);
+  eq(r.bodyUsed, false);
+  eq((await r.text()).split("\n").filter(Boolean).length, 2);
+});
+
+test("aborting while the body streams errors the stream with the reason", async (t) => {
+  const ac = new AbortController();
+  const r = await fetch(t.upstream + "/chunks?n=5&delay=0.2", { signal: ac.signal });
+  const reader = r.body.getReader();
+  await reader.read();
+  ac.abort(new RangeError("enough"));
+  await rejects(reader.read(), RangeError);
+});
+
+test("cancelling the body stream stops the transfer; later fetches still work", async (t) => {
+  const r = await fetch(t.upstream + "/chunks?n=5&delay=0.2");
+  const reader = r.body.getReader();
+  await reader.read();
+  await reader.cancel("no more");
+  deq(await reader.read(), { value: undefined, done: true });
+  eq((await (await fetch(t.upstream + "/echo")).json()).method, "GET");
+});
+
+test("a large body streams through with backpressure, bytes intact", async (t) => {
+  const payload = "0123456789abcdef".repeat(64 * 1024); // 1 MiB
+  const r = await fetch(t.upstream + "/echo", { method: "POST", body: payload });
+  let n = 0, chunks = 0;
+  for await (const c of r.body) { n += c.byteLength; chunks++; }
+  assert(n > payload.length, "got " + n);
+  assert(chunks > 1, "chunks " + chunks);
+});
+
 test("fetched response can be cloned and both read", async (t) => {
   const r = await fetch(t.upstream + "/echo");
   const c = r.clone();

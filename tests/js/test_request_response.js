@@ -91,7 +91,7 @@ test("Request signal: from init, from the input Request, null means a fresh one"
   eq(b.signal.reason, "why");
   eq(c.signal.aborted, false);
   eq(a.clone().signal.aborted, true);
-  throws(() => new Request("https://x/", { signal: {} }), TypeError);
+  throws(() => new Request("https://x/", { signal: 5 }), TypeError);
 });
 
 test("incoming request: method, url, headers, body as a stream", async (t) => {

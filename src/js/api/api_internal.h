@@ -169,7 +169,7 @@ JSValue jsapi_new_uint8array(JSContext *ctx, const uint8_t *data, size_t len);
 int jsapi_streams_install(JSContext *ctx, JSValueConst global);
 /* A bundle's exports (loads it on first call); borrowed, or JS_EXCEPTION. */
 JSValueConst jsapi_bundle(JSContext *ctx, int bundle);
-/* Calls a bundle's helper `name` (streams: isStream, disturbed, fromBytes,
+/* Calls a bundle's helper `name` (streams: isStream, disturbed, fromBytes, fromHost,
  * readAll, tee; blob: extract, blob, parseForm; inspect: format, inspect); a new value or JS_EXCEPTION. */
 JSValue jsapi_bundle_call(JSContext *ctx, int bundle, const char *name, int argc, JSValueConst *argv);
 /* v is a ReadableStream (false, without loading anything, before the

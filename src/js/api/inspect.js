@@ -154,7 +154,11 @@
         }
         return wrap((prefix || 'Set') + '(' + v.size + ')', items, '{', '}');
       }
-      if (t === 'Headers' || t === 'URLSearchParams' || t === 'FormData') {
+      if (t === 'Headers') { // as the C formatter has always shown them
+        for (const [k, val] of v) items.push(quote(k) + ': ' + fmt(val, depth + 1, seen, false));
+        return wrap(t, items, '{', '}');
+      }
+      if (t === 'URLSearchParams' || t === 'FormData') {
         for (const [k, val] of v) items.push(quote(k) + ' => ' + fmt(val, depth + 1, seen, false));
         return wrap(t, items, '{', '}');
       }

@@ -169,13 +169,14 @@ static JSValue request_ctor(JSContext *ctx, JSValueConst new_target, int argc, J
     }
     JS_FreeValue(ctx, v);
 
-    /* init.signal replaces the input's; null means none (a fresh signal). */
+    /* init.signal replaces the input's; null means none (a fresh signal).
+     * Any object is taken (duck-typed: `aborted`, `reason`,
+     * addEventListener("abort")), as fetch() has always taken it. */
     v = get_opt(ctx, init, "signal");
     if (JS_IsException(v))
         goto fail;
     if (!JS_IsUndefined(v)) {
-        jsapi_target *t = JS_IsNull(v) ? NULL : jsapi_target_of(v);
-        if (!JS_IsNull(v) && (!t || !t->is_signal)) {
+        if (!JS_IsNull(v) && !JS_IsObject(v)) {
             JS_ThrowTypeError(ctx, "Request: init.signal must be an AbortSignal");
             goto fail;
         }
