@@ -231,6 +231,51 @@ def hono_streaming_arrives_as_produced():
 
 
 @test
+def hono_builtin_middleware_cors_etag_basic_auth():
+    with Server(bundle("hono"), "--quiet") as srv:
+        st, h, _ = http(srv.port, "OPTIONS", "/api/data",
+                        {"Origin": "https://app.example", "Access-Control-Request-Method": "POST"})
+        assert st == 204 and hget(h, "access-control-allow-origin") == "https://app.example", (st, h)
+        st, h, b = http(srv.port, "GET", "/api/data", {"Origin": "https://app.example"})
+        tag = hget(h, "etag")
+        assert st == 200 and tag and json.loads(b) == {"data": [1, 2, 3]}, (st, h, b)
+        st, _, b = http(srv.port, "GET", "/api/data", {"If-None-Match": tag})
+        assert st == 304 and b == b"", (st, b)
+        st, h, _ = http(srv.port, "GET", "/basic")
+        assert st == 401 and "Basic" in (hget(h, "www-authenticate") or ""), (st, h)
+        st, _, b = http(srv.port, "GET", "/basic", {"Authorization": "Basic dTpw"})
+        assert (st, b) == (200, b"welcome"), (st, b)
+
+
+@test
+def hono_jwt_on_crypto_subtle():
+    with Server(bundle("hono"), "--quiet") as srv:
+        st, _, b = http(srv.port, "POST", "/token", {"Content-Type": "application/json"}, b'{"sub":"alice"}')
+        token = json.loads(b)["token"]
+        assert st == 200 and token.count(".") == 2, (st, b)
+        st, _, b = http(srv.port, "GET", "/me", {"Authorization": "Bearer " + token})
+        assert st == 200 and json.loads(b) == {"sub": "alice"}, (st, b)
+        bad = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+        st, _, b = http(srv.port, "GET", "/me", {"Authorization": "Bearer " + bad})
+        assert st == 401, (st, b)
+
+
+@test
+def hono_sub_app_redirect_html():
+    with Server(bundle("hono"), "--quiet") as srv:
+        st, _, b = http(srv.port, "GET", "/books")
+        assert st == 200 and json.loads(b) == ["b1", "b2"], (st, b)
+        st, _, b = http(srv.port, "GET", "/books/12")
+        assert json.loads(b) == {"book": 12}, b
+        st, _, _ = http(srv.port, "GET", "/books/abc")
+        assert st == 404, st
+        st, h, _ = http(srv.port, "GET", "/old")
+        assert st == 301 and hget(h, "location") == "/books", (st, h)
+        st, h, b = http(srv.port, "GET", "/page")
+        assert b == b"<h1>Hi</h1>" and hget(h, "content-type").startswith("text/html"), (h, b)
+
+
+@test
 def hono_errors_and_http_exception():
     with Server(bundle("hono"), "--quiet") as srv:
         st, _, b = http(srv.port, "GET", "/fail")

@@ -5,6 +5,12 @@ import { Hono } from "hono";
 import { getCookie, setCookie, deleteCookie } from "hono/cookie";
 import { stream, streamText } from "hono/streaming";
 import { HTTPException } from "hono/http-exception";
+import { cors } from "hono/cors";
+import { etag } from "hono/etag";
+import { sign, verify } from "hono/jwt";
+import { basicAuth } from "hono/basic-auth";
+
+const SECRET = "jwt-secret";
 
 const app = new Hono();
 
@@ -23,6 +29,32 @@ app.use("/admin/*", async (c, next) => {
 });
 
 app.get("/", (c) => c.text("Hello Hono!"));
+
+// Built-in middleware: CORS, ETag, basic auth; JWT on crypto.subtle (HMAC).
+app.use("/api/*", cors({ origin: "https://app.example", allowMethods: ["GET", "POST"] }));
+app.get("/api/data", etag(), (c) => c.json({ data: [1, 2, 3] }));
+app.get("/basic", basicAuth({ username: "u", password: "p" }), (c) => c.text("welcome"));
+app.post("/token", async (c) => {
+  const { sub } = await c.req.json();
+  return c.json({ token: await sign({ sub, exp: Math.floor(Date.now() / 1000) + 60 }, SECRET) });
+});
+app.get("/me", async (c) => {
+  const auth = c.req.header("authorization") ?? "";
+  try {
+    const payload = await verify(auth.replace(/^Bearer /, ""), SECRET, "HS256");
+    return c.json({ sub: payload.sub });
+  } catch (e) {
+    return c.json({ error: e.name }, 401);
+  }
+});
+
+// A sub-app mounted with route(), a redirect and HTML.
+const books = new Hono();
+books.get("/", (c) => c.json(["b1", "b2"]));
+books.get("/:id{[0-9]+}", (c) => c.json({ book: Number(c.req.param("id")) }));
+app.route("/books", books);
+app.get("/old", (c) => c.redirect("/books", 301));
+app.get("/page", (c) => c.html("<h1>Hi</h1>"));
 
 app.get("/users/:id/posts/:postId", (c) => {
   const { id, postId } = c.req.param();
