@@ -9,6 +9,7 @@ tests something to talk to; its base URL reaches the worker as
 import json
 import os
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -173,6 +174,37 @@ def main():
             failed += 1
             print("not ok - %s: %s" % (label, e), flush=True)
             traceback.print_exc(file=sys.stdout)
+    # A worker that returns fetch()'s Response: the upstream's chunks must
+    # reach the client as they are produced, not once the upstream is done.
+    label = "proxy: a fetched body streams through to the client as produced"
+    try:
+        path = os.path.join(tempfile.mkdtemp(prefix="atoll-js-"), "proxy.js")
+        harness.write(path, "export default { fetch(r) { const u = new URL(r.url).searchParams.get('up');"
+                            " return fetch(u + '/chunks?n=3&delay=0.4'); } };\n")
+        with harness.Server(path, "--quiet") as srv:
+            with srv.connect() as sock:
+                sock.sendall(("GET /?up=%s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+                              % urllib.parse.quote(base, safe="")).encode())
+                t0 = time.time()
+                seen = []
+                data = b""
+                while True:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                    for k in range(3):
+                        if b"chunk%d " % k in data and k not in [x for x, _ in seen]:
+                            seen.append((k, time.time() - t0))
+            assert [k for k, _ in seen] == [0, 1, 2], data
+            assert seen[2][1] - seen[0][1] > 0.5, seen
+        passed += 1
+        print("ok - %s" % label, flush=True)
+    except Exception as e:
+        failed += 1
+        print("not ok - %s: %s" % (label, e), flush=True)
+        traceback.print_exc(file=sys.stdout)
+
     upstream.shutdown()
     print("%d passed, %d failed" % (passed, failed))
     sys.exit(1 if failed or not passed else 0)
