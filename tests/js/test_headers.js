@@ -91,10 +91,22 @@ test("incoming request headers are immutable", (t) => {
   eq(t.request.headers.get("x-test"), "yes");
 });
 
+test("guards carry over: clones stay immutable, copies are mutable", (t) => {
+  const mutable = (h) => { try { h.set("x-t", "1"); return true; } catch (e) { eq(e.name, "TypeError"); return false; } };
+  eq(mutable(t.request.clone().headers), false, "clone of the incoming request");
+  eq(mutable(new Request(t.request).headers), true, "new Request(incoming)");
+  eq(mutable(Response.error().clone().headers), false, "clone of Response.error()");
+  eq(mutable(Response.redirect("https://a/").clone().headers), false, "clone of a redirect");
+  eq(mutable(new Response(null, Response.redirect("https://a/")).headers), true, "new Response(_, redirect)");
+  eq(mutable(Response.json(1).headers), true, "Response.json");
+  eq(mutable(new Headers(t.request.headers)), true, "new Headers(immutable)");
+});
+
 test("Symbol.toStringTag; the default iterator is entries()", () => {
   const h = new Headers({ b: "2", a: "1" });
   eq(Object.prototype.toString.call(h), "[object Headers]");
   deq([...h], [...h.entries()]);
+  eq(Headers.prototype[Symbol.iterator], Headers.prototype.entries);
 });
 
 export default run();
