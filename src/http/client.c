@@ -66,6 +66,9 @@ struct http_transfer {
     bool in_cb;                    /* inside on_head/on_data */
     bool cancelled;                /* cancelled inside them: freed after they return */
     bool finished;                 /* curl is done; cb waits until `pending` is handed on */
+    http_transfer_read_cb upload_read; /* a streaming upload when set */
+    http_transfer_want_cb upload_want;
+    bool upload_paused, upload_wanted; /* upload_read had nothing; upload_want was called */
     int done_rc;
     char *done_error;
 };
@@ -222,7 +225,19 @@ static void stream_flush(http_client *c)
     for (bool again = true; again;) {
         again = false;
         for (http_transfer *t = c->transfers; t; t = t->next) {
-            if (!t->on_head || t->cancelled)
+            if (t->cancelled)
+                continue;
+            if (t->upload_read && t->upload_paused && !t->upload_wanted && !t->finished) {
+                t->upload_wanted = true;
+                t->in_cb = true;
+                t->upload_want(t->opaque);
+                t->in_cb = false;
+                if (t->cancelled)
+                    transfer_free(t);
+                again = true;
+                break;
+            }
+            if (!t->on_head)
                 continue;
             if (t->head_ready && !t->head_sent) {
                 t->head_sent = true;
@@ -389,6 +404,18 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp)
     return len;
 }
 
+/* A streaming upload's bytes, from the owner's buffer. */
+static size_t on_upload(char *dst, size_t size, size_t n, void *userp)
+{
+    http_transfer *t = userp;
+    size_t got = 0;
+    if (t->upload_read(t->opaque, dst, size * n, &got) != 0) {
+        t->upload_paused = true;
+        return CURL_READFUNC_PAUSE;
+    }
+    return got;
+}
+
 /* The egress check on the address curl is about to connect to. */
 static curl_socket_t on_open_socket(void *userp, curlsocktype purpose, struct curl_sockaddr *a)
 {
@@ -495,7 +522,14 @@ int http_transfer_start(http_client *c, const http_transfer_opts *o, http_transf
     if (t->resolve)
         curl_easy_setopt(e, CURLOPT_RESOLVE, t->resolve);
 
-    if (strcmp(o->method, "HEAD") == 0) {
+    if (o->upload_read && o->upload_want) {
+        t->upload_read = o->upload_read;
+        t->upload_want = o->upload_want;
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, o->method);
+        curl_easy_setopt(e, CURLOPT_READFUNCTION, on_upload);
+        curl_easy_setopt(e, CURLOPT_READDATA, t);
+    } else if (strcmp(o->method, "HEAD") == 0) {
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
     } else if (strcmp(o->method, "GET") != 0 || o->has_body) {
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, o->method);
@@ -505,6 +539,8 @@ int http_transfer_start(http_client *c, const http_transfer_opts *o, http_transf
         }
     }
     t->headers = header_list(o->headers, o->has_body);
+    if (t->upload_read) /* a body of unknown length */
+        t->headers = curl_slist_append(t->headers, "Transfer-Encoding: chunked");
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
 
     t->next = c->transfers;
@@ -535,15 +571,26 @@ void http_transfer_cancel(http_transfer *t)
 
 void http_transfer_resume(http_transfer *t)
 {
-    if (!t || !t->on_data || t->cancelled)
+    if (!t || t->cancelled || t->finished)
         return;
-    t->held = false;
-    if (t->paused) {
-        t->paused = false;
-        /* curl may deliver the paused bytes right here (into pending). */
-        curl_easy_pause(t->easy, CURLPAUSE_CONT);
+    bool cont = false;
+    if (t->upload_paused) {
+        t->upload_paused = t->upload_wanted = false;
+        cont = true;
     }
-    stream_flush(t->c);
+    if (t->on_data) {
+        t->held = false;
+        if (t->paused) {
+            t->paused = false;
+            cont = true;
+        }
+    }
+    /* Both directions: a side with nothing to do pauses itself again. curl
+     * may deliver paused bytes right here (into pending). */
+    if (cont)
+        curl_easy_pause(t->easy, CURLPAUSE_CONT);
+    if (t->on_data)
+        stream_flush(t->c);
 }
 
 static void client_closed(uv_handle_t *h) { free(h); }

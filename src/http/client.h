@@ -51,6 +51,14 @@ typedef int (*http_transfer_head_cb)(void *opaque, http_response *res);
  * the transfer pauses and the same bytes come again after
  * http_transfer_resume, possibly from inside that call). */
 typedef int (*http_transfer_data_cb)(void *opaque, const void *data, size_t len);
+/* Streaming upload: copy at most cap bytes of the request body to dst and
+ * return 0 with *n set (*n == 0: the body is complete), or 1 when no bytes
+ * are ready (the upload pauses). Called inside curl: no JavaScript. */
+typedef int (*http_transfer_read_cb)(void *opaque, void *dst, size_t cap, size_t *n);
+/* Streaming upload: the upload is paused and wants bytes; called outside
+ * curl, once per pause. The owner calls http_transfer_resume once it has
+ * some (or the body is complete). */
+typedef void (*http_transfer_want_cb)(void *opaque);
 
 typedef struct http_transfer_opts {
     const char *method;            /* "GET", "HEAD", "POST", ... */
@@ -65,6 +73,8 @@ typedef struct http_transfer_opts {
     const char *const *resolve;    /* "host:port:address" pins as curl --resolve, or NULL */
     http_transfer_head_cb on_head; /* both set: the response streams (see above) */
     http_transfer_data_cb on_data;
+    http_transfer_read_cb upload_read; /* both set: the request body streams (chunked); */
+    http_transfer_want_cb upload_want; /* body/body_len are then unused */
 } http_transfer_opts;
 
 /* A client on `loop` whose transfers may buffer at most `max_buffered`
@@ -81,8 +91,9 @@ int http_transfer_start(http_client *c, const http_transfer_opts *o, http_transf
                         http_transfer **out, const char **error);
 /* Cancels a transfer whose callback has not run; cb is never called. */
 void http_transfer_cancel(http_transfer *t);
-/* Resumes a streaming transfer paused by its data callback; a no-op when
- * it is not paused. The paused bytes may be delivered before it returns. */
+/* Resumes a streaming transfer paused by its data callback or its upload;
+ * a no-op when it is not paused. The paused bytes may be delivered before
+ * it returns. */
 void http_transfer_resume(http_transfer *t);
 
 #endif

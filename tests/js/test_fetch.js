@@ -40,12 +40,41 @@ test("bytes, URLSearchParams, Blob and FormData bodies", async (t) => {
   assert(m.body.includes('name="k"') && m.body.includes("v"), m.body);
 });
 
-test("a ReadableStream request body is sent whole", async (t) => {
+test("a ReadableStream request body streams (chunked) and arrives whole", async (t) => {
   const body = new ReadableStream({
     async start(c) { c.enqueue(enc.encode("part1,")); await sleep(5); c.enqueue(enc.encode("part2")); c.close(); },
   });
   const j = await (await fetch(t.upstream + "/echo", { method: "POST", body })).json();
   eq(j.body, "part1,part2");
+  eq(j.chunked, true);
+  eq(j.headers["content-length"], undefined);
+});
+
+test("a request body stream is read as the upload goes (pull), not all at once", async (t) => {
+  let pulls = 0;
+  const big = new Uint8Array(256 * 1024).fill(0x61);
+  const body = new ReadableStream({
+    pull(c) { pulls++; if (pulls > 8) c.close(); else c.enqueue(big); },
+  }, { highWaterMark: 0 });
+  const j = await (await fetch(t.upstream + "/echo", { method: "PUT", body })).json();
+  eq(j.body.length, 8 * 256 * 1024);
+  eq(pulls, 9);
+});
+
+test("a request body stream that errors rejects the fetch with its error", async (t) => {
+  const body = new ReadableStream({
+    async pull(c) { await sleep(5); c.error(new RangeError("source failed")); },
+  });
+  await rejects(fetch(t.upstream + "/echo", { method: "POST", body }), RangeError);
+});
+
+test("a 307 cannot be followed with a streamed body; a 303 drops it", async (t) => {
+  const mk = () => new ReadableStream({ start(c) { c.enqueue(enc.encode("x")); c.close(); } });
+  const to = encodeURIComponent("/echo");
+  await rejects(fetch(t.upstream + "/redirect?status=307&to=" + to, { method: "POST", body: mk() }), TypeError);
+  const j = await (await fetch(t.upstream + "/redirect?status=303&to=" + to, { method: "POST", body: mk() })).json();
+  eq(j.method, "GET");
+  eq(j.body, "");
 });
 
 test("fetch(request) uses the Request's method, headers, body", async (t) => {

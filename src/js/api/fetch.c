@@ -44,6 +44,10 @@ typedef struct fetch_op {
     int phase;                    /* PHASE_* */
     JSValue ctl;                  /* the body stream's controller (PHASE_BODY), else undefined */
     bool want_pause;              /* the stream's queue is full: refuse the next chunk */
+    bool up_stream, up_done;      /* the request body streams from `reader`; it has ended */
+    JSValue reader;               /* its reader, or undefined */
+    uint8_t *up;                  /* js_malloc'd: the chunk being sent, up_off of up_len done */
+    size_t up_len, up_off;
 } fetch_op;
 
 /* Waiting for the final head; resolved, the body streaming into ctl;
@@ -71,6 +75,8 @@ static void op_free(jsapi_fetch *f, fetch_op *op)
     JS_FreeValue(ctx, op->signal);
     JS_FreeValue(ctx, op->listener);
     JS_FreeValue(ctx, op->ctl);
+    JS_FreeValue(ctx, op->reader);
+    js_free(ctx, op->up);
     free(op->method);
     free(op->url);
     free(op->host);
@@ -216,6 +222,8 @@ static int charge(JSContext *ctx, fetch_op *op)
 static void on_done(void *opaque, int rc, const char *error, http_response *res);
 static int on_head(void *opaque, http_response *res);
 static int on_data(void *opaque, const void *data, size_t len);
+static int up_read(void *opaque, void *dst, size_t cap, size_t *n);
+static void up_want(void *opaque);
 static fetch_op *find_op(jsapi_fetch *f, uint64_t id);
 
 /* Starts the current hop; -1 with a TypeError. */
@@ -228,6 +236,10 @@ static int start_hop(JSContext *ctx, fetch_op *op)
 .allow = st->host.fetch_allow, .kind = op->kind,
         .resolve = st->host.fetch_resolve, .on_head = on_head, .on_data = on_data,
     };
+    if (op->up_stream) {
+        o.upload_read = up_read;
+        o.upload_want = up_want;
+    }
     const char *error;
     if (http_transfer_start(st->fetch->client, &o, on_done, op, &op->t, &error) < 0) {
         JS_ThrowTypeError(ctx, "fetch() to %s failed: %s", op->url, error);
@@ -264,8 +276,17 @@ static int follow(JSContext *ctx, fetch_op *op, int status, const char *location
         op->hops++;
         /* 301/302 turn POST into GET, 303 anything but HEAD; the body and
          * the headers that describe it go. */
-        if (((status == 301 || status == 302) && strcmp(op->method, "POST") == 0) ||
-            (status == 303 && strcmp(op->method, "GET") != 0 && strcmp(op->method, "HEAD") != 0)) {
+        bool to_get = ((status == 301 || status == 302) && strcmp(op->method, "POST") == 0) ||
+                      (status == 303 && strcmp(op->method, "GET") != 0 && strcmp(op->method, "HEAD") != 0);
+        if (!to_get && op->up_stream) {
+            /* Fetch: a body that was a stream cannot be sent again. */
+            JS_ThrowTypeError(ctx, "fetch() to %s: cannot follow a %d redirect with a streamed request body",
+                              op->url, status);
+            free(old_origin);
+            return -1;
+        }
+        if (to_get) {
+            op->up_stream = false;
             free(op->method);
             op->method = xstrdup("GET");
             js_free(ctx, op->body);
@@ -604,66 +625,110 @@ static int listen_abort(JSContext *ctx, fetch_op *op)
 
 /* --- fetch(input, init) --- */
 
-/* A ReadableStream request body is read whole before the first hop (curl
- * is given a buffer; it is also what a 307/308 resends). data[0] is the
- * op's id; magic 1 is the fulfilment with an ArrayBuffer, 0 the rejection. */
-static JSValue on_stream_body(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv,
-                              int magic, JSValue *data)
+/* A ReadableStream request body streams (chunked): curl's read callback
+ * takes bytes from op->up; when they run out the upload pauses and
+ * up_want reads the next chunk from the stream (outside curl), then
+ * resumes the transfer. data[0] is the op's id; magic 1 is a read()'s
+ * fulfilment, 0 its rejection. */
+static JSValue on_up_chunk(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv,
+                           int magic, JSValue *data)
 {
     jsapi_state *st = jsapi_state_of(ctx);
     int64_t id = 0;
     JS_ToInt64(ctx, &id, data[0]);
     fetch_op *op = find_op(st->fetch, (uint64_t)id);
-    if (!op) /* aborted meanwhile */
+    if (!op || !op->up_stream) /* aborted meanwhile, or the body was dropped by a redirect */
         return JS_UNDEFINED;
+    JSValueConst res = argc > 0 ? argv[0] : JS_UNDEFINED;
+    JSValue failure = JS_UNDEFINED;
     if (!magic) {
-        settle(st->fetch, op, false, JS_DupValue(ctx, argc > 0 ? argv[0] : JS_UNDEFINED));
+        failure = JS_DupValue(ctx, res);
+    } else {
+        JSValue done = JS_GetPropertyStr(ctx, res, "done");
+        int is_done = JS_ToBool(ctx, done);
+        JS_FreeValue(ctx, done);
+        if (is_done) {
+            op->up_done = true;
+        } else {
+            JSValue value = JS_GetPropertyStr(ctx, res, "value");
+            const uint8_t *p;
+            size_t len;
+            int k = jsapi_buffer_source(ctx, value, &p, &len);
+            if (k == 1) {
+                js_free(ctx, op->up);
+                op->up = js_malloc(ctx, len ? len : 1);
+                if (op->up) {
+                    memcpy(op->up, p, len);
+                    op->up_len = len;
+                    op->up_off = 0;
+                } else {
+                    failure = JS_GetException(ctx);
+                }
+            } else {
+                if (k == 0)
+                    JS_ThrowTypeError(ctx, "fetch(): a request body stream chunk is not an ArrayBuffer or ArrayBufferView");
+                failure = JS_GetException(ctx);
+            }
+            JS_FreeValue(ctx, value);
+        }
+    }
+    if (!JS_IsUndefined(failure) || JS_IsException(failure)) {
+        if (op->phase == PHASE_HEAD) {
+            settle(st->fetch, op, false, failure);
+        } else {
+            JS_FreeValue(ctx, failure);
+            unlisten(op);
+            op_free(st->fetch, op);
+        }
         return JS_UNDEFINED;
     }
-    size_t len = 0;
-    uint8_t *p = JS_GetArrayBuffer(ctx, &len, argc > 0 ? argv[0] : JS_UNDEFINED);
-    if (!p) {
-        settle_exception(st->fetch, op);
-        return JS_UNDEFINED;
-    }
-    op->body = js_malloc(ctx, len ? len : 1);
-    if (!op->body) {
-        settle_exception(st->fetch, op);
-        return JS_UNDEFINED;
-    }
-    memcpy(op->body, p, len);
-    op->body_len = len;
-    if (start_hop(ctx, op) < 0)
-        settle_exception(st->fetch, op);
+    http_transfer_resume(op->t);
     return JS_UNDEFINED;
 }
 
-/* Reads the stream body of reqobj for op; 0, or -1 with an exception. */
-static int read_stream_body(JSContext *ctx, fetch_op *op, JSValueConst reqobj)
+static int up_read(void *opaque, void *dst, size_t cap, size_t *n)
 {
-    JSValue fn = JS_GetPropertyStr(ctx, reqobj, "arrayBuffer");
-    if (JS_IsException(fn))
-        return -1;
-    JSValue p = JS_Call(ctx, fn, reqobj, 0, NULL);
-    JS_FreeValue(ctx, fn);
-    if (JS_IsException(p))
-        return -1;
-    JSValue idv = JS_NewInt64(ctx, (int64_t)op->id);
-    JSValue cbs[2] = { JS_NewCFunctionData(ctx, on_stream_body, 1, 1, 1, &idv),
-                       JS_NewCFunctionData(ctx, on_stream_body, 1, 0, 1, &idv) };
-    JSValue then = JS_GetPropertyStr(ctx, p, "then");
-    JSValue r = JS_IsException(then) ? JS_EXCEPTION : JS_Call(ctx, then, p, 2, (JSValueConst *)cbs);
-    int rc = JS_IsException(r) ? -1 : 0;
-    JS_FreeValue(ctx, r);
-    JS_FreeValue(ctx, then);
-    JS_FreeValue(ctx, cbs[0]);
-    JS_FreeValue(ctx, cbs[1]);
-    JS_FreeValue(ctx, p);
-    return rc;
+    fetch_op *op = opaque;
+    if (op->up_off < op->up_len) {
+        size_t k = op->up_len - op->up_off < cap ? op->up_len - op->up_off : cap;
+        memcpy(dst, op->up + op->up_off, k);
+        op->up_off += k;
+        *n = k;
+        return 0;
+    }
+    if (op->up_done) {
+        *n = 0;
+        return 0;
+    }
+    return 1;
 }
 
-/* Everything fetch() does before the first transfer: 0 (start it), 1 (it
- * starts once the stream body is read), or -1 with an exception. */
+static void up_want(void *opaque)
+{
+    fetch_op *op = opaque;
+    JSContext *ctx = op->ctx;
+    jsapi_state *st = jsapi_state_of(ctx);
+    if (!st->host.enter(st->host.opaque))
+        return;
+    st->host.resume(st->host.opaque, op->req);
+    JSValue fn = JS_GetPropertyStr(ctx, op->reader, "read");
+    JSValue p = JS_IsException(fn) ? JS_EXCEPTION : JS_Call(ctx, fn, op->reader, 0, NULL);
+    JS_FreeValue(ctx, fn);
+    JSValue r = JS_UNDEFINED;
+    if (!JS_IsException(p)) {
+        JSValue idv = JS_NewInt64(ctx, (int64_t)op->id);
+        JSValue cbs[2] = { JS_NewCFunctionData(ctx, on_up_chunk, 1, 1, 1, &idv),
+                           JS_NewCFunctionData(ctx, on_up_chunk, 1, 0, 1, &idv) };
+        r = jsapi_promise_then(ctx, p, cbs[0], cbs[1]);
+        JS_FreeValue(ctx, cbs[0]);
+        JS_FreeValue(ctx, cbs[1]);
+    }
+    JS_FreeValue(ctx, p);
+    /* An exception here (a broken stream) is reported by leave(). */
+    st->host.leave(st->host.opaque, JS_IsException(p) ? JS_EXCEPTION : r, "fetch");
+}
+
+/* Everything fetch() does before the first transfer; -1 with an exception. */
 static int prepare(JSContext *ctx, fetch_op *op, JSValueConst input, JSValueConst init)
 {
     JSValueConst ctor = jsapi_lazy(ctx, JSAPI_REQUEST);
@@ -683,12 +748,16 @@ static int prepare(JSContext *ctx, fetch_op *op, JSValueConst input, JSValueCons
     for (size_t i = 0; h && i < h->count; i++)
         http_headers_add(&op->headers, h->items[i].name, h->items[i].name_len, h->items[i].value,
                          h->items[i].value_len);
-    bool pending = false;
     if (rq->body.present && JS_IsObject(rq->body.stream)) {
         op->has_body = true;
-        if (read_stream_body(ctx, op, reqobj) < 0)
+        op->up_stream = true;
+        JSValue fn = JS_GetPropertyStr(ctx, rq->body.stream, "getReader");
+        op->reader = JS_IsException(fn) ? JS_EXCEPTION : JS_Call(ctx, fn, rq->body.stream, 0, NULL);
+        JS_FreeValue(ctx, fn);
+        if (JS_IsException(op->reader)) {
+            op->reader = JS_UNDEFINED;
             goto done;
-        pending = true;
+        }
     } else if (rq->body.present) {
         op->has_body = true;
         op->body_len = rq->body.len;
@@ -698,8 +767,6 @@ static int prepare(JSContext *ctx, fetch_op *op, JSValueConst input, JSValueCons
         rq->body.used = true;
     }
     rc = listen_abort(ctx, op);
-    if (rc == 0 && pending)
-        rc = 1;
 done:
     JS_FreeValue(ctx, reqobj);
     return rc;
@@ -722,15 +789,15 @@ static JSValue js_fetch(JSContext *ctx, JSValueConst this_val, int argc, JSValue
     op->id = ++f->next_id;
     op->resolve = funcs[0];
     op->reject = funcs[1];
-    op->signal = op->listener = op->ctl = JS_UNDEFINED;
+    op->signal = op->listener = op->ctl = op->reader = JS_UNDEFINED;
     http_headers_init(&op->headers);
     op->next = f->ops;
     if (op->next)
         op->next->prev = op;
     f->ops = op;
     /* fetch() never throws: every failure rejects the promise. */
-    int rc = prepare(ctx, op, argc > 0 ? argv[0] : JS_UNDEFINED, argc > 1 ? argv[1] : JS_UNDEFINED);
-    if (rc < 0 || (rc == 0 && start_hop(ctx, op) < 0))
+    if (prepare(ctx, op, argc > 0 ? argv[0] : JS_UNDEFINED, argc > 1 ? argv[1] : JS_UNDEFINED) < 0 ||
+        start_hop(ctx, op) < 0)
         settle_exception(f, op);
     return promise;
 }
