@@ -7,7 +7,7 @@
  * body is a ReadableStream fed from the client's write callback, with
  * backpressure: when the stream's queue is full (64 KiB) the transfer
  * pauses until the reader pulls again. A request body that is a stream is
- * read whole before the first hop (curl sends a buffer).
+ * uploaded chunked, one read() of it at a time (up_read/up_want).
  *
  * An AbortSignal is accepted duck-typed (`aborted`, `reason`,
  * `addEventListener("abort")`), so AbortController can land separately. */
