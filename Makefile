@@ -28,7 +28,7 @@ LIB_SRC  := $(filter-out src/cli/%,$(shell find src -name '*.c' | sort))
 CLI_SRC  := $(shell find src/cli -name '*.c' | sort)
 TEST_SRC := $(shell find tests/unit -name 'test_*.c' 2>/dev/null | sort)
 LIB_OBJ  := $(LIB_SRC:%.c=$(OUT)/%.o) $(OUT)/llhttp/llhttp.o $(OUT)/llhttp/api.o $(OUT)/llhttp/http.o \
-            $(OUT)/gen/streams_bc.o $(OUT)/gen/blob_bc.o
+            $(OUT)/gen/streams_bc.o $(OUT)/gen/blob_bc.o $(OUT)/gen/inspect_bc.o
 CLI_OBJ  := $(CLI_SRC:%.c=$(OUT)/%.o)
 TESTS    := $(TEST_SRC:tests/unit/%.c=$(OUT)/tests/%)
 BENCH_SRC := $(shell find bench -name '*.c' 2>/dev/null | sort)

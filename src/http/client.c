@@ -28,6 +28,7 @@ struct http_client {
     http_transfer *transfers;  /* live, most recent first */
     struct sock_ctx *socks;    /* watched sockets */
     bool closing;              /* inside curl_multi_cleanup */
+    bool flushing, flush_again; /* inside stream_flush; asked to scan again */
     size_t buffered, max_buffered; /* response body bytes held by all transfers */
 };
 
@@ -51,7 +52,29 @@ struct http_transfer {
     char errbuf[CURL_ERROR_SIZE];
     http_transfer_cb cb;
     void *opaque;
+    /* Streaming. curl's callbacks only record (the head, body bytes in
+     * `pending`); stream_flush hands them on after curl returns to us, so
+     * the owner's callbacks never run inside curl (they may start, cancel
+     * or resume transfers, which curl forbids from its callbacks). */
+    http_transfer_head_cb on_head; /* streaming when set */
+    http_transfer_data_cb on_data;
+    buf pending;                   /* body bytes received, not yet handed on */
+    bool head_ready, head_sent;    /* the final head has arrived; on_head has been called */
+    bool discard;                  /* on_head asked for the body to be dropped */
+    bool held;                     /* on_data refused `pending`: wait for a resume */
+    bool paused;                   /* curl is paused (CURL_WRITEFUNC_PAUSE) */
+    bool in_cb;                    /* inside on_head/on_data */
+    bool cancelled;                /* cancelled inside them: freed after they return */
+    bool finished;                 /* curl is done; cb waits until `pending` is handed on */
+    http_transfer_read_cb upload_read; /* a streaming upload when set */
+    http_transfer_want_cb upload_want;
+    bool upload_paused, upload_wanted; /* upload_read had nothing; upload_want was called */
+    int done_rc;
+    char *done_error;
 };
+
+/* Body bytes a streaming transfer holds before it pauses curl. */
+#define STREAM_PENDING_MAX (64 * 1024)
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static void global_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
@@ -88,7 +111,7 @@ static void on_poll(uv_poll_t *h, int status, int events)
         flags |= CURL_CSELECT_OUT;
     int running;
     curl_multi_socket_action(c->multi, s->fd, flags, &running);
-    check_done(c);
+    check_done(c); /* and hands streaming transfers' bytes on */
 }
 
 static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
@@ -181,7 +204,80 @@ static void transfer_free(http_transfer *t)
     free(t->res.status_text);
     http_headers_free(&t->res.headers);
     buf_free(&t->res.body);
+    buf_free(&t->pending);
+    free(t->done_error);
     free(t);
+}
+
+static void finish(http_transfer *t, int rc, const char *error);
+
+/* Hands the streaming transfers' heads and pending bytes to their owners,
+ * outside curl's callbacks; a transfer curl is done with is finished once
+ * its bytes are taken. Scans again from the start after every callback,
+ * since a callback may start, cancel or resume transfers. */
+static void stream_flush(http_client *c)
+{
+    if (c->flushing) {
+        c->flush_again = true;
+        return;
+    }
+    c->flushing = true;
+    for (bool again = true; again;) {
+        again = false;
+        for (http_transfer *t = c->transfers; t; t = t->next) {
+            if (t->cancelled)
+                continue;
+            if (t->upload_read && t->upload_paused && !t->upload_wanted && !t->finished) {
+                t->upload_wanted = true;
+                t->in_cb = true;
+                t->upload_want(t->opaque);
+                t->in_cb = false;
+                if (t->cancelled)
+                    transfer_free(t);
+                again = true;
+                break;
+            }
+            if (!t->on_head)
+                continue;
+            if (t->head_ready && !t->head_sent) {
+                t->head_sent = true;
+                if (!t->res.status_text)
+                    t->res.status_text = xstrdup("");
+                t->in_cb = true;
+                t->discard = t->on_head(t->opaque, &t->res) != 0;
+                t->in_cb = false;
+            } else if (t->head_sent && !t->discard && !t->held && t->pending.len) {
+                buf chunk = t->pending; /* a resume inside on_data may add more */
+                buf_init(&t->pending, BUF_UNLIMITED);
+                t->in_cb = true;
+                int rc = t->on_data(t->opaque, chunk.data, chunk.len);
+                t->in_cb = false;
+                if (rc != 0 && !t->cancelled) {
+                    t->held = true;
+                    buf_append(&chunk, t->pending.data, t->pending.len);
+                    buf_free(&t->pending);
+                    t->pending = chunk;
+                } else {
+                    buf_free(&chunk);
+                }
+            } else if (t->finished && (t->discard || !t->pending.len)) {
+                finish(t, t->done_rc, t->done_error); /* frees t */
+                again = true;
+                break;
+            } else {
+                continue;
+            }
+            if (t->cancelled && !t->in_cb)
+                transfer_free(t);
+            again = true;
+            break;
+        }
+        if (c->flush_again) {
+            c->flush_again = false;
+            again = true;
+        }
+    }
+    c->flushing = false;
 }
 
 static int errno_of(CURLcode code)
@@ -203,6 +299,8 @@ static void check_done(http_client *c)
             continue;
         http_transfer *t = NULL;
         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+        if (t->cancelled || t->finished)
+            continue; /* freed by whoever cancelled it / waiting in stream_flush */
         CURLcode code = m->data.result;
         int rc = 0;
         const char *error = NULL;
@@ -216,13 +314,28 @@ static void check_done(http_client *c)
             rc = errno_of(code);
             error = t->errbuf[0] ? t->errbuf : curl_easy_strerror(code);
         }
-        if (!t->res.status_text)
-            t->res.status_text = xstrdup("");
-        /* The callback may start or cancel transfers: curl_multi_info_read
-         * copes with handles removed since. */
-        t->cb(t->opaque, rc, error, rc ? NULL : &t->res);
-        transfer_free(t);
+        if (t->on_head && !t->finished) {
+            /* A streaming transfer ends after its bytes are handed on. */
+            t->finished = true;
+            t->done_rc = rc;
+            t->done_error = error ? xstrdup(error) : NULL;
+            continue;
+        }
+        finish(t, rc, error);
     }
+    stream_flush(c);
+}
+
+/* Calls the transfer's callback and frees it. The callback may start or
+ * cancel transfers: curl_multi_info_read copes with handles removed since. */
+static void finish(http_transfer *t, int rc, const char *error)
+{
+    if (!t->res.status_text)
+        t->res.status_text = xstrdup("");
+    t->in_cb = true;
+    if (t->cb)
+        t->cb(t->opaque, rc, error, rc ? NULL : &t->res);
+    transfer_free(t);
 }
 
 /* Status lines start a new header block (1xx responses come first). */
@@ -247,6 +360,10 @@ static size_t on_header(char *data, size_t size, size_t n, void *userp)
         return len;
     }
     const char *colon = memchr(data, ':', end);
+    if (end == 0 && t->on_head && t->res.status >= 200) {
+        t->head_ready = true; /* the blank line ending the final head */
+        return len;
+    }
     if (!colon || colon == data)
         return len; /* the blank line ending the block, or an obsolete folded line */
     size_t name_len = (size_t)(colon - data);
@@ -260,12 +377,24 @@ static size_t on_header(char *data, size_t size, size_t n, void *userp)
     return len;
 }
 
-/* Buffered today; a streaming body would hand each chunk on here (and
- * pause the transfer with CURL_WRITEFUNC_PAUSE when its reader is full). */
+/* Buffered, or, when the transfer streams, kept in `pending` for
+ * stream_flush; while the owner holds back (or 64 KiB wait) the transfer
+ * pauses with CURL_WRITEFUNC_PAUSE, and curl delivers the same bytes again
+ * once it is resumed. */
 static size_t on_body(char *data, size_t size, size_t n, void *userp)
 {
     http_transfer *t = userp;
     size_t len = size * n;
+    if (t->on_data) {
+        if (t->discard)
+            return len;
+        if (t->held || t->pending.len >= STREAM_PENDING_MAX) {
+            t->paused = true;
+            return CURL_WRITEFUNC_PAUSE;
+        }
+        buf_append(&t->pending, data, len);
+        return len;
+    }
     if (len > t->c->max_buffered - t->c->buffered) {
         t->too_big = true;
         return 0;
@@ -273,6 +402,18 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp)
     buf_append(&t->res.body, data, len);
     t->c->buffered += len;
     return len;
+}
+
+/* A streaming upload's bytes, from the owner's buffer. */
+static size_t on_upload(char *dst, size_t size, size_t n, void *userp)
+{
+    http_transfer *t = userp;
+    size_t got = 0;
+    if (t->upload_read(t->opaque, dst, size * n, &got) != 0) {
+        t->upload_paused = true;
+        return CURL_READFUNC_PAUSE;
+    }
+    return got;
 }
 
 /* The egress check on the address curl is about to connect to. */
@@ -348,8 +489,13 @@ int http_transfer_start(http_client *c, const http_transfer_opts *o, http_transf
     t->opaque = opaque;
     t->allow = o->allow;
     t->kind = o->kind;
+    if (o->on_head && o->on_data) {
+        t->on_head = o->on_head;
+        t->on_data = o->on_data;
+    }
     http_headers_init(&t->res.headers);
     buf_init(&t->res.body, BUF_UNLIMITED);
+    buf_init(&t->pending, BUF_UNLIMITED);
     t->easy = curl_easy_init();
     if (!t->easy)
         abort();
@@ -376,7 +522,14 @@ int http_transfer_start(http_client *c, const http_transfer_opts *o, http_transf
     if (t->resolve)
         curl_easy_setopt(e, CURLOPT_RESOLVE, t->resolve);
 
-    if (strcmp(o->method, "HEAD") == 0) {
+    if (o->upload_read && o->upload_want) {
+        t->upload_read = o->upload_read;
+        t->upload_want = o->upload_want;
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, o->method);
+        curl_easy_setopt(e, CURLOPT_READFUNCTION, on_upload);
+        curl_easy_setopt(e, CURLOPT_READDATA, t);
+    } else if (strcmp(o->method, "HEAD") == 0) {
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
     } else if (strcmp(o->method, "GET") != 0 || o->has_body) {
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, o->method);
@@ -386,6 +539,8 @@ int http_transfer_start(http_client *c, const http_transfer_opts *o, http_transf
         }
     }
     t->headers = header_list(o->headers, o->has_body);
+    if (t->upload_read) /* a body of unknown length */
+        t->headers = curl_slist_append(t->headers, "Transfer-Encoding: chunked");
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
 
     t->next = c->transfers;
@@ -404,8 +559,38 @@ int http_transfer_start(http_client *c, const http_transfer_opts *o, http_transf
 
 void http_transfer_cancel(http_transfer *t)
 {
+    if (t && t->in_cb) {
+        /* Inside its own on_head/on_data: freed when that returns. */
+        t->cancelled = true;
+        t->cb = NULL;
+        return;
+    }
     if (t)
         transfer_free(t);
+}
+
+void http_transfer_resume(http_transfer *t)
+{
+    if (!t || t->cancelled || t->finished)
+        return;
+    bool cont = false;
+    if (t->upload_paused) {
+        t->upload_paused = t->upload_wanted = false;
+        cont = true;
+    }
+    if (t->on_data) {
+        t->held = false;
+        if (t->paused) {
+            t->paused = false;
+            cont = true;
+        }
+    }
+    /* Both directions: a side with nothing to do pauses itself again. curl
+     * may deliver paused bytes right here (into pending). */
+    if (cont)
+        curl_easy_pause(t->easy, CURLPAUSE_CONT);
+    if (t->on_data)
+        stream_flush(t->c);
 }
 
 static void client_closed(uv_handle_t *h) { free(h); }

@@ -30,6 +30,12 @@ static JSValue new_signal(JSContext *ctx, jsapi_target **out)
     return obj;
 }
 
+JSValue jsapi_signal_new(JSContext *ctx)
+{
+    jsapi_target *t;
+    return new_signal(ctx, &t);
+}
+
 int jsapi_signal_add_algorithm(JSContext *ctx, jsapi_target *t, JSValue fn)
 {
     if (t->nalgorithms == t->capalgorithms) {

@@ -302,7 +302,8 @@ int jsapi_install(JSContext *ctx, const jsapi_host *host)
     for (int i = 0; i < JSAPI_NLAZY; i++)
         st->ctors[i] = JS_UNDEFINED;
     st->date_ctor = JS_UNDEFINED;
-    st->bundles[JSAPI_BUNDLE_STREAMS] = st->bundles[JSAPI_BUNDLE_BLOB] = JS_UNDEFINED;
+    for (int k = 0; k < JSAPI_NBUNDLES; k++)
+        st->bundles[k] = JS_UNDEFINED;
     JS_SetContextOpaque(ctx, st);
 
     JSValue global = JS_GetGlobalObject(ctx);
@@ -337,8 +338,8 @@ void jsapi_uninstall(JSContext *ctx)
     for (int i = 0; i < JSAPI_NLAZY; i++)
         JS_FreeValue(ctx, st->ctors[i]);
     JS_FreeValue(ctx, st->date_ctor);
-    JS_FreeValue(ctx, st->bundles[JSAPI_BUNDLE_STREAMS]);
-    JS_FreeValue(ctx, st->bundles[JSAPI_BUNDLE_BLOB]);
+    for (int k = 0; k < JSAPI_NBUNDLES; k++)
+        JS_FreeValue(ctx, st->bundles[k]);
     JS_SetContextOpaque(ctx, NULL);
     js_free(ctx, st);
 }

@@ -25,6 +25,9 @@ enum { JSAPI_INTRINSIC_DATE = 1, JSAPI_INTRINSIC_MAPSET = 2, JSAPI_INTRINSIC_WEA
        JSAPI_INTRINSIC_TYPED_ARRAYS = 8 };
 
 /* Per context; the context's opaque pointer. Owns every JSValue in it. */
+/* The bytecode bundles (streams.c loads them): streams.js, blob.js, inspect.js. */
+enum { JSAPI_BUNDLE_STREAMS, JSAPI_BUNDLE_BLOB, JSAPI_BUNDLE_INSPECT, JSAPI_NBUNDLES };
+
 typedef struct jsapi_state {
     jsapi_host host;
     JSValue ctors[JSAPI_NLAZY];   /* JS_UNDEFINED until first use */
@@ -38,7 +41,7 @@ typedef struct jsapi_state {
     unsigned crypto_njobs;
     uint64_t origin_loop_ms;      /* uv_now() at install: performance.now()'s zero */
     double origin_wall_ms;        /* performance.timeOrigin */
-    JSValue bundles[2];           /* exports of streams.js, blob.js; JS_UNDEFINED until first use */
+    JSValue bundles[JSAPI_NBUNDLES]; /* exports of streams.js, blob.js, inspect.js; JS_UNDEFINED until first use */
 } jsapi_state;
 
 static inline jsapi_state *jsapi_state_of(JSContext *ctx) { return JS_GetContextOpaque(ctx); }
@@ -94,6 +97,8 @@ JSValue jsapi_customevent_create(JSContext *ctx);
 JSValue jsapi_target_create(JSContext *ctx);
 JSValue jsapi_controller_create(JSContext *ctx);
 JSValue jsapi_signal_create(JSContext *ctx);
+/* A new AbortSignal that is not aborted (abort.c). */
+JSValue jsapi_signal_new(JSContext *ctx);
 /* Global functions and objects that cost nothing until touched (QuickJS
  * instantiates function-list entries on first access): atob, btoa,
  * structuredClone, performance, navigator. */
@@ -159,13 +164,13 @@ JSValue jsapi_new_uint8array(JSContext *ctx, const uint8_t *data, size_t len);
 
 /* --- streams.c: ReadableStream, WritableStream, TransformStream, the
  * queuing strategies, TextEncoderStream/TextDecoderStream (streams.js),
- * and Blob, File, FormData (blob.js): bytecode bundles loaded on first use. --- */
-enum { JSAPI_BUNDLE_STREAMS, JSAPI_BUNDLE_BLOB };
+ * and Blob, File, FormData (blob.js), console's formatter (inspect.js):
+ * bytecode bundles loaded on first use. --- */
 int jsapi_streams_install(JSContext *ctx, JSValueConst global);
 /* A bundle's exports (loads it on first call); borrowed, or JS_EXCEPTION. */
 JSValueConst jsapi_bundle(JSContext *ctx, int bundle);
-/* Calls a bundle's helper `name` (streams: isStream, disturbed, fromBytes,
- * readAll, tee; blob: extract, blob, parseForm); a new value or JS_EXCEPTION. */
+/* Calls a bundle's helper `name` (streams: isStream, disturbed, fromBytes, fromHost,
+ * readAll, tee; blob: extract, blob, parseForm; inspect: format, inspect); a new value or JS_EXCEPTION. */
 JSValue jsapi_bundle_call(JSContext *ctx, int bundle, const char *name, int argc, JSValueConst *argv);
 /* v is a ReadableStream (false, without loading anything, before the
  * streams bundle is loaded: no stream can exist yet). */
@@ -239,7 +244,14 @@ typedef struct jsapi_request {
     JSValue headers;
     jsapi_body body;
     const char *redirect;  /* static: "follow" (NULL means it too), "manual" or "error" */
+    JSValue signal;        /* its AbortSignal; undefined until asked for (then a fresh one) */
 } jsapi_request;
+
+/* The serialized form of an absolute URL (input by its string value),
+ * js_malloc'd, or NULL with a TypeError (request.c). */
+char *jsapi_parse_url(JSContext *ctx, JSValueConst input);
+/* The request's signal, made on first use; a new reference (request.c). */
+JSValue jsapi_request_signal(JSContext *ctx, jsapi_request *r);
 
 typedef struct jsapi_response {
     int status;

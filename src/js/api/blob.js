@@ -82,13 +82,18 @@
   const isFile = (v) => { try { return v instanceof File; } catch (e) { return false; } };
 
   // ---------------------------------------------------------------- FormData
-  function entryValue(value, filename) {
+  // Names and string values are USVStrings (lone surrogates become U+FFFD).
+  const usv = (s) => String(s).toWellFormed();
+  // argc: how many arguments append/set got; a filename needs a Blob (the
+  // WebIDL overload with three arguments takes only a Blob).
+  function entryValue(value, filename, argc) {
     if (blobBytes(value)) {
       if (isFile(value) && filename === undefined) return value;
-      const f = new File([value], filename === undefined ? (isFile(value) ? value.name : 'blob') : String(filename), { type: value.type });
+      const f = new File([value], filename === undefined ? (isFile(value) ? value.name : 'blob') : usv(filename), { type: value.type });
       return f;
     }
-    return String(value);
+    if (argc > 2) throw TE('FormData: a filename is only allowed with a Blob value');
+    return usv(value);
   }
   class FormData {
     #e = [];
@@ -96,16 +101,16 @@
     static { fdOf = (o) => { if (o === null || typeof o !== 'object' || !(#e in o)) throw TE('not a FormData'); return o.#e; }; }
     append(name, value, filename = undefined) {
       if (arguments.length < 2) throw TE('FormData.append requires a name and a value');
-      fdOf(this).push([String(name), entryValue(value, filename)]);
+      fdOf(this).push([usv(name), entryValue(value, filename, arguments.length)]);
     }
-    delete(name) { const e = fdOf(this); name = String(name); for (let i = e.length - 1; i >= 0; i--) if (e[i][0] === name) e.splice(i, 1); }
-    get(name) { name = String(name); const x = fdOf(this).find((p) => p[0] === name); return x ? x[1] : null; }
-    getAll(name) { name = String(name); return fdOf(this).filter((p) => p[0] === name).map((p) => p[1]); }
-    has(name) { name = String(name); return fdOf(this).some((p) => p[0] === name); }
+    delete(name) { const e = fdOf(this); name = usv(name); for (let i = e.length - 1; i >= 0; i--) if (e[i][0] === name) e.splice(i, 1); }
+    get(name) { name = usv(name); const x = fdOf(this).find((p) => p[0] === name); return x ? x[1] : null; }
+    getAll(name) { name = usv(name); return fdOf(this).filter((p) => p[0] === name).map((p) => p[1]); }
+    has(name) { name = usv(name); return fdOf(this).some((p) => p[0] === name); }
     set(name, value, filename = undefined) {
       if (arguments.length < 2) throw TE('FormData.set requires a name and a value');
-      const e = fdOf(this); name = String(name);
-      const entry = [name, entryValue(value, filename)];
+      const e = fdOf(this); name = usv(name);
+      const entry = [name, entryValue(value, filename, arguments.length)];
       const i = e.findIndex((p) => p[0] === name);
       if (i < 0) { e.push(entry); return; }
       e[i] = entry;

@@ -167,7 +167,7 @@ int jsapi_body_init(JSContext *ctx, JSValueConst v, jsapi_body *b, const char **
     }
     /* Strings, and anything else by its string value. */
     size_t len;
-    const char *s = JS_ToCStringLen(ctx, &len, v);
+    const char *s = jsapi_to_usv(ctx, v, &len); /* USVString: lone surrogates become U+FFFD */
     if (!s)
         return -1;
     int rc = set_bytes(ctx, b, s, len);
@@ -276,6 +276,12 @@ static JSValue new_u8(JSContext *ctx, const uint8_t *data, size_t len)
 static JSValue convert(JSContext *ctx, int magic, const uint8_t *data, size_t len, JSValueConst u8,
                        JSValueConst type)
 {
+    /* text() and json() "UTF-8 decode": a leading BOM is dropped. */
+    if ((magic == READ_TEXT || magic == READ_JSON) && len >= 3 && data[0] == 0xef && data[1] == 0xbb &&
+        data[2] == 0xbf) {
+        data += 3;
+        len -= 3;
+    }
     switch (magic) {
     case READ_TEXT:
         return JS_NewStringLen(ctx, (const char *)data, len);
@@ -338,7 +344,7 @@ static JSValue body_read(JSContext *ctx, JSValueConst this_val, int argc, JSValu
         JS_ThrowTypeError(ctx, "Body has already been used");
         return rejected(ctx);
     }
-    b->used = true;
+    b->used = b->present; /* a null body is never disturbed (bodyUsed stays false) */
     jsapi_need(ctx, JSAPI_INTRINSIC_TYPED_ARRAYS);
     JSValue type = magic == READ_BLOB || magic == READ_FORM_DATA ? content_type_of(ctx, this_val) : JS_NULL;
     if (JS_IsObject(b->stream)) {

@@ -455,8 +455,8 @@ static JSValue sorted_pairs(JSContext *ctx, jsapi_headers *h, int kind)
     return arr;
 }
 
-/* entries(), keys(), values() and [Symbol.iterator]: an iterator over a
- * snapshot of the sorted, combined list. */
+/* entries() (also [Symbol.iterator]), keys(), values(): an iterator over a
+ * snapshot of the sorted, combined list (WebIDL's iterators are live). */
 static JSValue headers_iter(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv,
                             int magic)
 {
@@ -515,12 +515,27 @@ static const JSCFunctionListEntry headers_funcs[] = {
     JS_CFUNC_MAGIC_DEF("entries", 0, headers_iter, 0),
     JS_CFUNC_MAGIC_DEF("keys", 0, headers_iter, 1),
     JS_CFUNC_MAGIC_DEF("values", 0, headers_iter, 2),
-    JS_CFUNC_MAGIC_DEF("[Symbol.iterator]", 0, headers_iter, 0),
     JS_PROP_STRING_DEF("[Symbol.toStringTag]", "Headers", JS_PROP_CONFIGURABLE),
 };
 
 JSValue jsapi_headers_create(JSContext *ctx)
 {
-    return jsapi_make_class(ctx, jsapi_headers_class_id, "Headers", headers_ctor, 0, headers_funcs,
-                            sizeof headers_funcs / sizeof headers_funcs[0], NULL, 0);
+    JSValue ctor = jsapi_make_class(ctx, jsapi_headers_class_id, "Headers", headers_ctor, 0, headers_funcs,
+                                    sizeof headers_funcs / sizeof headers_funcs[0], NULL, 0);
+    if (JS_IsException(ctor))
+        return ctor;
+    /* WebIDL: the default iterator is the same function object as entries. */
+    JSValue proto = JS_GetClassProto(ctx, jsapi_headers_class_id);
+    JSValue entries = JS_GetPropertyStr(ctx, proto, "entries");
+    JSValue global = JS_GetGlobalObject(ctx);
+    JSValue sym_ctor = JS_GetPropertyStr(ctx, global, "Symbol");
+    JSValue sym = JS_GetPropertyStr(ctx, sym_ctor, "iterator");
+    JSAtom a = JS_ValueToAtom(ctx, sym);
+    JS_DefinePropertyValue(ctx, proto, a, entries, JS_PROP_WRITABLE | JS_PROP_CONFIGURABLE);
+    JS_FreeAtom(ctx, a);
+    JS_FreeValue(ctx, sym);
+    JS_FreeValue(ctx, sym_ctor);
+    JS_FreeValue(ctx, global);
+    JS_FreeValue(ctx, proto);
+    return ctor;
 }

@@ -18,6 +18,7 @@ static void request_finalizer(JSRuntime *rt, JSValue val)
     js_free_rt(rt, r->method);
     js_free_rt(rt, r->url);
     JS_FreeValueRT(rt, r->headers);
+    JS_FreeValueRT(rt, r->signal);
     jsapi_body_free(rt, &r->body);
     js_free_rt(rt, r);
 }
@@ -27,6 +28,7 @@ static void request_mark(JSRuntime *rt, JSValueConst val, JS_MarkFunc *mark)
     jsapi_request *r = JS_GetOpaque(val, jsapi_request_class_id);
     if (r) {
         JS_MarkValue(rt, r->headers, mark);
+        JS_MarkValue(rt, r->signal, mark);
         jsapi_body_mark(rt, &r->body, mark);
     }
 }
@@ -39,6 +41,7 @@ static jsapi_request *alloc_request(JSContext *ctx, JSValue obj)
     jsapi_request *r = js_mallocz(ctx, sizeof *r);
     if (r) {
         r->headers = JS_UNDEFINED;
+        r->signal = JS_UNDEFINED;
         JS_SetOpaque(obj, r);
     }
     return r;
@@ -46,7 +49,7 @@ static jsapi_request *alloc_request(JSContext *ctx, JSValue obj)
 
 /* The serialized form of an absolute URL string (js_malloc'd), or NULL
  * with a TypeError. */
-static char *parse_url(JSContext *ctx, JSValueConst input)
+char *jsapi_parse_url(JSContext *ctx, JSValueConst input)
 {
     size_t len;
     const char *s = jsapi_to_usv(ctx, input, &len);
@@ -67,10 +70,11 @@ static char *parse_url(JSContext *ctx, JSValueConst input)
 }
 
 /* Method names are case-normalized for the standard ones only (Fetch
- * "normalize a method"); forbidden methods are refused. */
+ * "normalize a method": "patch" stays "patch"); forbidden methods are
+ * refused. */
 static char *take_method(JSContext *ctx, JSValueConst v)
 {
-    static const char *const normal[] = { "DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH" };
+    static const char *const normal[] = { "DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT" };
     size_t len;
     const char *s = JS_ToCStringLen(ctx, &len, v);
     if (!s)
@@ -120,11 +124,12 @@ static JSValue request_ctor(JSContext *ctx, JSValueConst new_target, int argc, J
         r->url = jsapi_strdup(ctx, src->url, strlen(src->url));
         r->method = jsapi_strdup(ctx, src->method, strlen(src->method));
         r->redirect = src->redirect;
+        r->signal = JS_DupValue(ctx, src->signal);
         if (!r->url || !r->method)
             goto fail;
     } else {
         /* A URL object (or anything else) counts by its string value. */
-        r->url = parse_url(ctx, input);
+        r->url = jsapi_parse_url(ctx, input);
         if (!r->url)
             goto fail;
         r->method = jsapi_strdup(ctx, "GET", 3);
@@ -161,6 +166,22 @@ static JSValue request_ctor(JSContext *ctx, JSValueConst new_target, int argc, J
         JS_FreeCString(ctx, s);
         if (!r->redirect)
             goto fail;
+    }
+    JS_FreeValue(ctx, v);
+
+    /* init.signal replaces the input's; null means none (a fresh signal).
+     * Any object is taken (duck-typed: `aborted`, `reason`,
+     * addEventListener("abort")), as fetch() has always taken it. */
+    v = get_opt(ctx, init, "signal");
+    if (JS_IsException(v))
+        goto fail;
+    if (!JS_IsUndefined(v)) {
+        if (!JS_IsNull(v) && !JS_IsObject(v)) {
+            JS_ThrowTypeError(ctx, "Request: init.signal must be an AbortSignal");
+            goto fail;
+        }
+        JS_FreeValue(ctx, r->signal);
+        r->signal = JS_IsNull(v) ? JS_UNDEFINED : JS_DupValue(ctx, v);
     }
     JS_FreeValue(ctx, v);
 
@@ -215,7 +236,19 @@ static jsapi_request *this_request(JSContext *ctx, JSValueConst this_val)
     return JS_GetOpaque2(ctx, this_val, jsapi_request_class_id);
 }
 
-enum { GET_URL, GET_METHOD, GET_HEADERS, GET_REDIRECT };
+JSValue jsapi_request_signal(JSContext *ctx, jsapi_request *r)
+{
+    if (JS_IsUndefined(r->signal)) {
+        r->signal = jsapi_signal_new(ctx);
+        if (JS_IsException(r->signal)) {
+            r->signal = JS_UNDEFINED;
+            return JS_EXCEPTION;
+        }
+    }
+    return JS_DupValue(ctx, r->signal);
+}
+
+enum { GET_URL, GET_METHOD, GET_HEADERS, GET_REDIRECT, GET_SIGNAL };
 
 static JSValue request_get(JSContext *ctx, JSValueConst this_val, int magic)
 {
@@ -226,6 +259,7 @@ static JSValue request_get(JSContext *ctx, JSValueConst this_val, int magic)
     case GET_URL: return JS_NewString(ctx, r->url);
     case GET_METHOD: return JS_NewString(ctx, r->method);
     case GET_HEADERS: return JS_DupValue(ctx, r->headers);
+    case GET_SIGNAL: return jsapi_request_signal(ctx, r);
     default: return JS_NewString(ctx, r->redirect ? r->redirect : "follow");
     }
 }
@@ -250,6 +284,7 @@ static JSValue request_clone(JSContext *ctx, JSValueConst this_val, int argc, JS
     c->url = jsapi_strdup(ctx, r->url, strlen(r->url));
     c->method = jsapi_strdup(ctx, r->method, strlen(r->method));
     c->redirect = r->redirect;
+    c->signal = JS_DupValue(ctx, r->signal);
     if (!c->url || !c->method)
         goto fail;
     c->headers = jsapi_headers_clone(ctx, r->headers);
@@ -317,6 +352,7 @@ static const JSCFunctionListEntry request_funcs[] = {
     JS_CGETSET_MAGIC_DEF("method", request_get, NULL, GET_METHOD),
     JS_CGETSET_MAGIC_DEF("headers", request_get, NULL, GET_HEADERS),
     JS_CGETSET_MAGIC_DEF("redirect", request_get, NULL, GET_REDIRECT),
+    JS_CGETSET_MAGIC_DEF("signal", request_get, NULL, GET_SIGNAL),
     JS_CFUNC_DEF("clone", 0, request_clone),
     JS_PROP_STRING_DEF("[Symbol.toStringTag]", "Request", JS_PROP_CONFIGURABLE),
 };

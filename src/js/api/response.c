@@ -181,7 +181,8 @@ static JSValue response_json(JSContext *ctx, JSValueConst this_val, int argc, JS
     return obj;
 }
 
-/* Response.redirect(url, status = 302). */
+/* Response.redirect(url, status = 302): url must parse as an absolute URL
+ * (a worker has no base) and Location gets its serialization. */
 static JSValue response_redirect(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
 {
     int32_t status = 302;
@@ -189,10 +190,10 @@ static JSValue response_redirect(JSContext *ctx, JSValueConst this_val, int argc
         return JS_EXCEPTION;
     if (status != 301 && status != 302 && status != 303 && status != 307 && status != 308)
         return JS_ThrowRangeError(ctx, "Invalid redirect status %d", status);
-    size_t len;
-    const char *url = JS_ToCStringLen(ctx, &len, argc > 0 ? argv[0] : JS_UNDEFINED);
+    char *url = jsapi_parse_url(ctx, argc > 0 ? argv[0] : JS_UNDEFINED);
     if (!url)
         return JS_EXCEPTION;
+    size_t len = strlen(url);
     jsapi_response *r;
     JSValue obj = jsapi_response_new(ctx, &r);
     if (JS_IsException(obj))
@@ -207,7 +208,7 @@ static JSValue response_redirect(JSContext *ctx, JSValueConst this_val, int argc
     }
     h->guard = JSAPI_GUARD_IMMUTABLE;
 done:
-    JS_FreeCString(ctx, url);
+    js_free(ctx, url);
     return obj;
 }
 

@@ -10,8 +10,8 @@
 
 #include <string.h>
 
-extern const uint8_t jsapi_streams_bc[], jsapi_blob_bc[];
-extern const size_t jsapi_streams_bc_len, jsapi_blob_bc_len;
+extern const uint8_t jsapi_streams_bc[], jsapi_blob_bc[], jsapi_inspect_bc[];
+extern const size_t jsapi_streams_bc_len, jsapi_blob_bc_len, jsapi_inspect_bc_len;
 
 static const struct {
     const uint8_t *bc;
@@ -19,6 +19,7 @@ static const struct {
 } bundles[] = {
     [JSAPI_BUNDLE_STREAMS] = { jsapi_streams_bc, &jsapi_streams_bc_len },
     [JSAPI_BUNDLE_BLOB] = { jsapi_blob_bc, &jsapi_blob_bc_len },
+    [JSAPI_BUNDLE_INSPECT] = { jsapi_inspect_bc, &jsapi_inspect_bc_len },
 };
 
 /* The globals the bundles define. The lazy ones are accessors from the

@@ -897,6 +897,15 @@
     });
     return next();
   }
+  // A body fed by C (fetch's response): pull/cancel are C functions, and
+  // the controller goes back to C to enqueue, close or error; the queue
+  // holds up to 64 KiB before C pauses the transfer.
+  function fromHost(pull, cancel) {
+    let ctl;
+    const s = new ReadableStream({ start(c) { ctl = c; }, pull, cancel },
+      { highWaterMark: 65536, size: (u) => u.byteLength });
+    return [s, ctl];
+  }
   const disturbed = (s) => { const x = rsOf(s); return !!(x && (x.disturbed || x.reader)); };
 
   return {
@@ -906,6 +915,6 @@
       TransformStream, TransformStreamDefaultController,
       CountQueuingStrategy, ByteLengthQueuingStrategy, TextEncoderStream, TextDecoderStream,
     },
-    isStream: (v) => !!rsOf(v), disturbed, fromBytes, readAll, tee: (s) => tee(st(s), s),
+    isStream: (v) => !!rsOf(v), disturbed, fromBytes, fromHost, readAll, tee: (s) => tee(st(s), s),
   };
 })
