@@ -42,7 +42,7 @@ setup:
 	@scripts/setup.sh
 
 # QuickJS: the system's library or Debian's source package, built once.
-$(DEPS)/quickjs.mk: scripts/quickjs.sh | setup
+$(DEPS)/quickjs.mk: scripts/quickjs.sh $(wildcard scripts/quickjs-patches/*.patch) | setup
 	@mkdir -p $(DEPS)
 	@scripts/quickjs.sh $@ $(DEPS)
 -include $(DEPS)/quickjs.mk
