@@ -45,6 +45,10 @@ typedef struct bench_load_opts {
     unsigned warmup_ms;       /* requests made but not counted */
     size_t max_requests;      /* 0: unbounded (then duration_ms must be set) */
     unsigned timeout_ms;      /* a request without an answer this long is an error */
+    /* When set, makes each connection's socket (e.g. inside a container's
+     * network namespace); returns an fd or -errno. */
+    int (*make_socket)(void *arg);
+    void *socket_arg;
 } bench_load_opts;
 
 typedef struct bench_load_result {

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "bench/bench.h"
@@ -316,6 +317,17 @@ static void conn_open(gen *g)
     c->tcp.data = c;
     c->connect.data = c;
     g->live++;
+    int fd = g->o->make_socket ? g->o->make_socket(g->o->socket_arg) : 0;
+    if (fd < 0 || (fd > 0 && uv_tcp_open(&c->tcp, fd) != 0)) {
+        if (fd > 0)
+            close(fd);
+        g->r->errors++;
+        c->closing = true;
+        uv_close((uv_handle_t *)&c->tcp, on_closed);
+        if (!g->done && g->t_measure)
+            stop(g); /* no socket now, none later: do not spin */
+        return;
+    }
     uv_tcp_nodelay(&c->tcp, 1);
     if (uv_tcp_connect(&c->connect, &c->tcp, (const struct sockaddr *)&g->addr, on_connect) != 0) {
         /* Counted as an error; on_closed does not reopen once done. */

@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -204,13 +205,37 @@ static void stop_server(pid_t pid)
     reap(pid, 5000);
 }
 
+/* A TCP socket in the network namespace netns (an fd of /proc/PID/ns/net),
+ * or in ours when netns < 0. A socket stays in the namespace it was made
+ * in, so the thread switches there only for socket(): this is how the
+ * bench reaches 127.0.0.1 inside a container. */
+static int socket_in(int netns)
+{
+    static int host_ns = -1;
+    if (netns < 0)
+        return socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (host_ns < 0 && (host_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC)) < 0)
+        return -errno;
+    if (setns(netns, CLONE_NEWNET) != 0)
+        return -errno;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), saved = errno;
+    if (setns(host_ns, CLONE_NEWNET) != 0)
+        abort(); /* stuck in a container's namespace: nothing after is right */
+    return fd < 0 ? -saved : fd;
+}
+
+static int loadgen_socket(void *arg)
+{
+    return socket_in(*(int *)arg);
+}
+
 /* One request on a fresh connection (Connection: close). Returns the
  * status, or -errno (-ECONNREFUSED while nothing listens yet). */
-static int http_once(int port, const char *host, const char *path, unsigned timeout_ms)
+static int http_once(int netns, int port, const char *host, const char *path, unsigned timeout_ms)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket_in(netns);
     if (fd < 0)
-        return -errno;
+        return fd;
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     int one = 1, rc;
@@ -276,7 +301,7 @@ static int http_once(int port, const char *host, const char *path, unsigned time
 static double wait_ready(int port, const char *host, const char *path, uint64_t t0, unsigned timeout_ms, pid_t pid)
 {
     for (;;) {
-        int st = http_once(port, host, path, timeout_ms);
+        int st = http_once(-1, port, host, path, timeout_ms);
         uint64_t now = clock_mono_ns();
         if (st >= 200 && st < 300)
             return (double)(now - t0) / 1e6;
@@ -286,6 +311,64 @@ static double wait_ready(int port, const char *host, const char *path, uint64_t 
             return -ECHILD;
         /* Refused: nothing listens yet; poll often, the figure is in ms. */
         usleep(st == -ECONNREFUSED ? 200 : 2000);
+    }
+}
+
+/* The deepest first-born descendant of pid (the container's process under
+ * its runner), from /proc/PID/task/PID/children: cheap enough to poll. */
+static pid_t leaf_of(pid_t pid)
+{
+    for (int depth = 0; depth < 8; depth++) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+        FILE *f = fopen(path, "r");
+        int child = 0;
+        if (!f)
+            return pid;
+        if (fscanf(f, "%d", &child) != 1)
+            child = 0;
+        fclose(f);
+        if (child <= 0)
+            return pid;
+        pid = child;
+    }
+    return pid;
+}
+
+/* Polls until the container under runner answers 2xx on its own
+ * 127.0.0.1:port. *netns gets an fd of its network namespace (owned by
+ * the caller). Returns the ms from t0, or a negative errno. */
+static double wait_container(pid_t runner, int port, const char *path, uint64_t t0, unsigned timeout_ms, int *netns)
+{
+    struct stat host;
+    *netns = -1;
+    if (stat("/proc/self/ns/net", &host) != 0)
+        return -errno;
+    for (;;) {
+        uint64_t now = clock_mono_ns();
+        if (now - t0 > (uint64_t)timeout_ms * 1000000ull)
+            return -ETIMEDOUT;
+        if (waitpid(runner, NULL, WNOHANG) == runner)
+            return -ECHILD;
+        if (*netns < 0) {
+            char p[64];
+            struct stat st;
+            snprintf(p, sizeof p, "/proc/%d/ns/net", (int)leaf_of(runner));
+            int fd = open(p, O_RDONLY | O_CLOEXEC);
+            /* Still in our namespace: the container is not set up yet. */
+            if (fd >= 0 && fstat(fd, &st) == 0 && st.st_ino != host.st_ino)
+                *netns = fd;
+            else if (fd >= 0)
+                close(fd);
+            if (*netns < 0) {
+                usleep(200);
+                continue;
+            }
+        }
+        int status = http_once(*netns, port, "localhost", path, timeout_ms);
+        if (status >= 200 && status < 300)
+            return (double)(clock_mono_ns() - t0) / 1e6;
+        usleep(status == -ECONNREFUSED ? 200 : 2000);
     }
 }
 
@@ -415,10 +498,12 @@ static double now_loadavg(double load[3])
 
 /* Warm latency (1 connection, sequential) and throughput (c->connections,
  * keep-alive) on a serving URL; wrk's figure too when wrk is installed. */
-static int measure_warm(ctx *c, bench_row *row, int port, const char *host, const char *path, err *e)
+static int measure_warm(ctx *c, bench_row *row, int netns, pid_t ns_pid, int port, const char *host, const char *path,
+                        err *e)
 {
     bench_load_opts lo = {.port = port, .host = host, .path = path, .connections = 1, .warmup_ms = c->warmup_ms,
-                          .max_requests = c->warm_requests, .timeout_ms = 5000};
+                          .max_requests = c->warm_requests, .timeout_ms = 5000,
+                          .make_socket = netns >= 0 ? loadgen_socket : NULL, .socket_arg = &netns};
     bench_load_result lr;
     progress(c, "%s %s %s: warm latency (%zu sequential requests)", row->runtime, row->tier, row->service,
              c->warm_requests);
@@ -434,7 +519,8 @@ static int measure_warm(ctx *c, bench_row *row, int port, const char *host, cons
     progress(c, "%s %s %s: throughput (%d connections, %.1f s)", row->runtime, row->tier, row->service,
              c->connections, c->load_ms / 1000.0);
     bench_load_opts to = {.port = port, .host = host, .path = path, .connections = c->connections,
-                          .warmup_ms = c->warmup_ms, .duration_ms = c->load_ms, .timeout_ms = 5000};
+                          .warmup_ms = c->warmup_ms, .duration_ms = c->load_ms, .timeout_ms = 5000,
+                          .make_socket = netns >= 0 ? loadgen_socket : NULL, .socket_arg = &netns};
     rc = bench_load_run(&to, &lr, e);
     if (rc != 0)
         return rc;
@@ -446,7 +532,10 @@ static int measure_warm(ctx *c, bench_row *row, int port, const char *host, cons
 
     if (access("/usr/bin/wrk", X_OK) == 0) {
         progress(c, "%s %s %s: wrk", row->runtime, row->tier, row->service);
-        char *cmd = xasprintf("wrk -t1 -c%d -d%us --latency -H 'Host: %s' http://127.0.0.1:%d%s 2>&1", c->connections,
+        char ns[64] = "";
+        if (ns_pid > 0) /* wrk, too, runs inside the container's network namespace */
+            snprintf(ns, sizeof ns, "nsenter --net=/proc/%d/ns/net ", (int)ns_pid);
+        char *cmd = xasprintf("%swrk -t1 -c%d -d%us --latency -H 'Host: %s' http://127.0.0.1:%d%s 2>&1", ns, c->connections,
                               (c->load_ms + 999) / 1000, host, port, path);
         FILE *p = popen(cmd, "r");
         free(cmd);
@@ -481,7 +570,7 @@ static int measure_cold_tenants(ctx *c, bench_row *row, int port, const char *pr
         if (i % 10 == 0)
             progress(c, "%s %s %s: cold starts %zu/%zu", row->runtime, row->tier, row->service, i, n);
         uint64_t t0 = clock_mono_ns();
-        int st = http_once(port, host, path, 10000);
+        int st = http_once(-1, port, host, path, 10000);
         double ms = (double)(clock_mono_ns() - t0) / 1e6;
         if (st < 200 || st > 299) {
             free(v);
@@ -584,7 +673,7 @@ static int bench_serve_tier(ctx *c, const char *tier, err *e)
         rc = err_set(e, -EIO, "atoll serve (%s tier) did not answer (see %s)", tier, log);
         goto fail;
     }
-    if (http_once(port, "compute.bench", "/", 10000) != 200) {
+    if (http_once(-1, port, "compute.bench", "/", 10000) != 200) {
         rc = err_set(e, -EIO, "atoll serve (%s tier): the compute tenant fails (see %s)", tier, log);
         goto fail;
     }
@@ -604,10 +693,10 @@ static int bench_serve_tier(ctx *c, const char *tier, err *e)
     if ((rc = measure_cold_tenants(c, compute, port, "c", "/", c->cold_compute, e)) != 0)
         goto fail;
     c->step++;
-    if ((rc = measure_warm(c, hello, port, "hello.bench", "/", e)) != 0)
+    if ((rc = measure_warm(c, hello, -1, 0, port, "hello.bench", "/", e)) != 0)
         goto fail;
     c->step++;
-    rc = measure_warm(c, compute, port, "compute.bench", "/", e);
+    rc = measure_warm(c, compute, -1, 0, port, "compute.bench", "/", e);
 fail:
     if (pid > 0)
         stop_server(pid);
@@ -641,9 +730,10 @@ static int build_rootfs(ctx *c, err *e)
 }
 
 /* One instance's bundle: a config.json naming the shared rootfs by its
- * absolute path and httpd's port. No network namespace: the instance
- * listens on the host's loopback (the router's socket activation for
- * containers is not on main yet). */
+ * absolute path. The instance has its own network namespace and httpd
+ * listens on its 127.0.0.1:port; the bench connects from inside that
+ * namespace (socket_in), as the router will once containers are served
+ * through it (socket activation is being added on main). */
 static char *write_bundle(ctx *c, size_t i, int port, err *e)
 {
     char *dir = xasprintf("%s/ctr/i%zu", c->tmp, i), *cfg = xasprintf("%s/config.json", dir);
@@ -662,7 +752,7 @@ static char *write_bundle(ctx *c, size_t i, int port, err *e)
         "    {\"destination\": \"/tmp\", \"type\": \"tmpfs\", \"source\": \"tmpfs\", \"options\": [\"nosuid\", \"size=1024k\"]}\n"
         "  ],\n"
         "  \"linux\": {\n"
-        "    \"namespaces\": [{\"type\": \"pid\"}, {\"type\": \"ipc\"}, {\"type\": \"uts\"}, {\"type\": \"mount\"}],\n"
+        "    \"namespaces\": [{\"type\": \"pid\"}, {\"type\": \"network\"}, {\"type\": \"ipc\"}, {\"type\": \"uts\"}, {\"type\": \"mount\"}],\n"
         "    \"resources\": {\"memory\": {\"limit\": 67108864}, \"pids\": {\"limit\": 32}},\n"
         "    \"maskedPaths\": [\"/proc/kcore\", \"/proc/keys\"],\n"
         "    \"readonlyPaths\": [\"/proc/sys\", \"/proc/sysrq-trigger\"]\n"
@@ -710,7 +800,8 @@ static int bench_containers(ctx *c, bool crun, err *e)
     if (n < c->cold_hello + n_compute)
         n = c->cold_hello + n_compute;
     pid_t *pids = xcalloc(n, sizeof *pids);
-    int *ports = xcalloc(n, sizeof *ports);
+    int *netns = xcalloc(n, sizeof *netns);
+    const int port = 8080; /* every instance in its own network namespace */
     double *cold_h = xcalloc(n, sizeof *cold_h), *cold_c = xcalloc(n, sizeof *cold_c);
     size_t nh = 0, nc = 0, started = 0;
     int rc = 0;
@@ -726,8 +817,8 @@ static int bench_containers(ctx *c, bool crun, err *e)
     c->step++;
     for (size_t i = 0; i < n; i++) {
         char *argv[8], *owned;
-        ports[i] = free_port();
-        char *bundle = write_bundle(c, i, ports[i], e);
+        netns[i] = -1;
+        char *bundle = write_bundle(c, i, port, e);
         if (!bundle) {
             rc = e->code;
             goto fail;
@@ -741,8 +832,8 @@ static int bench_containers(ctx *c, bool crun, err *e)
         uint64_t t0 = clock_mono_ns();
         pids[i] = spawn(argv, log, NULL, NULL);
         started = i + 1;
-        double ms = wait_ready(ports[i], "localhost", is_compute ? "/cgi-bin/compute" : "/index.html", t0, 20000,
-                               pids[i]);
+        double ms = wait_container(pids[i], port, is_compute ? "/cgi-bin/compute" : "/index.html", t0, 20000,
+                                   &netns[i]);
         free(bundle);
         free(owned);
         if (ms < 0) {
@@ -763,16 +854,19 @@ static int bench_containers(ctx *c, bool crun, err *e)
                                               "(namespaces, cgroups) not counted; ");
     /* Instance n-1 was requested once only: measure it warm. */
     c->step++;
-    if ((rc = measure_warm(c, hello, ports[n - 1], "localhost", "/index.html", e)) != 0)
+    if ((rc = measure_warm(c, hello, netns[n - 1], leaf_of(pids[n - 1]), port, "localhost", "/index.html", e)) != 0)
         goto fail;
     c->step++;
-    rc = measure_warm(c, compute, ports[n - 1], "localhost", "/cgi-bin/compute", e);
+    rc = measure_warm(c, compute, netns[n - 1], leaf_of(pids[n - 1]), port, "localhost", "/cgi-bin/compute", e);
 fail:
     progress(c, "%s container: stopping %zu instances", rt, started);
-    for (size_t i = 0; i < started; i++)
+    for (size_t i = 0; i < started; i++) {
         stop_container(pids[i]);
+        if (netns[i] >= 0)
+            close(netns[i]);
+    }
     free(pids);
-    free(ports);
+    free(netns);
     free(cold_h);
     free(cold_c);
     free(log);
@@ -916,16 +1010,16 @@ static int bench_workerd(ctx *c, err *e)
             goto fail;
         }
         for (size_t i = 0; i <= counts[k]; i++)
-            http_once(ports[i], "localhost", "/", 10000);
+            http_once(-1, ports[i], "localhost", "/", 10000);
         usleep(200000);
         pss[k] = tree_pss_kb(&pid, 1);
         if (k == 0) {
             /* The small process serves the warm figures. */
             c->step++;
-            if ((rc = measure_warm(c, hello, ports[0], "localhost", "/", e)) != 0)
+            if ((rc = measure_warm(c, hello, -1, 0, ports[0], "localhost", "/", e)) != 0)
                 goto fail;
             c->step++;
-            if ((rc = measure_warm(c, compute, ports[1], "localhost", "/", e)) != 0)
+            if ((rc = measure_warm(c, compute, -1, 0, ports[1], "localhost", "/", e)) != 0)
                 goto fail;
         }
         stop_server(pid);
