@@ -299,9 +299,16 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 static void on_connect(uv_connect_t *req, int status)
 {
     conn *c = req->data;
+    gen *g = c->g;
     if (status < 0) {
-        if (c->g->t_measure && !c->g->done)
-            c->g->r->errors++;
+        /* Refused connections count as errors, and a server that refuses
+         * everything ends the run instead of spinning on reconnects. */
+        if (g->t_measure && !g->done) {
+            g->r->errors++;
+            if ((g->o->max_requests && g->r->ok + g->r->errors >= g->o->max_requests) ||
+                (g->r->ok == 0 && g->r->errors >= 1000))
+                stop(g);
+        }
         conn_close(c);
         return;
     }
