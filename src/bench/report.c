@@ -84,7 +84,7 @@ const char *bench_boundary(const char *tier)
         return "its own processes in pid/mount/uts/ipc namespaces with a pivot_root'd read-only rootfs, "
                "cgroup limits, dropped capabilities, no_new_privs and a Docker-like seccomp profile; the "
                "tenant runs native code and talks to the kernel directly (hundreds of syscalls allowed); "
-               "in this bench it shares the host network namespace";
+               "its own empty network namespace (only loopback), which the bench enters to connect";
     return "";
 }
 
@@ -169,9 +169,13 @@ void bench_write_table(FILE *f, const bench_report *r)
         fprintf(f, "WARNING: figures marked ~ have a spread too wide to trust (MAD > median/2 or p99 > 10x median);\n"
                    "         rerun on a quieter machine.\n");
     for (size_t i = 0; i < r->n_rows; i++)
-        if (r->rows[i].note[0])
-            fprintf(f, "note: %s %s %s: %s\n", r->rows[i].runtime, r->rows[i].tier, r->rows[i].service,
+        if (r->rows[i].note[0]) {
+            int n = (int)strlen(r->rows[i].note);
+            while (n > 0 && (r->rows[i].note[n - 1] == ' ' || r->rows[i].note[n - 1] == ';'))
+                n--; /* notes are appended with "; " */
+            fprintf(f, "note: %s %s %s: %.*s\n", r->rows[i].runtime, r->rows[i].tier, r->rows[i].service, n,
                     r->rows[i].note);
+        }
 
     /* Ratios: atoll against each peer on the same service. */
     static const char *peers[][2] = {{"workerd", "js"}, {"crun", "container"}};
@@ -284,15 +288,15 @@ static void write_dat(FILE *f, const bench_report *r, bool memory)
         if (memory)
             fprintf(f, "\"%s\\n%s\" %g\n", w->runtime, w->tier, v);
         else
-            fprintf(f, "\"%s\\n%s %s\" %g %g\n", w->runtime, w->tier, w->service, v, w->cold_ms.p99);
+            fprintf(f, "\"%s\\n%s\\n%s\" %g %g\n", w->runtime, w->tier, w->service, v, w->cold_ms.p99);
     }
 }
 
 static const char *gp_script =
     "# gnuplot script written by atoll bench; rerun with: gnuplot charts.gp\n"
     "do for [fmt in \"png svg\"] {\n"
-    "  if (fmt eq \"png\") { set terminal pngcairo size 1100,600 font \"DejaVu Sans,12\" } "
-    "else { set terminal svg size 1100,600 font \"DejaVu Sans,12\" dynamic }\n"
+    "  if (fmt eq \"png\") { set terminal pngcairo size 1200,650 font \"DejaVu Sans,12\" } "
+    "else { set terminal svg size 1200,650 font \"DejaVu Sans,12\" dynamic }\n"
     "  set style data histograms\n"
     "  set style histogram clustered gap 1\n"
     "  set style fill solid 0.85 border -1\n"
@@ -301,7 +305,7 @@ static const char *gp_script =
     "  set grid ytics mytics\n"
     "  set key top left\n"
     "  set xtics font \",11\"\n"
-    "  set bmargin 5\n"
+    "  set bmargin 6\n"
     "  set output \"cold_start.\".fmt\n"
     "  set title \"Cold start at the client: first request to a tenant never loaded (log scale, lower is better)\"\n"
     "  set ylabel \"milliseconds\"\n"

@@ -146,6 +146,26 @@ static int write_fmt(err *e, const char *path, const char *fmt, ...)
     return rc;
 }
 
+/* n distinct free ports: every socket stays bound until all are picked,
+ * or the kernel may hand out one port twice. */
+static void free_ports(int *ports, size_t n)
+{
+    int *fds = xcalloc(n, sizeof *fds);
+    for (size_t i = 0; i < n; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof a;
+        ports[i] = -1;
+        if (fds[i] >= 0 && bind(fds[i], (struct sockaddr *)&a, sizeof a) == 0 &&
+            getsockname(fds[i], (struct sockaddr *)&a, &len) == 0)
+            ports[i] = ntohs(a.sin_port);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    free(fds);
+}
+
 static int free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -688,6 +708,10 @@ static int bench_serve_tier(ctx *c, const char *tier, err *e)
     double after = tree_pss_kb(&pid, 1);
     hello->mem_kb = (after - before) / (double)n_hello;
     hello->mem_instances = n_hello;
+    if (strcmp(tier, "wasm") == 0)
+        snprintf(hello->note, sizeof hello->note,
+                 "all tenants deploy the same module bytes, so they share one compiled module: memory is the "
+                 "per-tenant cost only; ");
     if (hello->mem_kb <= 0)
         hello->mem_kb = 0.01;
     if ((rc = measure_cold_tenants(c, compute, port, "c", "/", c->cold_compute, e)) != 0)
@@ -925,8 +949,8 @@ static char *workerd_config(ctx *c, const char *name, size_t n, bool with_comput
     for (size_t i = 0; i < total; i++)
         fprintf(f, "%s(name = \"s%zu\", worker = .w%zu)", i ? ", " : " ", i, i);
     fprintf(f, " ],\n  sockets = [");
+    free_ports(ports, total);
     for (size_t i = 0; i < total; i++) {
-        ports[i] = free_port();
         fprintf(f, "%s(name = \"h%zu\", address = \"127.0.0.1:%d\", http = (), service = \"s%zu\")", i ? ", " : " ",
                 i, ports[i], i);
     }
@@ -1085,6 +1109,18 @@ int bench_run(const bench_opts *o, bench_report *r, err *e)
         c.load_ms = 300, c.warmup_ms = 50;
     }
     c.connections = 32;
+    bench_report_command(r, "cold start: the first request to each of %zu never-requested hello tenants (and %zu "
+                            "compute), one fresh connection each, 10 ms apart; memory: PSS growth of the serving "
+                            "processes over those tenants (/proc/PID/smaps_rollup)",
+                         c.mem_instances > c.cold_hello ? c.mem_instances : c.cold_hello, c.cold_compute);
+    bench_report_command(r, "warm latency: embedded load generator, 1 keep-alive connection, %zu sequential requests "
+                            "after a %u ms warm-up; throughput: %d keep-alive connections for %u ms after a %u ms "
+                            "warm-up",
+                         c.warm_requests, c.warmup_ms, c.connections, c.load_ms, c.warmup_ms);
+    if (access("/usr/bin/wrk", X_OK) == 0)
+        bench_report_command(r, "wrk -t1 -c%d -d%us --latency -H 'Host: TENANT' http://127.0.0.1:PORT/PATH   "
+                                "(containers: under nsenter --net=/proc/PID/ns/net)",
+                             c.connections, (c.load_ms + 999) / 1000);
     c.steps = 0;
     for (int t = 0; t < 3; t++)
         c.steps += o->tiers[t] ? 3 : 0;
@@ -1126,6 +1162,7 @@ int bench_run(const bench_opts *o, bench_report *r, err *e)
      * beside the results for reproduction. */
     if ((rc = keep_source(&c, "compute.c", c_compute, e)) != 0 || (rc = keep_source(&c, "hello.c", c_hello, e)) != 0)
         goto fail;
+    bench_report_command(r, "sources and generated configs: %s/tenants/", o->out_dir);
     if (o->tiers[1] && ((rc = build_wasm(&c, "hello", c_hello, e)) != 0 || (rc = build_wasm(&c, "compute", c_compute, e)) != 0))
         goto fail;
     if (o->tiers[0] && (rc = bench_serve_tier(&c, "js", e)) != 0)
@@ -1155,6 +1192,13 @@ int bench_run(const bench_opts *o, bench_report *r, err *e)
 fail:
     if (o->progress)
         fprintf(stderr, isatty(2) ? "\r\033[K" : "");
+    /* The generated configs, beside the results (the rest is bulky). */
+    char *keep = xasprintf("cd '%s' && for f in js/atoll.jsonc wasm/atoll.jsonc ctr/i0/config.json "
+                           "workerd-base/config.capnp; do [ -f $f ] && cp $f '%s/tenants/'$(echo $f | tr / -); done; "
+                           "true", c.tmp, o->out_dir);
+    if (system(keep) != 0)
+        fprintf(stderr, "atoll bench: could not keep the generated configs\n");
+    free(keep);
     rm_rf(c.tmp);
     free(c.tmp);
     free(c.logs);
