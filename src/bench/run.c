@@ -572,6 +572,9 @@ static int measure_warm(ctx *c, bench_row *row, int netns, pid_t ns_pid, int por
             double rps, p50, p99;
             if (bench_parse_wrk(text, &rps, &p50, &p99) == 0)
                 row->rps_wrk = rps;
+            else /* say why instead of an empty cell */
+                snprintf(row->note + strlen(row->note), sizeof row->note - strlen(row->note),
+                         "wrk gave no figure (%.60s); ", text ? text : "");
             free(text);
         }
     }
@@ -777,7 +780,7 @@ static char *write_bundle(ctx *c, size_t i, int port, err *e)
         "  ],\n"
         "  \"linux\": {\n"
         "    \"namespaces\": [{\"type\": \"pid\"}, {\"type\": \"network\"}, {\"type\": \"ipc\"}, {\"type\": \"uts\"}, {\"type\": \"mount\"}],\n"
-        "    \"resources\": {\"memory\": {\"limit\": 67108864}, \"pids\": {\"limit\": 32}},\n"
+        "    \"resources\": {\"memory\": {\"limit\": 67108864}, \"pids\": {\"limit\": 512}},\n"
         "    \"maskedPaths\": [\"/proc/kcore\", \"/proc/keys\"],\n"
         "    \"readonlyPaths\": [\"/proc/sys\", \"/proc/sysrq-trigger\"]\n"
         "  }\n}\n",
