@@ -518,7 +518,7 @@ static double now_loadavg(double load[3])
 
 /* Warm latency (1 connection, sequential) and throughput (c->connections,
  * keep-alive) on a serving URL; wrk's figure too when wrk is installed. */
-static int measure_warm(ctx *c, bench_row *row, int netns, pid_t ns_pid, int port, const char *host, const char *path,
+static int measure_warm(ctx *c, bench_row *row, int netns, int port, const char *host, const char *path,
                         err *e)
 {
     bench_load_opts lo = {.port = port, .host = host, .path = path, .connections = 1, .warmup_ms = c->warmup_ms,
@@ -553,8 +553,10 @@ static int measure_warm(ctx *c, bench_row *row, int netns, pid_t ns_pid, int por
     if (access("/usr/bin/wrk", X_OK) == 0) {
         progress(c, "%s %s %s: wrk", row->runtime, row->tier, row->service);
         char ns[64] = "";
-        if (ns_pid > 0) /* wrk, too, runs inside the container's network namespace */
-            snprintf(ns, sizeof ns, "nsenter --net=/proc/%d/ns/net ", (int)ns_pid);
+        /* wrk, too, runs inside the container's network namespace: the one
+         * our fd holds (a pid there may be a CGI process gone by now). */
+        if (netns >= 0)
+            snprintf(ns, sizeof ns, "nsenter --net=/proc/%d/fd/%d ", (int)getpid(), netns);
         char *cmd = xasprintf("%swrk -t1 -c%d -d%us --latency -H 'Host: %s' http://127.0.0.1:%d%s 2>&1", ns, c->connections,
                               (c->load_ms + 999) / 1000, host, port, path);
         FILE *p = popen(cmd, "r");
@@ -720,10 +722,10 @@ static int bench_serve_tier(ctx *c, const char *tier, err *e)
     if ((rc = measure_cold_tenants(c, compute, port, "c", "/", c->cold_compute, e)) != 0)
         goto fail;
     c->step++;
-    if ((rc = measure_warm(c, hello, -1, 0, port, "hello.bench", "/", e)) != 0)
+    if ((rc = measure_warm(c, hello, -1, port, "hello.bench", "/", e)) != 0)
         goto fail;
     c->step++;
-    rc = measure_warm(c, compute, -1, 0, port, "compute.bench", "/", e);
+    rc = measure_warm(c, compute, -1, port, "compute.bench", "/", e);
 fail:
     if (pid > 0)
         stop_server(pid);
@@ -881,10 +883,10 @@ static int bench_containers(ctx *c, bool crun, err *e)
                                               "(namespaces, cgroups) not counted; ");
     /* Instance n-1 was requested once only: measure it warm. */
     c->step++;
-    if ((rc = measure_warm(c, hello, netns[n - 1], leaf_of(pids[n - 1]), port, "localhost", "/index.html", e)) != 0)
+    if ((rc = measure_warm(c, hello, netns[n - 1], port, "localhost", "/index.html", e)) != 0)
         goto fail;
     c->step++;
-    rc = measure_warm(c, compute, netns[n - 1], leaf_of(pids[n - 1]), port, "localhost", "/cgi-bin/compute", e);
+    rc = measure_warm(c, compute, netns[n - 1], port, "localhost", "/cgi-bin/compute", e);
 fail:
     progress(c, "%s container: stopping %zu instances", rt, started);
     for (size_t i = 0; i < started; i++) {
@@ -1043,10 +1045,10 @@ static int bench_workerd(ctx *c, err *e)
         if (k == 0) {
             /* The small process serves the warm figures. */
             c->step++;
-            if ((rc = measure_warm(c, hello, -1, 0, ports[0], "localhost", "/", e)) != 0)
+            if ((rc = measure_warm(c, hello, -1, ports[0], "localhost", "/", e)) != 0)
                 goto fail;
             c->step++;
-            if ((rc = measure_warm(c, compute, -1, 0, ports[1], "localhost", "/", e)) != 0)
+            if ((rc = measure_warm(c, compute, -1, ports[1], "localhost", "/", e)) != 0)
                 goto fail;
         }
         stop_server(pid);
