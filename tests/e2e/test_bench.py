@@ -16,9 +16,6 @@ TMP = tempfile.mkdtemp(prefix="atoll-bench-e2e-")
 def bench_quick_js_writes_table_csv_json_charts():
     out = os.path.join(TMP, "out")
     os.environ["ATOLL_BENCH_SAMPLES"] = "5"
-    # Each serve the bench starts is the same (sanitized) binary: leaks of
-    # the supervisor at exit are not this test's subject.
-    os.environ["ASAN_OPTIONS"] = os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
     try:
         code, stdout, err = run_cli("bench", "--quick", "--tiers", "js", "--out", out, "--no-progress", timeout=240)
     finally:
