@@ -717,8 +717,11 @@ static int bench_serve_tier(ctx *c, const char *tier, err *e)
         snprintf(hello->note, sizeof hello->note,
                  "all tenants deploy the same module bytes, so they share one compiled module: memory is the "
                  "per-tenant cost only; ");
-    if (hello->mem_kb <= 0)
-        hello->mem_kb = 0.01;
+    if (hello->mem_kb <= 0) { /* below what PSS can show: say so, do not print 0 */
+        hello->mem_kb = 0;
+        snprintf(hello->note + strlen(hello->note), sizeof hello->note - strlen(hello->note),
+                 "memory growth not measurable (%.0f KB over %zu tenants); ", after - before, n_hello);
+    }
     if ((rc = measure_cold_tenants(c, compute, port, "c", "/", c->cold_compute, e)) != 0)
         goto fail;
     c->step++;
@@ -1056,8 +1059,11 @@ static int bench_workerd(ctx *c, err *e)
     }
     hello->mem_kb = (pss[1] - pss[0]) / (double)(n_mem - 1);
     hello->mem_instances = n_mem;
-    if (hello->mem_kb <= 0)
-        hello->mem_kb = 0.01;
+    if (hello->mem_kb <= 0) {
+        hello->mem_kb = 0;
+        snprintf(hello->note + strlen(hello->note), sizeof hello->note - strlen(hello->note),
+                 "memory growth not measurable; ");
+    }
 fail:
     if (pid > 0)
         stop_server(pid);
