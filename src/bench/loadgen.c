@@ -427,7 +427,13 @@ int bench_load_run(const bench_load_opts *o, bench_load_result *r, err *e)
         if (g.done && !uv_is_closing((uv_handle_t *)&g.watchdog))
             uv_walk(&g.loop, close_conn_walk, &g);
     }
-    uv_loop_close(&g.loop);
+    /* The loop also ends once stop() left only stopped timers: close what
+     * is left so that the loop (and its memory) can be closed. */
+    g.done = true;
+    uv_walk(&g.loop, close_conn_walk, &g);
+    uv_run(&g.loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&g.loop) != 0)
+        abort(); /* a handle left open is a bug here, not a condition */
     free(g.request);
     r->rps = r->elapsed_s > 0 ? (double)r->ok / r->elapsed_s : 0;
     return 0;
