@@ -140,9 +140,9 @@ void bench_write_table(FILE *f, const bench_report *r)
     bool wide_any = false;
     fprintf(f, "atoll bench — %s UTC — %d cores, load %.2f %.2f %.2f — %s\n\n", r->started, r->cores, r->load[0],
             r->load[1], r->load[2], r->cpu);
-    fprintf(f, "%-8s %-9s %-8s %9s %9s %9s %9s %9s %9s %10s %9s\n", "runtime", "tier", "service", "cold p50",
+    fprintf(f, "%-9s %-9s %-8s %9s %9s %9s %9s %9s %9s %10s %9s\n", "runtime", "tier", "service", "cold p50",
             "cold p99", "warm p50", "warm p99", "req/s", "wrk req/s", "KB/instance", "per GB");
-    fprintf(f, "%-8s %-9s %-8s %9s %9s %9s %9s %9s %9s %10s %9s\n", "", "", "", "ms", "ms", "ms", "ms", "", "", "(idle)",
+    fprintf(f, "%-9s %-9s %-8s %9s %9s %9s %9s %9s %9s %10s %9s\n", "", "", "", "ms", "ms", "ms", "ms", "", "", "(idle)",
             "");
     for (size_t i = 0; i < r->n_rows; i++) {
         const bench_row *w = &r->rows[i];
@@ -155,7 +155,7 @@ void bench_write_table(FILE *f, const bench_report *r)
             snprintf(pg, sizeof pg, "-");
         }
         wide_any |= (w->cold_ms.n && w->cold_ms.too_wide) || (w->warm_ms.n && w->warm_ms.too_wide);
-        fprintf(f, "%-8s %-9s %-8s %9s %9s %9s %9s %9s %9s %10s %9s\n", w->runtime, w->tier, w->service,
+        fprintf(f, "%-9s %-9s %-8s %9s %9s %9s %9s %9s %9s %10s %9s\n", w->runtime, w->tier, w->service,
                 fmt_ms(a[0], sizeof a[0], w->cold_ms.p50, w->cold_ms.n > 0, w->cold_ms.too_wide),
                 fmt_ms(a[1], sizeof a[1], w->cold_ms.p99, w->cold_ms.n > 0, false),
                 fmt_ms(a[2], sizeof a[2], w->warm_ms.p50, w->warm_ms.n > 0, w->warm_ms.too_wide),
@@ -178,19 +178,20 @@ void bench_write_table(FILE *f, const bench_report *r)
         }
 
     /* Ratios: atoll against each peer on the same service. */
-    static const char *peers[][2] = {{"workerd", "js"}, {"crun", "container"}};
+    static const char *peers[][3] = {
+        {"atoll", "workerd", "js"}, {"atoll", "crun", "container"}, {"atoll-run", "crun", "container"}};
     bool header = false;
-    for (size_t p = 0; p < 2; p++)
+    for (size_t p = 0; p < 3; p++)
         for (size_t s = 0; s < 2; s++) {
             const char *svc = s ? "compute" : "hello";
-            const bench_row *pr = find_row(r, peers[p][0], peers[p][1], svc);
-            const bench_row *ar = find_row(r, "atoll", peers[p][1], svc);
+            const bench_row *pr = find_row(r, peers[p][1], peers[p][2], svc);
+            const bench_row *ar = find_row(r, peers[p][0], peers[p][2], svc);
             if (!pr || !ar)
                 continue;
             if (!header)
                 fprintf(f, "\nratios atoll/peer (same service, same run):\n");
             header = true;
-            fprintf(f, " %s vs %s, %s %s:\n", "atoll", peers[p][0], peers[p][1], svc);
+            fprintf(f, " %s vs %s, %s %s:\n", peers[p][0], peers[p][1], peers[p][2], svc);
             ratio(f, "cold start p50", ar->cold_ms.p50, pr->cold_ms.p50, true);
             ratio(f, "warm latency p50", ar->warm_ms.p50, pr->warm_ms.p50, true);
             ratio(f, "warm latency p99", ar->warm_ms.p99, pr->warm_ms.p99, true);
