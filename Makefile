@@ -10,7 +10,8 @@ SANITIZE ?= 0
 
 ifeq ($(SANITIZE),1)
 OUT     := $(BUILD)/asan
-OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+# ATOLL_TEST_HOOKS: test-only probes (e.g. the sandbox probe in worker.c).
+OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -DATOLL_TEST_HOOKS
 else
 OUT     := $(BUILD)/release
 OPT     := -O2 -g
@@ -26,7 +27,8 @@ LDLIBS_ALL = $(QJS_LIBS) $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lunistr
 LIB_SRC  := $(filter-out src/cli/%,$(shell find src -name '*.c' | sort))
 CLI_SRC  := $(shell find src/cli -name '*.c' | sort)
 TEST_SRC := $(shell find tests/unit -name 'test_*.c' 2>/dev/null | sort)
-LIB_OBJ  := $(LIB_SRC:%.c=$(OUT)/%.o) $(OUT)/llhttp/llhttp.o $(OUT)/llhttp/api.o $(OUT)/llhttp/http.o
+LIB_OBJ  := $(LIB_SRC:%.c=$(OUT)/%.o) $(OUT)/llhttp/llhttp.o $(OUT)/llhttp/api.o $(OUT)/llhttp/http.o \
+            $(OUT)/gen/streams_bc.o $(OUT)/gen/blob_bc.o
 CLI_OBJ  := $(CLI_SRC:%.c=$(OUT)/%.o)
 TESTS    := $(TEST_SRC:tests/unit/%.c=$(OUT)/tests/%)
 BENCH_SRC := $(shell find bench -name '*.c' 2>/dev/null | sort)
@@ -56,6 +58,20 @@ $(OUT)/src/web/url_idna.o: $(DEPS)/idna_table.h
 $(OUT)/%.o: %.c $(DEPS)/quickjs.mk | setup
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+# Web APIs written in JavaScript, compiled to QuickJS bytecode at build time
+# by our own small compiler (scripts/jsc.c) and linked in as a byte array.
+$(OUT)/jsc: scripts/jsc.c $(DEPS)/quickjs.mk | setup
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(OPT) $(WARN) $(QJS_CFLAGS) -o $@ $< $(QJS_LIBS) -lm -lpthread -ldl
+
+$(OUT)/gen/%_bc.c: src/js/api/%.js $(OUT)/jsc
+	@mkdir -p $(dir $@)
+	$(OUT)/jsc $< jsapi_$*_bc >$@.tmp
+	@mv $@.tmp $@
+
+$(OUT)/gen/%.o: $(OUT)/gen/%.c
+	$(CC) -std=gnu11 $(OPT) -c $< -o $@
 
 # llhttp's C sources as Debian ships them; warnings are theirs, not ours.
 $(OUT)/llhttp/%.o: $(LLHTTP)/%.c | setup

@@ -55,7 +55,7 @@ static uint64_t cold_start(uv_loop_t *loop, const char *path, iso_pool *pool, ui
     req.method = xstrdup("GET");
     req.target = xstrdup("/");
     http_headers_add_str(&req.headers, "Host", "bench.test");
-    sink s = { { sink_start, sink_write, sink_end }, 0, 0, false };
+    sink s = { .w = { .start = sink_start, .write = sink_write, .end = sink_end } };
 
     uint64_t t0 = clock_mono_ns();
     iso *i;

@@ -47,7 +47,7 @@ static void serve_one(uv_loop_t *loop, iso *i)
     http_request_init(&req);
     req.method = xstrdup("GET");
     req.target = xstrdup("/");
-    sink s = { { sink_start, sink_write, sink_end }, 0, false };
+    sink s = { .w = { .start = sink_start, .write = sink_write, .end = sink_end } };
     iso_dispatch(i, &req, &s.w);
     while (!s.ended && uv_run(loop, UV_RUN_ONCE))
         ;

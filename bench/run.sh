@@ -13,3 +13,14 @@ echo "== memory per idle isolate (1,000 resident hello-world tenants)"
 echo
 echo "== hello-world throughput: atoll vs workerd (wrk)"
 bench/throughput.sh "$out/atoll"
+echo
+echo "== atoll serve: cold start of never-loaded tenants at the client (2,000 tenants), cold vs warm"
+bench/serve_cold_start.py "$out/atoll"
+echo
+echo "== atoll serve: resident-tenant density, atoll vs workerd (1,000 tenants)"
+bench/serve_density.py "$out/atoll"
+echo
+echo "== atoll serve: hello-world throughput, 1,000 tenants, random Host (wrk), atoll vs workerd"
+bench/serve_throughput.py "$out/atoll"
+echo "== KV from a worker under atoll serve: hello vs get vs put, SQLite and Redis (wrk)"
+bench/kv_serve.sh "$out/atoll"

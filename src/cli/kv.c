@@ -11,13 +11,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "kv/kv.h"
+#include "server/config.h"
 
 static const char usage[] =
-    "usage: atoll kv get    --state-dir DIR --namespace ID [--redis URL] KEY\n"
+    "usage: atoll kv get    STORE KEY\n"
+    "       atoll kv put    STORE KEY (VALUE | --path FILE)\n"
+    "                       [--ttl SECONDS | --expiration EPOCH_SECONDS] [--metadata JSON]\n"
+    "       atoll kv delete STORE KEY\n"
+    "       atoll kv list   STORE [--prefix P] [--limit N [--cursor C]]\n"
+    "STORE is --config atoll.jsonc --binding NAME [--tenant NAME] (as `atoll serve` sees it),\n"
+    "or --state-dir DIR --namespace ID [--redis URL]:\n"
+    "       atoll kv get    --state-dir DIR --namespace ID [--redis URL] KEY\n"
     "       atoll kv put    --state-dir DIR --namespace ID [--redis URL] KEY (VALUE | --path FILE)\n"
     "                       [--ttl SECONDS | --expiration EPOCH_SECONDS] [--metadata JSON]\n"
     "       atoll kv delete --state-dir DIR --namespace ID [--redis URL] KEY\n"
@@ -149,6 +158,53 @@ static bool parse_int(const char *s, int64_t *out)
     return true;
 }
 
+/* --config/--binding/--tenant: the store and namespace `atoll serve` gives
+ * that binding. The strings stay owned by conf. */
+static int resolve_binding(const char *path, const char *binding, const char *tenant, atoll_config *conf,
+                           kv_config *cfg, const char **ns, err *e)
+{
+    int rc = config_load(path, conf, e);
+    if (rc)
+        return rc;
+    const tenant_config *found = NULL;
+    const char *id = NULL;
+    buf names;
+    buf_init(&names, BUF_UNLIMITED);
+    for (size_t i = 0; i < conf->nworkers; i++) {
+        const tenant_config *t = &conf->workers[i];
+        if (tenant && strcmp(t->name, tenant) != 0)
+            continue;
+        for (size_t k = 0; k < t->nkv; k++) {
+            if (strcmp(t->kv[k].binding, binding) != 0)
+                continue;
+            buf_printf(&names, "%s%s", names.len ? ", " : "", t->name);
+            if (!found || strcmp(id, t->kv[k].id) != 0) {
+                if (found)
+                    rc = -EINVAL;
+                found = t;
+                id = t->kv[k].id;
+            }
+        }
+    }
+    if (rc)
+        err_set(e, rc, "%s: several tenants bind \"%s\" to different namespaces (%s); choose one with --tenant",
+                path, binding, names.data);
+    else if (!found)
+        rc = err_set(e, -ENOENT, "%s: %s binds no KV namespace \"%s\"", path,
+                     tenant ? tenant : "no tenant", binding);
+    buf_free(&names);
+    if (rc)
+        return rc;
+    *ns = id;
+    cfg->state_dir = conf->state_dir;
+    cfg->redis_url = conf->kv_redis;
+    cfg->min_ttl = (unsigned)conf->kv_min_ttl;
+    /* The server makes it on its first start; the CLI may come first. */
+    if (!cfg->redis_url)
+        mkdir(conf->state_dir, 0755);
+    return 0;
+}
+
 int cli_kv(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -157,8 +213,12 @@ int cli_kv(int argc, char **argv)
         {"expiration", required_argument, NULL, 'x'}, {"metadata", required_argument, NULL, 'm'},
         {"path", required_argument, NULL, 'p'},      {"prefix", required_argument, NULL, 'P'},
         {"limit", required_argument, NULL, 'l'},     {"cursor", required_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},            {0},
+        {"config", required_argument, NULL, 'C'},   {"binding", required_argument, NULL, 'B'},
+        {"tenant", required_argument, NULL, 'T'},   {"help", no_argument, NULL, 'h'},
+        {0},
     };
+    const char *config_path = NULL, *binding = NULL, *tenant = NULL;
+    atoll_config conf = {0};
     kv_config cfg = {0};
     const char *ns = NULL, *path = NULL, *cmd = NULL;
     kv_put_opts put = {0};
@@ -199,6 +259,9 @@ int cli_kv(int argc, char **argv)
             if (!lo.has_limit)
                 goto usage;
             break;
+        case 'C': config_path = optarg; break;
+        case 'B': binding = optarg; break;
+        case 'T': tenant = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         default: goto usage;
         }
@@ -207,13 +270,27 @@ int cli_kv(int argc, char **argv)
     int nrest = argc - 1 - optind;
     bool is_get = !strcmp(cmd, "get"), is_put = !strcmp(cmd, "put"),
          is_del = !strcmp(cmd, "delete"), is_list = !strcmp(cmd, "list");
-    if (!ns || (!cfg.state_dir && !cfg.redis_url) || !(is_get || is_put || is_del || is_list))
-        goto usage;
-    if (((is_get || is_del) && nrest != 1) || (is_list && nrest != 0) ||
-        (is_put && nrest != (path ? 1 : 2)))
-        goto usage;
-
     err e = {0};
+    if (config_path || binding) {
+        if (!config_path || !binding || ns || cfg.state_dir || cfg.redis_url)
+            goto usage;
+        if ((rc = resolve_binding(config_path, binding, tenant, &conf, &cfg, &ns, &e))) {
+            fprintf(stderr, "atoll kv %s: %s\n", cmd, e.msg);
+            config_free(&conf);
+            buf_free(&value);
+            return 1;
+        }
+    }
+    if (!ns || (!cfg.state_dir && !cfg.redis_url) || !(is_get || is_put || is_del || is_list)) {
+        config_free(&conf);
+        goto usage;
+    }
+    if (((is_get || is_del) && nrest != 1) || (is_list && nrest != 0) ||
+        (is_put && nrest != (path ? 1 : 2))) {
+        config_free(&conf);
+        goto usage;
+    }
+
     if (is_put && path && (rc = read_file(path, &value, &e)))
         goto report;
     if (is_put && !path)
@@ -257,6 +334,7 @@ close_loop:
 report:
     fflush(stdout);
     buf_free(&value);
+    config_free(&conf);
     if (rc) {
         fprintf(stderr, "atoll kv %s: %s\n", cmd, e.msg);
         return 1;

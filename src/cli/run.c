@@ -30,7 +30,8 @@ static const char run_usage[] =
     "  -i, --include          print the status line and headers before the body\n"
     "  -h, --help             show this help\n"
     "\n"
-    "exit status: 0 for a 2xx or 3xx response, 1 for any other status,\n"
+    "exit status: 0 for a 2xx or 3xx response, 1 for any other status or a\n"
+    "streamed body that failed half-way,\n"
     "2 for a usage error or a worker that fails to load (error on stderr).\n";
 
 /* Collects the response; the body streams to stdout as the worker writes it. */
@@ -39,6 +40,7 @@ typedef struct run_writer {
     bool include_head;
     bool head_only;
     bool ended;
+    bool aborted;   /* the body failed half-way: cut off */
     int status;
 } run_writer;
 
@@ -70,6 +72,12 @@ static void run_end(http_writer *w)
     run_writer *rw = (run_writer *)w;
     fflush(stdout);
     rw->ended = true;
+}
+
+static void run_abort(http_writer *w)
+{
+    run_end(w);
+    ((run_writer *)w)->aborted = true;
 }
 
 static int read_body(const char *arg, buf *body)
@@ -200,7 +208,7 @@ int cli_run(int argc, char **argv)
         goto done;
     }
     run_writer rw = {
-        .w = {.start = run_start, .write = run_write, .end = run_end},
+        .w = {.start = run_start, .write = run_write, .end = run_end, .abort = run_abort},
         .include_head = include,
         .head_only = strcmp(req.method, "HEAD") == 0,
     };
@@ -209,6 +217,11 @@ int cli_run(int argc, char **argv)
         ;
     if (!rw.ended) {
         fprintf(stderr, "atoll run: the worker never answered\n");
+        status = 1;
+        goto done;
+    }
+    if (rw.aborted) {
+        fprintf(stderr, "atoll run: the response body was cut off (see the error above)\n");
         status = 1;
         goto done;
     }

@@ -72,6 +72,23 @@ int buf_printf(buf *b, const char *fmt, ...)
     return rc;
 }
 
+int buf_append_json_string(buf *b, const char *s)
+{
+    int rc = buf_append_str(b, "\"");
+    for (; *s && rc == 0; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            rc = buf_printf(b, "\\%c", c);
+        else if (c == '\n')
+            rc = buf_append_str(b, "\\n");
+        else if (c < 0x20)
+            rc = buf_printf(b, "\\u%04x", c);
+        else
+            rc = buf_append(b, s, 1);
+    }
+    return rc ? rc : buf_append_str(b, "\"");
+}
+
 void buf_reset(buf *b)
 {
     b->len = 0;

@@ -21,6 +21,8 @@ int buf_append(buf *b, const void *data, size_t len);
 int buf_append_str(buf *b, const char *s);
 int buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int buf_vprintf(buf *b, const char *fmt, va_list ap);
+/* Appends s as a JSON string literal (quotes and escapes). */
+int buf_append_json_string(buf *b, const char *s);
 void buf_reset(buf *b);             /* len = 0, keeps the allocation */
 void buf_consume(buf *b, size_t n); /* drops the first n bytes */
 char *buf_steal(buf *b, size_t *len); /* caller owns the result (never NULL) */

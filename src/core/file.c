@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +55,19 @@ static int write_all(int fd, const char *p, size_t len)
     return 0;
 }
 
+static int write_replace(const char *path, const void *data, size_t len, bool durable, err *e);
+
 int file_write_atomic(const char *path, const void *data, size_t len, err *e)
+{
+    return write_replace(path, data, len, true, e);
+}
+
+int file_replace(const char *path, const void *data, size_t len, err *e)
+{
+    return write_replace(path, data, len, false, e);
+}
+
+static int write_replace(const char *path, const void *data, size_t len, bool durable, err *e)
 {
     char *tmp = xasprintf("%s.tmp.%d", path, (int)getpid());
     char *dir_copy = xstrdup(path);
@@ -63,7 +76,7 @@ int file_write_atomic(const char *path, const void *data, size_t len, err *e)
         rc = err_set(e, -errno, "%s: create: %s", tmp, strerror(errno));
         goto done;
     }
-    if ((rc = write_all(fd, data, len)) != 0 || (fsync(fd) != 0 && (rc = -errno))) {
+    if ((rc = write_all(fd, data, len)) != 0 || (durable && fsync(fd) != 0 && (rc = -errno))) {
         err_set(e, rc, "%s: write: %s", tmp, strerror(-rc));
         close(fd);
         unlink(tmp);
@@ -76,7 +89,7 @@ int file_write_atomic(const char *path, const void *data, size_t len, err *e)
         goto done;
     }
     /* The rename itself is durable only once the directory is synced. */
-    int dfd = open(dirname(dir_copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int dfd = durable ? open(dirname(dir_copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
     if (dfd >= 0) {
         fsync(dfd);
         close(dfd);

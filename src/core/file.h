@@ -12,6 +12,9 @@
 /* Appends the file's content to b; fails with -E2BIG past `max` bytes. */
 int file_read_all(const char *path, size_t max, buf *b, err *e);
 int file_write_atomic(const char *path, const void *data, size_t len, err *e);
+/* The same without fsync: readers never see a partial file, but a crash
+ * may lose it (for data that is rewritten often, such as live counters). */
+int file_replace(const char *path, const void *data, size_t len, err *e);
 /* mkdir -p with `mode` for the directories it creates. */
 int file_mkdirs(const char *path, unsigned mode, err *e);
 

@@ -27,23 +27,6 @@ static const char *level_name(log_level level)
     }
 }
 
-static void append_json_string(buf *b, const char *s)
-{
-    buf_append_str(b, "\"");
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            buf_printf(b, "\\%c", c);
-        else if (c == '\n')
-            buf_append_str(b, "\\n");
-        else if (c < 0x20)
-            buf_printf(b, "\\u%04x", c);
-        else
-            buf_append(b, s, 1);
-    }
-    buf_append_str(b, "\"");
-}
-
 static void emit(log_level level, const char *tenant, const char *fmt, va_list ap);
 
 void log_msg(log_level level, const char *fmt, ...)
@@ -85,11 +68,11 @@ static void emit(log_level level, const char *tenant, const char *fmt, va_list a
         buf_printf(&line, "{\"time\":\"%s\",\"level\":\"%s\",", when, level_name(level));
         if (tenant) {
             buf_append_str(&line, "\"tenant\":");
-            append_json_string(&line, tenant);
+            buf_append_json_string(&line, tenant);
             buf_append_str(&line, ",");
         }
         buf_append_str(&line, "\"msg\":");
-        append_json_string(&line, text.data ? text.data : "");
+        buf_append_json_string(&line, text.data ? text.data : "");
         buf_append_str(&line, "}\n");
     } else {
         buf_printf(&line, "%s %-5s %s%s%s%s\n", when, level_name(level), tenant ? "[" : "", tenant ? tenant : "",

@@ -59,6 +59,7 @@ typedef struct iso_req {
     http_writer *w;
     uint64_t cpu_ns;            /* CPU time spent in JS while this job was in flight */
     uint64_t subrequests;       /* fetches charged to this request */
+    jsapi_sink *sink;           /* the Response body is streaming: the request stays in flight */
     bool responded;             /* a service worker called respondWith */
     /* scheduled events */
     void (*done)(void *data, int outcome);
@@ -332,8 +333,13 @@ static void req_fail(iso_req *r, int status, const char *message)
         return;
     }
     note_answered(r);
+    jsapi_sink *sink = r->sink;
+    JSContext *ctx = r->iso->ctx;
     req_done(r);
-    http_writer_error(w, status, message);
+    if (sink) /* the status line is out: the client sees the body cut off */
+        jsapi_sink_abort(ctx, sink);
+    else
+        http_writer_error(w, status, message);
 }
 
 static iso_req *req_find(iso *i, uint64_t id)
@@ -470,8 +476,18 @@ static void charge_cpu(void *opaque, uint64_t ns)
 
 /* --- completing a request --- */
 
+/* A streamed Response body has ended, failed, or lost its client. */
+static void stream_done(void *opaque)
+{
+    iso_req *r = opaque;
+    r->sink = NULL;
+    req_done(r);
+}
+
 /* The handler's outcome for request `id`: a Response is sent; anything
- * else is a 500. Consumes value. */
+ * else is a 500. A Response whose body streams keeps the request in flight
+ * (its CPU and wall budgets still run) until the stream is done. Consumes
+ * value. */
 static void complete(iso *i, uint64_t id, JSValue value)
 {
     iso_req *r = req_find(i, id);
@@ -480,10 +496,12 @@ static void complete(iso *i, uint64_t id, JSValue value)
         return;
     }
     if (jsapi_is_response(i->ctx, value)) {
-        http_writer *w = r->w;
         note_answered(r);
-        req_done(r);
-        jsapi_response_send(i->ctx, value, w);
+        jsapi_sink *sink;
+        if (jsapi_response_send(i->ctx, value, r->w, stream_done, r, &sink) == 1)
+            r->sink = sink;
+        else
+            req_done(r);
     } else {
         buf b;
         buf_init(&b, 256);

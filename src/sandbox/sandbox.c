@@ -15,6 +15,8 @@
 #include <seccomp.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -215,7 +217,9 @@ static int install_seccomp(const sandbox_options *opt, err *e)
             goto fail;
     }
     step = "load";
-    rc = seccomp_load(ctx);
+    rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1); /* every thread, should one exist */
+    if (rc == 0)
+        rc = seccomp_load(ctx);
     if (rc)
         goto fail;
     seccomp_release(ctx);
@@ -225,11 +229,31 @@ fail:
     return err_set(e, rc, "sandbox: seccomp %s: %s", step, strerror(-rc));
 }
 
+/* Threads of this process, from /proc/self/status (0 if unknown). */
+static int thread_count(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return 0;
+    char line[128];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "Threads:", 8) == 0)
+            n = atoi(line + 8);
+    fclose(f);
+    return n;
+}
+
 int sandbox_enter(const sandbox_options *opt, const char **skipped, err *e)
 {
     int rc;
     if (skipped)
         *skipped = NULL;
+    /* Namespaces, capabilities and no_new_privs are per thread: a thread
+     * started earlier would keep them all. */
+    if (thread_count() > 1)
+        return err_set(e, -EBUSY, "sandbox: the process already has %d threads; enter the sandbox before starting any",
+                       thread_count());
     if (opt->namespaces && geteuid() == 0 && (rc = enter_namespaces(opt, skipped, e)) != 0)
         return rc;
     if ((rc = drop_privileges(opt, e)) != 0)

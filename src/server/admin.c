@@ -21,6 +21,7 @@
 #include "http/server.h"
 #include "js/isolate.h"
 #include "sandbox/sandbox.h"
+#include "server/fleet.h"
 #include "server/store.h"
 #include "server/tier_wasm.h"
 
@@ -36,6 +37,7 @@ typedef struct admin {
     uint64_t journal_offset;
     uv_signal_t sigterm, sigint;
     bool draining;
+    fleet *fleet;            /* deploy.redis: deploys shared with other nodes; NULL: none */
 } admin;
 
 static void on_journal_entry(void *data, const char *name, uint64_t version)
@@ -185,6 +187,57 @@ static void list_workers(admin *a, http_writer *w)
     respond_json(w, 200, json_pack("{s:o}", "workers", arr));
 }
 
+/* Validates, stages and publishes (in the journal) the next version of
+ * `name`: for the admin API and for changes from other nodes. 0, or the
+ * HTTP status to report in *status with e. */
+static int deploy_version(admin *a, const char *name, bool wasm, const char *script, size_t script_len,
+                          const char *settings, uint64_t *out_version, atoll_config *warnings, int *status, err *e)
+{
+    uint64_t version = (uintptr_t)map_get(&a->versions, name) + 1;
+    *status = 400;
+    tenant_config t;
+    char *script_path = store_script_path(a->cfg->state_dir, name, version, wasm);
+    char *source = xasprintf("deploy %s", name);
+    int rc = store_stage(a->cfg->state_dir, name, version, wasm, script, script_len, settings, strlen(settings), e);
+    if (rc != 0) {
+        *status = 500;
+        goto done;
+    }
+    if ((rc = config_tenant_from_json(source, settings, strlen(settings), name, script_path, &t, warnings, e)) != 0)
+        goto discard;
+    tenant_tier tier = t.tier;
+    bool cordon_known = !t.cordon;
+    for (size_t i = 0; t.cordon && i < a->cfg->nworkers && !cordon_known; i++)
+        cordon_known = a->cfg->workers[i].cordon && strcmp(a->cfg->workers[i].cordon, t.cordon) == 0;
+    config_tenant_free(&t);
+    if (!cordon_known) {
+        rc = err_set(e, -EINVAL, "cordon: a cordon's processes start with the server: name one that a worker in "
+                                 "the config file already uses");
+        goto discard;
+    }
+    if (tier == TIER_WASM && !wasm) {
+        rc = err_set(e, -EINVAL, "a wasm worker is deployed with Content-Type: application/wasm");
+        goto discard;
+    }
+    /* A module is compiled here, once, into the cache the workers load from. */
+    if ((rc = wasm ? tier_wasm_compile(a->cfg, script_path, e) : iso_check_script(script_path, e)) != 0)
+        goto discard;
+    if ((rc = store_commit(a->cfg->state_dir, name, version, e)) != 0) {
+        *status = 500;
+        goto discard;
+    }
+    map_put(&a->versions, name, (void *)(uintptr_t)version);
+    log_info("admin: deployed %s v%" PRIu64, name, version);
+    *out_version = version;
+    goto done;
+discard:
+    store_discard(a->cfg->state_dir, name, version);
+done:
+    free(script_path);
+    free(source);
+    return rc;
+}
+
 static void deploy(admin *a, const char *name, const http_request *req, http_writer *w)
 {
     const char *type = http_headers_get(&req->headers, "content-type");
@@ -242,51 +295,26 @@ static void deploy(admin *a, const char *name, const http_request *req, http_wri
     if (!settings)
         settings = xstrdup("{}");
 
-    uint64_t version = previous + 1;
+    atoll_config warnings = {0};
+    uint64_t version;
+    int status;
     err e;
     err_clear(&e);
-    int status = 400;
-    tenant_config t;
-    atoll_config warnings = {0};
-    char *script_path = store_script_path(a->cfg->state_dir, name, version, wasm);
-    char *source = xasprintf("deploy %s", name);
-    int rc = store_stage(a->cfg->state_dir, name, version, wasm, script, script_len, settings, strlen(settings), &e);
-    if (rc != 0) {
-        status = 500;
-        goto done;
-    }
-    if ((rc = config_tenant_from_json(source, settings, strlen(settings), name, script_path, &t, &warnings, &e)) != 0)
-        goto discard;
-    tenant_tier tier = t.tier;
-    config_tenant_free(&t);
-    if (tier == TIER_WASM && !wasm) {
-        rc = err_set(&e, -EINVAL, "a wasm worker is deployed with Content-Type: application/wasm");
-        goto discard;
-    }
-    /* A module is compiled here, once, into the cache the workers load from. */
-    if ((rc = wasm ? tier_wasm_compile(a->cfg, script_path, &e) : iso_check_script(script_path, &e)) != 0)
-        goto discard;
-    if ((rc = store_commit(a->cfg->state_dir, name, version, &e)) != 0) {
-        status = 500;
-        goto discard;
-    }
-    map_put(&a->versions, name, (void *)(uintptr_t)version);
-    log_info("admin: deployed %s v%" PRIu64, name, version);
-    json_t *reply = describe(a, name);
-    json_t *warn = json_array();
-    for (size_t i = 0; i < warnings.nwarnings; i++)
-        json_array_append_new(warn, json_string(warnings.warnings[i]));
-    json_object_set_new(reply, "warnings", warn);
-    respond_json(w, previous || config_tenant(a, name) ? 200 : 201, reply);
-    goto done;
-discard:
-    store_discard(a->cfg->state_dir, name, version);
-done:
-    if (rc != 0)
+    if (deploy_version(a, name, wasm, script, script_len, settings, &version, &warnings, &status, &e) != 0) {
         respond_error(w, status, e.msg);
+    } else {
+        json_t *reply = describe(a, name);
+        json_t *warn = json_array();
+        for (size_t i = 0; i < warnings.nwarnings; i++)
+            json_array_append_new(warn, json_string(warnings.warnings[i]));
+        json_object_set_new(reply, "warnings", warn);
+        respond_json(w, previous || config_tenant(a, name) ? 200 : 201, reply);
+        if (a->fleet)
+            fleet_publish(a->fleet, &(fleet_change){.name = name, .wasm = wasm, .script = script,
+                                                    .script_len = script_len, .settings = settings,
+                                                    .settings_len = strlen(settings)});
+    }
     config_free(&warnings);
-    free(script_path);
-    free(source);
     free(settings);
     json_decref(doc);
 }
@@ -308,6 +336,8 @@ static void delete_worker(admin *a, const char *name, http_writer *w)
     map_remove(&a->versions, name);
     log_info("admin: deleted %s", name);
     respond_json(w, 200, json_pack("{s:s,s:b}", "name", name, "deleted", 1));
+    if (a->fleet)
+        fleet_publish(a->fleet, &(fleet_change){.remove = true, .name = name});
 }
 
 /* Sums the counters every worker process publishes into Prometheus text. */
@@ -469,6 +499,40 @@ static void on_signal(uv_signal_t *s, int signum)
     http_server_drain(a->http, on_drained, a);
 }
 
+/* A change another node published: applied here as if made through this
+ * node's admin API (but not published again). */
+static void on_fleet_change(void *data, const fleet_change *c)
+{
+    admin *a = data;
+    err e;
+    err_clear(&e);
+    if (!config_valid_name(c->name)) {
+        log_warn("deploy.redis: ignoring a change to an invalid name");
+        return;
+    }
+    if (c->remove) {
+        if (map_get(&a->versions, c->name) && store_delete(a->cfg->state_dir, c->name, &e) == 0) {
+            map_remove(&a->versions, c->name);
+            log_info("admin: deleted %s (from another node)", c->name);
+        } else if (e.msg[0]) {
+            log_error("deploy.redis: delete %s: %s", c->name, e.msg);
+        }
+        return;
+    }
+    /* Settings are NUL-terminated by hiredis; the JSON must be one string. */
+    if (strlen(c->settings) != c->settings_len) {
+        log_warn("deploy.redis: %s: settings with a NUL byte ignored", c->name);
+        return;
+    }
+    atoll_config warnings = {0};
+    uint64_t version;
+    int status;
+    if (deploy_version(a, c->name, c->wasm, c->script, c->script_len, c->settings, &version, &warnings, &status,
+                       &e) != 0)
+        log_error("deploy.redis: deploy of %s from another node failed: %s", c->name, e.msg);
+    config_free(&warnings);
+}
+
 int admin_main(const atoll_config *cfg, const admin_options *opt)
 {
     admin a = {.cfg = cfg, .opt = opt};
@@ -488,6 +552,11 @@ int admin_main(const atoll_config *cfg, const admin_options *opt)
     int status = 1;
     if (http_server_new(&a.loop, &hc, on_request, &a, &a.http, &e) != 0 ||
         http_server_listen(a.http, cfg->admin_ip, cfg->admin_port, &e) != 0) {
+        log_error("admin API: %s", e.msg);
+        goto done;
+    }
+    if (cfg->deploy_redis &&
+        fleet_open(&a.loop, cfg->deploy_redis, cfg->state_dir, on_fleet_change, &a, &a.fleet, &e) != 0) {
         log_error("admin API: %s", e.msg);
         goto done;
     }
@@ -518,6 +587,7 @@ int admin_main(const atoll_config *cfg, const admin_options *opt)
     uv_close((uv_handle_t *)&a.sigint, NULL);
     status = 0;
 done:
+    fleet_close(a.fleet);
     uv_run(&a.loop, UV_RUN_NOWAIT);
     if (a.http)
         http_server_free(a.http);

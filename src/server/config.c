@@ -390,9 +390,21 @@ static int parse_tenant_keys(reader *r, json_t *obj, const char *keypath, const 
     }
     if ((rc = get_string(r, obj, keypath, "cordon", false, &t->cordon)))
         return rc;
+    if (t->cordon && !config_valid_name(t->cordon)) {
+        char *k = key_join(keypath, "cordon");
+        rc = fail(r, k, "expected 1 to 63 letters, digits, '-' or '_'");
+        free(k);
+        return rc;
+    }
     char *preopen = NULL;
     if ((rc = get_string(r, obj, keypath, "preopen", false, &preopen)))
         return rc;
+    uint64_t port = (uint64_t)t->container_port;
+    if ((rc = get_uint(r, obj, keypath, "port", 1, 65535, &port)) ||
+        (rc = get_uint(r, obj, keypath, "idle_timeout_s", 1, 86400 * 365, &t->idle_timeout_s)) ||
+        (rc = get_uint(r, obj, keypath, "start_timeout_ms", 1, 600000, &t->start_timeout_ms)))
+        return rc;
+    t->container_port = (int)port;
     if (preopen) {
         free(t->preopen);
         t->preopen = preopen[0] == '/' ? xstrdup(preopen) : xasprintf("%s/%s", base_dir, preopen);
@@ -484,9 +496,11 @@ void config_tenant_free(tenant_config *t)
 
 static int validate_tenant(reader *r, const char *keypath, tenant_config *t);
 
+static void tenant_defaults(tenant_config *t);
+
 static int parse_tenant(reader *r, json_t *entry, const char *keypath, const char *base_dir, tenant_config *t)
 {
-    tenant_limits_defaults(&t->limits);
+    tenant_defaults(t);
     if (!json_is_object(entry))
         return fail(r, keypath, "expected an object describing a worker, found %s", json_kind(entry));
     int rc;
@@ -535,6 +549,9 @@ static int validate_tenant(reader *r, const char *keypath, tenant_config *t)
         return fail(r, keypath, "worker \"%s\": main \"%s\": %s", t->name, t->main, strerror(errno));
     if (t->tier != TIER_CONTAINER && !S_ISREG(st.st_mode))
         return fail(r, keypath, "worker \"%s\": main \"%s\": not a regular file", t->name, t->main);
+    if (t->tier == TIER_CONTAINER && !S_ISDIR(st.st_mode))
+        return fail(r, keypath, "worker \"%s\": main \"%s\": expected an OCI bundle directory (rootfs and config.json)",
+                    t->name, t->main);
     for (size_t i = 0; i < t->ncrons; i++) {
         cron_expr c;
         err ce;
@@ -551,6 +568,13 @@ static int validate_tenant(reader *r, const char *keypath, tenant_config *t)
     return rc;
 }
 
+static void tenant_defaults(tenant_config *t)
+{
+    tenant_limits_defaults(&t->limits);
+    t->idle_timeout_s = 60;
+    t->start_timeout_ms = 10000;
+}
+
 void tenant_limits_defaults(tenant_limits *l)
 {
     /* Cloudflare Workers' paid plan, where it has a figure. */
@@ -562,7 +586,7 @@ void tenant_limits_defaults(tenant_limits *l)
 }
 
 static const char *const top_keys[] = {
-    "listen", "admin", "workers", "processes", "state_dir", "isolate_memory_budget_mb", "user", NULL,
+    "listen", "admin", "workers", "processes", "state_dir", "isolate_memory_budget_mb", "user", "kv", "deploy", NULL,
 };
 
 int config_load(const char *path, atoll_config *cfg, err *e)
@@ -597,6 +621,8 @@ int config_load(const char *path, atoll_config *cfg, err *e)
     else if (cfg->state_dir[0] != '/') {
         char *abs = xasprintf("%s/%s", base_dir, cfg->state_dir);
         free(cfg->state_dir);
+    free(cfg->kv_redis);
+    free(cfg->deploy_redis);
         cfg->state_dir = abs;
     }
     /* Workers run as the config's owner unless "user" names someone else. */
@@ -629,6 +655,28 @@ int config_load(const char *path, atoll_config *cfg, err *e)
         check_keys(&r, admin, "admin", known);
         if ((rc = get_listen(&r, admin, "admin", "listen", &cfg->admin_ip, &cfg->admin_port)) ||
             (rc = get_bool(&r, admin, "admin", "public_metrics", &cfg->public_metrics)))
+            goto fail_dir;
+    }
+    /* kv: {redis, min_ttl}; deploy: {redis} (shared by the nodes of a fleet). */
+    static const char *const sections[] = {"kv", "deploy"};
+    for (int k = 0; k < 2; k++) {
+        static const char *const kv_known[] = {"redis", "min_ttl", NULL}, *const deploy_known[] = {"redis", NULL};
+        json_t *sec = json_object_get(root, sections[k]);
+        if (!sec)
+            continue;
+        if (!json_is_object(sec)) {
+            rc = fail(&r, sections[k], "expected an object, found %s", json_kind(sec));
+            goto fail_dir;
+        }
+        check_keys(&r, sec, sections[k], k == 0 ? kv_known : deploy_known);
+        char **url = k == 0 ? &cfg->kv_redis : &cfg->deploy_redis;
+        if ((rc = get_string(&r, sec, sections[k], "redis", false, url)))
+            goto fail_dir;
+        if (*url && strncmp(*url, "redis://", 8) != 0) {
+            rc = fail(&r, k == 0 ? "kv.redis" : "deploy.redis", "expected \"redis://host[:port][/db]\"");
+            goto fail_dir;
+        }
+        if (k == 0 && (rc = get_uint(&r, sec, "kv", "min_ttl", 1, 60, &cfg->kv_min_ttl)))
             goto fail_dir;
     }
     json_t *workers = json_object_get(root, "workers");
@@ -667,7 +715,7 @@ int config_tenant_from_json(const char *source, const char *json, size_t len, co
                             const char *main_path, tenant_config *t, atoll_config *warnings, err *e)
 {
     memset(t, 0, sizeof *t);
-    tenant_limits_defaults(&t->limits);
+    tenant_defaults(t);
     char *text = xstrndup(json, len);
     json_t *root = NULL;
     int rc = parse_jsonc(source, text, len, &root, e);
@@ -706,6 +754,8 @@ void config_free(atoll_config *cfg)
     free(cfg->listen_ip);
     free(cfg->admin_ip);
     free(cfg->state_dir);
+    free(cfg->kv_redis);
+    free(cfg->deploy_redis);
     for (size_t i = 0; i < cfg->nworkers; i++)
         config_tenant_free(&cfg->workers[i]);
     free(cfg->workers);

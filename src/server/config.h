@@ -53,6 +53,9 @@ typedef struct tenant_config {
     size_t nfetch_allow;
     char *cordon;           /* process group; NULL: the shared default */
     char *preopen;          /* wasm: a host directory the module may read ("preopen") */
+    int container_port;     /* container: its server's port inside it ("port"); 0: socket activation */
+    uint64_t idle_timeout_s;  /* container: stopped after this long without requests; default 60 */
+    uint64_t start_timeout_ms; /* container: how long a request waits for a start; default 10000 */
     char *source;           /* the file this tenant was read from */
 } tenant_config;
 
@@ -69,6 +72,11 @@ typedef struct atoll_config {
                                default: the owner of the config file */
     unsigned worker_gid;
     uint64_t isolate_memory_budget_mb; /* idle isolates evicted above it; default 1024 */
+    char *kv_redis;         /* kv.redis: KV namespaces in Redis ("redis://host:port/db");
+                               NULL: SQLite in state_dir */
+    uint64_t kv_min_ttl;    /* kv.min_ttl: the least expirationTtl in seconds (tests);
+                               0: Workers KV's 60 */
+    char *deploy_redis;     /* deploy.redis: admin deploys published to other nodes; NULL: none */
     tenant_config *workers;
     size_t nworkers;
     char **warnings;        /* unknown keys etc., each "FILE: KEY: message" */

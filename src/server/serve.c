@@ -15,6 +15,7 @@
 #include "server/admin.h"
 #include "server/store.h"
 #include "server/supervisor.h"
+#include "server/tier_container.h"
 #include "server/tier_wasm.h"
 #include "wasm/wasm.h"
 #include "server/worker.h"
@@ -28,9 +29,18 @@ typedef struct group_ctx {
 static int run_worker(const supervisor_group *g, int index, void *data)
 {
     group_ctx *gc = data;
-    worker_options wo = {.sandbox = gc->opt->sandbox, .access_log = gc->opt->access_log, .cordon = gc->cordon,
+    /* A cordon's process answers requests forwarded by the default group,
+     * which has already logged them. */
+    worker_options wo = {.sandbox = gc->opt->sandbox, .access_log = gc->opt->access_log && !gc->cordon,
+                         .cordon = gc->cordon,
                          .index = index};
     return worker_main(gc->cfg, &wo);
+}
+
+static int run_containers(const supervisor_group *g, int index, void *data)
+{
+    group_ctx *gc = data;
+    return containers_main(gc->cfg);
 }
 
 static int run_admin(const supervisor_group *g, int index, void *data)
@@ -53,14 +63,17 @@ static int prepare_state_dir(const atoll_config *cfg, err *e)
     char *metrics = xasprintf("%s/metrics", cfg->state_dir);
     char *deploys = xasprintf("%s/deploys", cfg->state_dir);
     char *wasm_cache = xasprintf("%s/wasm-cache", cfg->state_dir);
+    char *run = xasprintf("%s/run", cfg->state_dir);
     int rc = file_mkdirs(metrics, 0750, e);
+    if (rc == 0)
+        rc = file_mkdirs(run, 0750, e);
     if (rc == 0)
         rc = file_mkdirs(wasm_cache, 0750, e);
     if (rc == 0)
         rc = store_init(cfg->state_dir, e);
     if (rc == 0 && geteuid() == 0) {
-        const char *paths[] = {cfg->state_dir, metrics, deploys, wasm_cache};
-        for (size_t i = 0; i < 4 && rc == 0; i++)
+        const char *paths[] = {cfg->state_dir, metrics, deploys, wasm_cache, run};
+        for (size_t i = 0; i < 5 && rc == 0; i++)
             if (chown(paths[i], cfg->worker_uid, cfg->worker_gid) != 0)
                 rc = err_set(e, -errno, "chown %s: %s", paths[i], strerror(errno));
         char *journal = xasprintf("%s/journal", cfg->state_dir);
@@ -83,6 +96,7 @@ static int prepare_state_dir(const atoll_config *cfg, err *e)
     free(metrics);
     free(deploys);
     free(wasm_cache);
+    free(run);
     if (rc != 0)
         err_prefix(e, "state directory %s", cfg->state_dir);
     return rc;
@@ -109,17 +123,22 @@ int serve_run(const atoll_config *cfg, const serve_options *opt, err *e)
         if ((rc = tier_wasm_compile(cfg, t->main, e)) != 0)
             return err_prefix(e, "worker %s", t->name);
     }
-    /* Cordons (tenants of different cordons never sharing a process) need
-     * requests forwarded between process groups; until that lands, every
-     * worker process hosts every tenant, and a cordon is reported. */
+    /* One group for the tenants without a cordon, one per cordon: tenants
+     * of different cordons never share a process. The default group holds
+     * the public listener and forwards a cordoned tenant's requests to its
+     * cordon's process over a Unix socket. */
     size_t ncordons = 0;
-    const char **cordons = xcalloc(1, sizeof *cordons);
-    for (size_t i = 0; i < cfg->nworkers; i++)
-        if (cfg->workers[i].cordon)
-            log_warn("tenant %s: cordon \"%s\" is not enforced yet: it shares processes with other tenants",
-                     cfg->workers[i].name, cfg->workers[i].cordon);
-    supervisor_group *groups = xcalloc(ncordons + 2, sizeof *groups);
-    group_ctx *ctx = xcalloc(ncordons + 2, sizeof *ctx);
+    const char **cordons = xcalloc(cfg->nworkers + 1, sizeof *cordons);
+    for (size_t i = 0; i < cfg->nworkers; i++) {
+        const char *c = cfg->workers[i].cordon;
+        bool seen = false;
+        for (size_t j = 0; c && j < ncordons && !seen; j++)
+            seen = strcmp(cordons[j], c) == 0;
+        if (c && !seen)
+            cordons[ncordons++] = c;
+    }
+    supervisor_group *groups = xcalloc(ncordons + 3, sizeof *groups);
+    group_ctx *ctx = xcalloc(ncordons + 3, sizeof *ctx);
     size_t ngroups = 0;
     ctx[ngroups] = (group_ctx){.cfg = cfg, .opt = opt, .cordon = NULL};
     groups[ngroups] = (supervisor_group){.name = "default", .processes = cfg->processes, .run = run_worker,
@@ -130,6 +149,18 @@ int serve_run(const atoll_config *cfg, const serve_options *opt, err *e)
         groups[ngroups] = (supervisor_group){.name = cordons[i], .processes = 1, .run = run_worker,
                                              .data = &ctx[ngroups]};
         ngroups++;
+    }
+    if (containers_needed(cfg)) {
+        if (geteuid() != 0) {
+            log_error("container tenants need atoll serve to run as root (namespaces, cgroups): they answer 502");
+        } else {
+            /* Unsandboxed: it makes namespaces and cgroups. Tenant code runs
+             * only inside the containers it starts. */
+            ctx[ngroups] = (group_ctx){.cfg = cfg, .opt = opt};
+            groups[ngroups] = (supervisor_group){.name = "containers", .processes = 1, .run = run_containers,
+                                                 .data = &ctx[ngroups]};
+            ngroups++;
+        }
     }
     if (opt->admin_token && opt->admin_token[0]) {
         ctx[ngroups] = (group_ctx){.cfg = cfg, .opt = opt};

@@ -13,6 +13,7 @@
 #include "core/file.h"
 #include "core/log.h"
 #include "core/map.h"
+#include "js/api/kv.h"
 #include "server/cron.h"
 #include "server/router.h"
 #include "server/store.h"
@@ -39,6 +40,8 @@ struct tenant_table {
     size_t resident;
     uint64_t journal_offset;
     iso_pool *pool;            /* ready runtimes: a cold start only loads bytecode */
+    uint64_t generation;       /* bumped on every counted event */
+    kv_store *kv;              /* borrowed: the process's KV store, or NULL */
     uv_timer_t sweep;
     uv_idle_t cleanup;         /* frees retired isolates soon, outside callbacks */
 };
@@ -122,6 +125,15 @@ static tenant *tenant_create(tenant_table *tt, const tenant_config *cfg, tenant_
         t->vars[i] = (iso_var){.name = t->cfg->vars[i].name, .json = t->cfg->vars[i].json};
     t->iso_opts.vars = t->vars;
     t->iso_opts.nvars = t->cfg->nvars;
+    /* A tenant reaches only the namespaces its own config binds. */
+    t->kv = xcalloc(t->cfg->nkv + 1, sizeof *t->kv);
+    t->bindings = xcalloc(t->cfg->nkv + 1, sizeof *t->bindings);
+    for (size_t i = 0; i < t->cfg->nkv; i++) {
+        t->kv[i] = (jsapi_kv_binding){.store = tt->kv, .namespace_id = t->cfg->kv[i].id};
+        t->bindings[i] = (iso_binding){.name = t->cfg->kv[i].binding, .kind = JSAPI_KV_KIND, .opaque = &t->kv[i]};
+    }
+    t->iso_opts.bindings = t->bindings;
+    t->iso_opts.nbindings = t->cfg->nkv;
     t->crons = xcalloc(t->cfg->ncrons + 1, sizeof *t->crons);
     for (size_t i = 0; i < t->cfg->ncrons; i++) {
         err e;
@@ -146,6 +158,8 @@ static void tenant_destroy(tenant *t)
         iso_free(t->live);
     tier_wasm_free(t->wasm);
     free(t->vars);
+    free(t->bindings);
+    free(t->kv);
     free(t->crons);
     for (retired *r = t->retired, *next; r; r = next) {
         next = r->next;
@@ -245,10 +259,11 @@ static void on_sweep(uv_timer_t *timer)
     cleanup(tt);
 }
 
-tenant_table *tenants_new(uv_loop_t *loop, const atoll_config *cfg, const char *cordon)
+tenant_table *tenants_new(uv_loop_t *loop, const atoll_config *cfg, const char *cordon, kv_store *kv)
 {
     tenant_table *tt = xcalloc(1, sizeof *tt);
     tt->loop = loop;
+    tt->kv = kv;
     tt->cfg = cfg;
     tt->cordon = cordon ? xstrdup(cordon) : NULL;
     map_init(&tt->by_name);
@@ -259,10 +274,6 @@ tenant_table *tenants_new(uv_loop_t *loop, const atoll_config *cfg, const char *
         const tenant_config *tc = &cfg->workers[i];
         if (!same_cordon(tc->cordon, cordon))
             continue;
-        if (tc->tier == TIER_CONTAINER) {
-            log_warn("tenant %s: the %s tier is not served by `atoll serve` yet", tc->name, config_tier_name(tc->tier));
-            continue;
-        }
         map_put(&tt->by_name, tc->name, tenant_create(tt, tc, NULL, 0));
     }
     uv_timer_init(loop, &tt->sweep);
@@ -307,7 +318,7 @@ static void apply_entry(void *data, const char *name, uint64_t version)
     if (rc != 0) {
         log_error("tenant %s: cannot apply %s: %s", name, source, e.msg);
         free(cfg);
-    } else if (!same_cordon(cfg->cordon, tt->cordon) || cfg->tier == TIER_CONTAINER) {
+    } else if (!same_cordon(cfg->cordon, tt->cordon)) {
         /* Now served by another group of processes (or another tier). */
         if (old) {
             map_remove(&tt->by_name, name);
@@ -359,6 +370,7 @@ int tenants_isolate(tenant_table *tt, tenant *t, bool *cold, err *e)
     if (rc != 0) {
         t->live = NULL;
         t->stats->load_errors++;
+        tt->generation++;
         return rc;
     }
     *cold = true;
@@ -368,42 +380,57 @@ int tenants_isolate(tenant_table *tt, tenant *t, bool *cold, err *e)
     return 0;
 }
 
-/* The end of anything that held t (a request, a scheduled event): discards
- * an isolate that hit a limit, counting the limit, and cleans up later. */
-static void settle(tenant_table *tt, tenant *t, int status)
+/* The end of anything that held t (a request, a scheduled event) that ran
+ * in isolate `used` (NULL: none): counts a limit by the kind the isolate
+ * reports — every request a broken isolate failed counts, the first one
+ * retires it — and cleans up later. Returns true when a limit was hit. */
+static bool settle(tenant_table *tt, tenant *t, iso *used, int status)
 {
+    tt->generation++;
     t->refs--;
     t->last_used_ns = clock_mono_ns();
     tenant_stats *s = t->stats;
-    if (t->live && iso_broken(t->live)) {
-        const char *limit = iso_limit(t->live);
-        if (limit && strcmp(limit, "memory") == 0)
+    bool limit_hit = false;
+    if (used && status >= 500 && iso_broken(used)) {
+        const char *limit = iso_limit(used);
+        if (status == ISO_STATUS_MEMORY || (limit && strcmp(limit, "memory") == 0))
             s->limit_memory++;
-        else if (limit && strcmp(limit, "wall") == 0)
+        else if (status == ISO_STATUS_WALL || (limit && strcmp(limit, "wall") == 0))
             s->limit_wall++;
         else
             s->limit_cpu++;
-        log_tenant(LOG_WARN, t->cfg->name, "isolate discarded after exceeding its %s limit (status %d)",
-                   limit ? limit : "resource", status);
-        retire_isolate(tt, t);
+        limit_hit = true;
+        if (used == t->live) {
+            log_tenant(LOG_WARN, t->cfg->name, "isolate discarded after exceeding its %s limit (status %d)",
+                       limit ? limit : "resource", status);
+            retire_isolate(tt, t);
+        }
     }
     if (t->replaced || t->retired)
         schedule_cleanup(tt);
+    return limit_hit;
 }
 
-void tenants_release(tenant_table *tt, tenant *t, int status)
+void tenants_release(tenant_table *tt, tenant *t, iso *used, int status)
 {
     tenant_stats *s = t->stats;
     s->requests++;
     s->status[status >= 200 && status < 600 ? status / 100 : 0]++;
-    if (status == 500)
+    if (!settle(tt, t, used, status) && status == 500)
         s->exceptions++;
-    settle(tt, t, status);
+}
+
+void tenants_forwarded(tenant_table *tt, tenant *t)
+{
+    t->refs--;
+    if (t->replaced || t->retired)
+        schedule_cleanup(tt);
 }
 
 typedef struct scheduled_run {
     tenant_table *tt;
     tenant *t;
+    iso *worker;
     char *cron;
 } scheduled_run;
 
@@ -416,7 +443,7 @@ static void on_scheduled_done(void *data, int outcome)
         run->t->stats->scheduled_errors++;
     log_tenant(outcome ? LOG_WARN : LOG_INFO, run->t->cfg->name, "scheduled \"%s\": %s", run->cron,
                outcome == 0 ? "ok" : outcome == 500 ? "failed" : "limit exceeded");
-    settle(run->tt, run->t, outcome);
+    settle(run->tt, run->t, run->worker, outcome);
     free(run->cron);
     free(run);
 }
@@ -435,6 +462,7 @@ static void fire(tenant_table *tt, tenant *t, const char *cron, time_t minute)
     run->tt = tt;
     run->t = t;
     run->cron = xstrdup(cron);
+    run->worker = t->live;
     t->refs++;
     int rc = iso_scheduled(t->live, cron, (double)minute * 1000.0, on_scheduled_done, run);
     if (rc != 0) {
@@ -453,10 +481,17 @@ void tenants_run_crons(tenant_table *tt, time_t minute)
     void *value;
     while (map_next(&tt->by_name, &pos, NULL, &value)) {
         tenant *t = value;
-        for (size_t i = 0; i < t->ncrons && !t->wasm; i++)
+        /* A cordoned tenant's triggers run in its cordon's process. */
+        bool here = tt->cordon ? t->cfg->cordon && strcmp(t->cfg->cordon, tt->cordon) == 0 : !t->cfg->cordon;
+        for (size_t i = 0; i < t->ncrons && !t->wasm && here; i++)
             if (cron_next(&t->crons[i], minute - 60) == minute)
                 fire(tt, t, t->cfg->crons[i], minute);
     }
+}
+
+uint64_t tenants_generation(const tenant_table *tt)
+{
+    return tt->generation + tt->resident;
 }
 
 size_t tenants_count(const tenant_table *tt)
@@ -467,21 +502,6 @@ size_t tenants_count(const tenant_table *tt)
 size_t tenants_resident(const tenant_table *tt)
 {
     return tt->resident;
-}
-
-static void append_json_string(buf *b, const char *s)
-{
-    buf_append_str(b, "\"");
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            buf_printf(b, "\\%c", c);
-        else if (c < 0x20)
-            buf_printf(b, "\\u%04x", c);
-        else
-            buf_append(b, s, 1);
-    }
-    buf_append_str(b, "\"");
 }
 
 /* Resident set size of this process, from /proc/self/statm. */
@@ -509,7 +529,7 @@ void tenants_metrics_json(tenant_table *tt, buf *b)
         tenant *t = map_get(&tt->by_name, name);
         if (n++)
             buf_append_str(b, ",");
-        append_json_string(b, name);
+        buf_append_json_string(b, name);
         buf_printf(b,
                    ":{\"requests\":%" PRIu64 ",\"s2xx\":%" PRIu64 ",\"s3xx\":%" PRIu64 ",\"s4xx\":%" PRIu64
                    ",\"s5xx\":%" PRIu64 ",\"exceptions\":%" PRIu64 ",\"limit_cpu\":%" PRIu64

@@ -20,6 +20,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "js/isolate.h"
+#include "kv/kv.h"
 #include "server/config.h"
 
 /* Counters of one tenant name, kept across its versions. */
@@ -41,6 +42,8 @@ typedef struct tenant {
     uint64_t version;          /* deploy version; 0 when from the config file */
     iso_options iso_opts;      /* limits and vars from cfg */
     iso_var *vars;             /* iso_opts.vars: borrows cfg's strings */
+    iso_binding *bindings;     /* iso_opts.bindings: KV namespaces */
+    struct jsapi_kv_binding *kv; /* their opaques: the table's store, cfg's ids */
     struct cron_expr *crons;   /* triggers.crons, parsed */
     size_t ncrons;
     iso *live;                 /* js: NULL until the next cold start */
@@ -57,8 +60,11 @@ typedef struct tenant {
 typedef struct tenant_table tenant_table;
 
 /* `cfg` must outlive the table; `cordon` selects the tenants this process
- * hosts (NULL: every tenant). */
-tenant_table *tenants_new(uv_loop_t *loop, const atoll_config *cfg, const char *cordon);
+ * hosts: a cordon's, or NULL for the default group, which routes every
+ * tenant (forwarding the cordoned ones) and runs the others. `kv` is the
+ * process's KV store, shared by its tenants' kv_namespaces bindings
+ * (borrowed; NULL: a tenant with a KV binding fails to load). */
+tenant_table *tenants_new(uv_loop_t *loop, const atoll_config *cfg, const char *cordon, kv_store *kv);
 /* Applies every journal entry not yet seen (deploys and deletions). */
 void tenants_follow_journal(tenant_table *tt);
 
@@ -68,14 +74,21 @@ tenant *tenants_route(tenant_table *tt, const char *host, const char *target);
 tenant *tenants_get(tenant_table *tt, const char *name);
 /* Starts t's isolate if it has none; *cold says whether it did. */
 int tenants_isolate(tenant_table *tt, tenant *t, bool *cold, err *e);
-/* A request on t ended with `status`; updates counters, discards a broken
- * isolate, schedules eviction and cleanup. */
-void tenants_release(tenant_table *tt, tenant *t, int status);
+/* A request on t ended with `status`; `used` is the isolate it was
+ * dispatched to (NULL: none). Updates counters (a limit by the kind the
+ * isolate reports, so every request it failed is counted, whatever status
+ * names the limit), discards a broken isolate, schedules cleanup. */
+void tenants_release(tenant_table *tt, tenant *t, iso *used, int status);
+/* A request on t was forwarded to another process (its cordon's), which
+ * counts it: only the hold on t ends here. */
+void tenants_forwarded(tenant_table *tt, tenant *t);
 /* Runs the cron triggers due in the minute starting at `minute` (UTC). */
 void tenants_run_crons(tenant_table *tt, time_t minute);
 
 size_t tenants_count(const tenant_table *tt);
 size_t tenants_resident(const tenant_table *tt);
+/* Changes whenever a counter may have changed: publish only then. */
+uint64_t tenants_generation(const tenant_table *tt);
 /* Appends this process's counters as one JSON object to b (for metrics). */
 void tenants_metrics_json(tenant_table *tt, buf *b);
 void tenants_free(tenant_table *tt);

@@ -17,11 +17,16 @@
 #include "core/clock.h"
 #include "core/file.h"
 #include "core/log.h"
+#include "core/map.h"
 #include "http/server.h"
+#include "js/api/kv.h"
 #include "js/isolate.h"
+#include "kv/kv.h"
 #include "sandbox/sandbox.h"
 #include "server/tenants.h"
+#include "server/tier_container.h"
 #include "server/tier_wasm.h"
+#include "http/proxy.h"
 
 #define METRICS_EVERY_MS 1000
 
@@ -36,6 +41,9 @@ typedef struct worker {
     uv_timer_t metrics_timer;
     uv_timer_t cron_timer;     /* at each minute, in the process that runs triggers */
     char *metrics_path;
+    uint64_t published_generation;
+    http_proxy_upstream *containers; /* the containers process, for container tenants */
+    map cordons;               /* cordon name -> http_proxy_upstream of its process */
     bool draining;
 } worker;
 
@@ -52,26 +60,17 @@ typedef struct exchange {
     uint64_t bytes_out;
     int status;
     bool cold;
+    bool forwarded;        /* answered by another process: counted there */
 } exchange;
+
+char *worker_cordon_socket(const atoll_config *cfg, const char *cordon)
+{
+    return xasprintf("%s/run/cordon-%s.sock", cfg->state_dir, cordon);
+}
 
 char *worker_metrics_path(const atoll_config *cfg, const char *cordon, int index)
 {
     return xasprintf("%s/metrics/%s-%d.json", cfg->state_dir, cordon ? cordon : "default", index);
-}
-
-static void append_json_string(buf *b, const char *s)
-{
-    buf_append_str(b, "\"");
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            buf_printf(b, "\\%c", c);
-        else if (c < 0x20)
-            buf_printf(b, "\\u%04x", c);
-        else
-            buf_append(b, s, 1);
-    }
-    buf_append_str(b, "\"");
 }
 
 static void access_log(const exchange *ex)
@@ -85,20 +84,20 @@ static void access_log(const exchange *ex)
     buf_printf(&line, "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"tenant\":", tm.tm_year + 1900,
                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
     if (ex->t)
-        append_json_string(&line, ex->t->cfg->name);
+        buf_append_json_string(&line, ex->t->cfg->name);
     else
         buf_append_str(&line, "null");
     buf_append_str(&line, ",\"method\":");
-    append_json_string(&line, ex->req->method);
+    buf_append_json_string(&line, ex->req->method);
     buf_append_str(&line, ",\"path\":");
-    append_json_string(&line, ex->req->target);
+    buf_append_json_string(&line, ex->req->target);
     const char *limit = ex->worker && ex->status >= 503 ? iso_limit(ex->worker) : NULL;
     buf_printf(&line, ",\"status\":%d,\"bytes_in\":%zu,\"bytes_out\":%" PRIu64 ",\"cpu_us\":%" PRIu64
                       ",\"wall_us\":%" PRIu64 ",\"cold\":%s,\"limit\":",
                ex->status, ex->req->body.len, ex->bytes_out, ex->cpu_ns / 1000,
                (clock_mono_ns() - ex->started_ns) / 1000, ex->cold ? "true" : "false");
     if (limit)
-        append_json_string(&line, limit);
+        buf_append_json_string(&line, limit);
     else
         buf_append_str(&line, "null");
     buf_printf(&line, ",\"pid\":%d}\n", (int)getpid());
@@ -129,7 +128,7 @@ static void ex_finish(exchange *ex, bool aborted)
         ex->cpu_ns = iso_request_cpu_ns(ex->worker, &ex->w); /* valid until the end */
     if (ex->wk->opt->access_log)
         access_log(ex);
-    if (ex->t) {
+    if (ex->t && !ex->forwarded) {
         ex->t->stats->bytes_in += ex->req->body.len;
         ex->t->stats->bytes_out += ex->bytes_out;
         ex->t->stats->cpu_ns += ex->cpu_ns;
@@ -138,8 +137,10 @@ static void ex_finish(exchange *ex, bool aborted)
         http_writer_abort(ex->inner);
     else
         ex->inner->end(ex->inner); /* req is gone after this */
-    if (ex->t)
-        tenants_release(ex->wk->tenants, ex->t, aborted && ex->status < 500 ? 502 : ex->status);
+    if (ex->t && ex->forwarded)
+        tenants_forwarded(ex->wk->tenants, ex->t);
+    else if (ex->t)
+        tenants_release(ex->wk->tenants, ex->t, ex->worker, aborted && ex->status < 500 ? 502 : ex->status);
     free(ex);
 }
 
@@ -179,6 +180,28 @@ static void on_request(void *data, http_request *req, http_writer *w)
         http_writer_error(&ex->w, 413, "The request body is over this worker's limit (limits.max_body_mb).");
         return;
     }
+    if (t->cfg->cordon && !wk->opt->cordon) {
+        /* Another process group runs this tenant: never this process. */
+        http_proxy_upstream *up = map_get(&wk->cordons, t->cfg->cordon);
+        http_proxy_req_opts ro = {.proto = "http"};
+        err e;
+        err_clear(&e);
+        ex->forwarded = true;
+        if (!up || http_proxy_forward(up, req, &ex->w, &ro, &e) != 0)
+            http_writer_error(&ex->w, 502, "The worker's cordon has no running process.");
+        return;
+    }
+    if (t->cfg->tier == TIER_CONTAINER) {
+        /* The containers process runs it; only that socket trusts this header. */
+        http_headers_remove(&req->headers, "atoll-tenant");
+        http_headers_add_str(&req->headers, "Atoll-Tenant", t->cfg->name);
+        err e;
+        err_clear(&e);
+        http_proxy_req_opts ro = {.proto = "http"};
+        if (!wk->containers || http_proxy_forward(wk->containers, req, &ex->w, &ro, &e) != 0)
+            http_writer_error(&ex->w, 502, "The container tier is not available.");
+        return;
+    }
     if (t->wasm) {
         tier_wasm_dispatch(t->wasm, req, &ex->w, &ex->cold);
         if (ex->cold)
@@ -196,20 +219,25 @@ static void on_request(void *data, http_request *req, http_writer *w)
     iso_dispatch(t->live, req, &ex->w);
 }
 
-static void publish_metrics(worker *wk)
+static void publish_metrics(worker *wk, bool always)
 {
+    /* Building the counters of thousands of tenants costs: only when something changed. */
+    uint64_t gen = tenants_generation(wk->tenants);
+    if (!always && gen == wk->published_generation)
+        return;
+    wk->published_generation = gen;
     buf b;
     buf_init(&b, 64u << 20);
     tenants_metrics_json(wk->tenants, &b);
     err e;
-    if (b.data && file_write_atomic(wk->metrics_path, b.data, b.len, &e) != 0)
+    if (b.data && file_replace(wk->metrics_path, b.data, b.len, &e) != 0)
         log_warn("metrics: %s", e.msg);
     buf_free(&b);
 }
 
 static void on_metrics_timer(uv_timer_t *t)
 {
-    publish_metrics(t->data);
+    publish_metrics(t->data, false);
 }
 
 /* Cron triggers fire once per deployment, not once per process: only the
@@ -254,15 +282,64 @@ static void on_signal(uv_signal_t *s, int signum)
     http_server_drain(wk->http, on_drained, wk);
 }
 
+#ifdef ATOLL_TEST_HOOKS
+#include <sys/socket.h>
+#include <sys/wait.h>
+/* Test builds only (make test): proves the seccomp filter is in effect in a
+ * live worker, from inside it, when ATOLL_TEST_SANDBOX_PROBE is set:
+ * "eperm" makes calls outside the allow-list and logs each outcome;
+ * "execve" makes a call that must kill the process (SIGSYS). */
+static void sandbox_probe(const char *what)
+{
+    if (!what)
+        return;
+    if (strcmp(what, "execve") == 0) {
+        char *argv[] = {"/bin/true", NULL};
+        execve("/bin/true", argv, NULL);
+        log_error("sandbox probe: execve returned: %s", strerror(errno));
+        return;
+    }
+    static const char *const names[] = {"getsid", "socket(AF_PACKET)", "socket(AF_NETLINK)", "fork", "kill(1)"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        long rc;
+        errno = 0;
+        switch (k) {
+        case 0: rc = getsid(0); break;
+        case 1: rc = socket(AF_PACKET, SOCK_RAW, 0); break;
+        case 2: rc = socket(AF_NETLINK, SOCK_RAW, 0); break;
+        case 3: rc = fork(); break;
+        default: rc = kill(1, 0); break;
+        }
+        if (rc == 0 && k == 3)
+            _exit(0); /* the child of a fork that should have failed */
+        if (rc >= 0) {
+            log_error("sandbox probe: allowed %s", names[k]);
+            if (k == 1 || k == 2)
+                close((int)rc);
+            if (k == 3)
+                waitpid((pid_t)rc, NULL, 0);
+        } else {
+            log_info("sandbox probe: %s refused: %s", names[k], errno == EPERM ? "EPERM" : strerror(errno));
+        }
+    }
+}
+#endif
+
 static void close_if_open(uv_handle_t *h)
 {
     if (h->loop && !uv_is_closing(h))
         uv_close(h, NULL);
 }
 
+static void on_kv_closed(void *data)
+{
+    *(bool *)data = true;
+}
+
 int worker_main(const atoll_config *cfg, const worker_options *opt)
 {
-    worker wk = {.cfg = cfg, .opt = opt};
+    worker wk = {.cfg = cfg, .opt = opt, .published_generation = UINT64_MAX};
+    map_init(&wk.cordons);
     const char *group = opt->cordon ? opt->cordon : "default";
     /* WebAssembly instances run on libuv's thread pool and may sleep up to
      * their wall limit: more threads than libuv's default four. */
@@ -271,8 +348,8 @@ int worker_main(const atoll_config *cfg, const worker_options *opt)
         log_error("worker %s/%d: cannot create an event loop", group, opt->index);
         return 1;
     }
-    wk.tenants = tenants_new(&wk.loop, cfg, opt->cordon);
-    tenants_follow_journal(wk.tenants);
+    kv_store *kv = NULL;
+    bool kv_closed = false;
     wk.metrics_path = worker_metrics_path(cfg, opt->cordon, opt->index);
 
     http_server_config hc;
@@ -285,10 +362,44 @@ int worker_main(const atoll_config *cfg, const worker_options *opt)
     err e;
     err_clear(&e);
     int status = 1;
-    if (http_server_new(&wk.loop, &hc, on_request, &wk, &wk.http, &e) != 0 ||
-        http_server_listen(wk.http, cfg->listen_ip, cfg->listen_port, &e) != 0) {
+    int lrc = http_server_new(&wk.loop, &hc, on_request, &wk, &wk.http, &e);
+    if (lrc == 0 && opt->cordon) {
+        /* A cordon's process is reached only through the default group. */
+        char *sock = worker_cordon_socket(cfg, opt->cordon);
+        lrc = http_server_listen_unix(wk.http, sock, 0600, &e);
+        free(sock);
+    } else if (lrc == 0) {
+        lrc = http_server_listen(wk.http, cfg->listen_ip, cfg->listen_port, &e);
+    }
+    if (lrc != 0) {
         log_error("worker %s/%d: %s", group, opt->index, e.msg);
         goto done;
+    }
+    if (!opt->cordon) {
+        for (size_t i = 0; i < cfg->nworkers; i++) {
+            const char *c = cfg->workers[i].cordon;
+            if (!c || map_get(&wk.cordons, c))
+                continue;
+            char *sock = worker_cordon_socket(cfg, c);
+            http_proxy_opts po;
+            http_proxy_opts_defaults(&po);
+            po.header_timeout_ms = 60000;
+            http_proxy_upstream *up = NULL;
+            if (http_proxy_upstream_unix(&wk.loop, sock, &po, &up, &e) == 0)
+                map_put(&wk.cordons, c, up);
+            else
+                log_error("worker %s/%d: cordon %s: %s", group, opt->index, c, e.msg);
+            free(sock);
+        }
+    }
+    if (containers_needed(cfg)) {
+        char *sock = containers_socket_path(cfg);
+        http_proxy_opts po;
+        http_proxy_opts_defaults(&po);
+        po.header_timeout_ms = 60000; /* includes a container's start */
+        if (http_proxy_upstream_unix(&wk.loop, sock, &po, &wk.containers, &e) != 0)
+            log_error("worker %s/%d: %s", group, opt->index, e.msg);
+        free(sock);
     }
     /* Deploys: the admin process appends to the journal in the state directory. */
     uv_fs_event_init(&wk.loop, &wk.journal_watch);
@@ -312,13 +423,27 @@ int worker_main(const atoll_config *cfg, const worker_options *opt)
         if (skipped && opt->index == 0)
             log_warn("sandbox: skipped %s", skipped);
     }
+#ifdef ATOLL_TEST_HOOKS
+    sandbox_probe(getenv("ATOLL_TEST_SANDBOX_PROBE"));
+#endif
+    /* Only now may threads start (the KV store's, libuv's pool): the
+     * sandbox must be entered while this process has a single thread. One
+     * KV store per process, shared by its tenants' bindings. */
+    kv_config kc = {.state_dir = cfg->state_dir, .redis_url = cfg->kv_redis, .min_ttl = (unsigned)cfg->kv_min_ttl};
+    err ke;
+    err_clear(&ke);
+    jsapi_kv_register();
+    if (kv_open(&wk.loop, &kc, &kv, &ke) != 0)
+        log_error("worker %s/%d: %s; KV bindings will not load", group, opt->index, ke.msg);
+    wk.tenants = tenants_new(&wk.loop, cfg, opt->cordon, kv);
+    tenants_follow_journal(wk.tenants);
     uv_timer_init(&wk.loop, &wk.metrics_timer);
     wk.metrics_timer.data = &wk;
     uv_timer_start(&wk.metrics_timer, on_metrics_timer, 0, METRICS_EVERY_MS);
     uv_unref((uv_handle_t *)&wk.metrics_timer);
     uv_timer_init(&wk.loop, &wk.cron_timer);
     wk.cron_timer.data = &wk;
-    if (opt->index == 0 && !opt->cordon) {
+    if (opt->index == 0) { /* each group's first process runs its tenants' triggers */
         schedule_cron_tick(&wk);
         uv_unref((uv_handle_t *)&wk.cron_timer);
     }
@@ -328,7 +453,7 @@ int worker_main(const atoll_config *cfg, const worker_options *opt)
     uv_signal_start(&wk.sigterm, on_signal, SIGTERM);
     uv_signal_start(&wk.sigint, on_signal, SIGINT);
     uv_run(&wk.loop, UV_RUN_DEFAULT);
-    publish_metrics(&wk);
+    publish_metrics(&wk, true);
     status = 0;
 
 done:
@@ -337,7 +462,23 @@ done:
     close_if_open((uv_handle_t *)&wk.metrics_timer);
     close_if_open((uv_handle_t *)&wk.cron_timer);
     close_if_open((uv_handle_t *)&wk.journal_watch);
-    tenants_free(wk.tenants);
+    if (wk.tenants)
+        tenants_free(wk.tenants);
+    if (wk.containers)
+        http_proxy_upstream_free(wk.containers);
+    {
+        size_t pos = 0;
+        void *up;
+        while (map_next(&wk.cordons, &pos, NULL, &up))
+            http_proxy_upstream_free(up);
+        map_free(&wk.cordons);
+    }
+    /* Puts already accepted are committed (or fail) before the store goes. */
+    if (kv) {
+        kv_close(kv, on_kv_closed, &kv_closed);
+        while (!kv_closed)
+            uv_run(&wk.loop, UV_RUN_ONCE);
+    }
     uv_run(&wk.loop, UV_RUN_NOWAIT);
     if (wk.http)
         http_server_free(wk.http);

@@ -1,6 +1,8 @@
 /* One worker process of `atoll serve`: it listens on the shared port
  * (SO_REUSEPORT), enters the sandbox, routes each request to its tenant
  * (see tenants.h), writes one JSON access-log line per request to stdout,
+ * forwards the requests of cordoned tenants to their cordon's process (a
+ * cordon's process listens on a Unix socket instead of the public port),
  * follows the deploy journal, publishes its counters for the admin
  * process's /metrics, and drains on SIGTERM. */
 #ifndef ATOLL_SERVER_WORKER_H
@@ -18,6 +20,8 @@ typedef struct worker_options {
 
 /* Runs the worker until drained; returns its exit status. */
 int worker_main(const atoll_config *cfg, const worker_options *opt);
+/* The Unix socket a cordon's process listens on (the caller frees it). */
+char *worker_cordon_socket(const atoll_config *cfg, const char *cordon);
 /* Where a worker publishes its counters (the caller frees the path). */
 char *worker_metrics_path(const atoll_config *cfg, const char *cordon, int index);
 

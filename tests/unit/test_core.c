@@ -49,6 +49,18 @@ static void err_collects_context(void **state)
     assert_int_equal(err_set(NULL, -EINVAL, "ignored"), -EINVAL);
 }
 
+static void json_strings_are_escaped(void **state)
+{
+    buf b;
+    buf_init(&b, BUF_UNLIMITED);
+    assert_int_equal(buf_append_json_string(&b, "a\"b\\c\nd\x01\xc3\xa9"), 0);
+    assert_string_equal(b.data, "\"a\\\"b\\\\c\\nd\\u0001\xc3\xa9\"");
+    buf_free(&b);
+    buf_init(&b, 4);
+    assert_int_equal(buf_append_json_string(&b, "too long"), -E2BIG);
+    buf_free(&b);
+}
+
 static void map_puts_gets_removes_and_iterates(void **state)
 {
     map m;
@@ -89,6 +101,7 @@ int main(void)
         cmocka_unit_test(buf_refuses_to_exceed_its_maximum),
         cmocka_unit_test(err_collects_context),
         cmocka_unit_test(map_puts_gets_removes_and_iterates),
+        cmocka_unit_test(json_strings_are_escaped),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }

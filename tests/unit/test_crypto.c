@@ -146,8 +146,8 @@ static void digest_stream(void **state)
     assert_int_equal(c.status, 200);
     assert_string_equal(c.body.data,
                         "true true ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad "
-                        "da39a3ee5e6b4b0d3255bfef95601890afd80709 stop TypeError "
-                        "NotSupportedError TypeError");
+                        "da39a3ee5e6b4b0d3255bfef95601890afd80709 stop Error "
+                        "NotSupportedError TypeError"); /* a write after abort rejects with the abort's reason */
     buf_free(&c.body);
     finish(i);
 }

@@ -9,9 +9,13 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/clock.h"
 
 JSClassID jsapi_headers_class_id, jsapi_request_class_id, jsapi_response_class_id;
 JSClassID jsapi_cryptokey_class_id;
+JSClassID jsapi_url_class_id, jsapi_params_class_id, jsapi_encoder_class_id,
+    jsapi_decoder_class_id, jsapi_domexception_class_id, jsapi_event_class_id,
+    jsapi_target_class_id, jsapi_controller_class_id, jsapi_params_iter_class_id;
 
 static JSValue (*const lazy_create[JSAPI_NLAZY])(JSContext *) = {
     [JSAPI_HEADERS] = jsapi_headers_create,
@@ -21,6 +25,16 @@ static JSValue (*const lazy_create[JSAPI_NLAZY])(JSContext *) = {
     [JSAPI_PERFORMANCE] = jsapi_performance_create,
     [JSAPI_CRYPTO] = jsapi_crypto_create,
     [JSAPI_CRYPTOKEY] = jsapi_cryptokey_create,
+    [JSAPI_URL] = jsapi_url_create,
+    [JSAPI_URLSEARCHPARAMS] = jsapi_params_create,
+    [JSAPI_TEXTENCODER] = jsapi_encoder_create,
+    [JSAPI_TEXTDECODER] = jsapi_decoder_create,
+    [JSAPI_DOMEXCEPTION] = jsapi_domexception_create,
+    [JSAPI_EVENT] = jsapi_event_create,
+    [JSAPI_CUSTOMEVENT] = jsapi_customevent_create,
+    [JSAPI_EVENTTARGET] = jsapi_target_create,
+    [JSAPI_ABORTCONTROLLER] = jsapi_controller_create,
+    [JSAPI_ABORTSIGNAL] = jsapi_signal_create,
 };
 static const char *const lazy_name[JSAPI_NLAZY] = {
     [JSAPI_HEADERS] = "Headers",
@@ -30,6 +44,16 @@ static const char *const lazy_name[JSAPI_NLAZY] = {
     [JSAPI_PERFORMANCE] = "performance",
     [JSAPI_CRYPTO] = "crypto",
     [JSAPI_CRYPTOKEY] = "CryptoKey",
+    [JSAPI_URL] = "URL",
+    [JSAPI_URLSEARCHPARAMS] = "URLSearchParams",
+    [JSAPI_TEXTENCODER] = "TextEncoder",
+    [JSAPI_TEXTDECODER] = "TextDecoder",
+    [JSAPI_DOMEXCEPTION] = "DOMException",
+    [JSAPI_EVENT] = "Event",
+    [JSAPI_CUSTOMEVENT] = "CustomEvent",
+    [JSAPI_EVENTTARGET] = "EventTarget",
+    [JSAPI_ABORTCONTROLLER] = "AbortController",
+    [JSAPI_ABORTSIGNAL] = "AbortSignal",
 };
 
 void jsapi_register_classes(JSRuntime *rt)
@@ -39,9 +63,30 @@ void jsapi_register_classes(JSRuntime *rt)
     JS_NewClassID(&jsapi_request_class_id);
     JS_NewClassID(&jsapi_response_class_id);
     JS_NewClassID(&jsapi_cryptokey_class_id); /* its class: on first use (crypto_key.c) */
+    JS_NewClassID(&jsapi_sink_class_id);
     JS_NewClass(rt, jsapi_headers_class_id, &jsapi_headers_class);
     JS_NewClass(rt, jsapi_request_class_id, &jsapi_request_class);
     JS_NewClass(rt, jsapi_response_class_id, &jsapi_response_class);
+    JS_NewClass(rt, jsapi_sink_class_id, &jsapi_sink_class);
+
+    static const struct {
+        JSClassID *id;
+        const JSClassDef *def;
+    } more[] = {
+        { &jsapi_url_class_id, &jsapi_url_class },
+        { &jsapi_params_class_id, &jsapi_params_class },
+        { &jsapi_params_iter_class_id, &jsapi_params_iter_class },
+        { &jsapi_encoder_class_id, &jsapi_encoder_class },
+        { &jsapi_decoder_class_id, &jsapi_decoder_class },
+        { &jsapi_domexception_class_id, &jsapi_domexception_class },
+        { &jsapi_event_class_id, &jsapi_event_class },
+        { &jsapi_target_class_id, &jsapi_target_class },
+        { &jsapi_controller_class_id, &jsapi_controller_class },
+    };
+    for (size_t k = 0; k < sizeof more / sizeof more[0]; k++) {
+        JS_NewClassID(more[k].id);
+        JS_NewClass(rt, *more[k].id, more[k].def);
+    }
 }
 
 JSValueConst jsapi_lazy(JSContext *ctx, int which)
@@ -77,6 +122,38 @@ static JSValue lazy_set(JSContext *ctx, JSValueConst this_val, JSValueConst val,
     return JS_UNDEFINED;
 }
 
+/* Each lazy global is one C function serving as both its getter (called
+ * with no argument) and its setter (one argument): half the objects of a
+ * getter/setter pair, and every isolate pays for each name it never uses.
+ * The tables below keep QuickJS's function-list format for readability;
+ * only their names and magics are used. */
+static JSValue lazy_access(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv,
+                           int magic)
+{
+    return argc == 0 ? lazy_get(ctx, this_val, magic) : lazy_set(ctx, this_val, argv[0], magic);
+}
+
+static int define_accessors(JSContext *ctx, JSValueConst global, const JSCFunctionListEntry *list,
+                            size_t n, JSCFunctionMagic *fn)
+{
+    for (size_t k = 0; k < n; k++) {
+        JSValue f = JS_NewCFunctionMagic(ctx, fn, list[k].name, 1, JS_CFUNC_generic_magic,
+                                         list[k].magic);
+        if (JS_IsException(f))
+            return -1;
+        JSAtom a = JS_NewAtom(ctx, list[k].name);
+        int rc = a == JS_ATOM_NULL ? -1
+                                   : JS_DefinePropertyGetSet(ctx, global, a, JS_DupValue(ctx, f), f,
+                                                             JS_PROP_CONFIGURABLE);
+        if (a == JS_ATOM_NULL)
+            JS_FreeValue(ctx, f);
+        JS_FreeAtom(ctx, a);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static const JSCFunctionListEntry lazy_globals[] = {
     JS_CGETSET_MAGIC_DEF("Headers", lazy_get, lazy_set, JSAPI_HEADERS),
     JS_CGETSET_MAGIC_DEF("Request", lazy_get, lazy_set, JSAPI_REQUEST),
@@ -85,6 +162,16 @@ static const JSCFunctionListEntry lazy_globals[] = {
     JS_CGETSET_MAGIC_DEF("performance", lazy_get, lazy_set, JSAPI_PERFORMANCE),
     JS_CGETSET_MAGIC_DEF("crypto", lazy_get, lazy_set, JSAPI_CRYPTO),
     JS_CGETSET_MAGIC_DEF("CryptoKey", lazy_get, lazy_set, JSAPI_CRYPTOKEY),
+    JS_CGETSET_MAGIC_DEF("URL", lazy_get, lazy_set, JSAPI_URL),
+    JS_CGETSET_MAGIC_DEF("URLSearchParams", lazy_get, lazy_set, JSAPI_URLSEARCHPARAMS),
+    JS_CGETSET_MAGIC_DEF("TextEncoder", lazy_get, lazy_set, JSAPI_TEXTENCODER),
+    JS_CGETSET_MAGIC_DEF("TextDecoder", lazy_get, lazy_set, JSAPI_TEXTDECODER),
+    JS_CGETSET_MAGIC_DEF("DOMException", lazy_get, lazy_set, JSAPI_DOMEXCEPTION),
+    JS_CGETSET_MAGIC_DEF("Event", lazy_get, lazy_set, JSAPI_EVENT),
+    JS_CGETSET_MAGIC_DEF("CustomEvent", lazy_get, lazy_set, JSAPI_CUSTOMEVENT),
+    JS_CGETSET_MAGIC_DEF("EventTarget", lazy_get, lazy_set, JSAPI_EVENTTARGET),
+    JS_CGETSET_MAGIC_DEF("AbortController", lazy_get, lazy_set, JSAPI_ABORTCONTROLLER),
+    JS_CGETSET_MAGIC_DEF("AbortSignal", lazy_get, lazy_set, JSAPI_ABORTSIGNAL),
 };
 
 /* Intrinsics by group, added on first use of one of their global names:
@@ -187,14 +274,20 @@ static JSValue intrinsic_set(JSContext *ctx, JSValueConst this_val, JSValueConst
     return JS_UNDEFINED;
 }
 
+static JSValue intrinsic_access(JSContext *ctx, JSValueConst this_val, int argc,
+                                JSValueConst *argv, int magic)
+{
+    return argc == 0 ? intrinsic_get(ctx, this_val, magic)
+                     : intrinsic_set(ctx, this_val, argv[0], magic);
+}
+
 static int install_lazy_intrinsics(JSContext *ctx, JSValueConst global)
 {
     JSCFunctionListEntry list[NLAZY_INTRINSICS];
     for (size_t k = 0; k < NLAZY_INTRINSICS; k++)
         list[k] = (JSCFunctionListEntry)JS_CGETSET_MAGIC_DEF(lazy_intrinsics[k].name, intrinsic_get,
                                                              intrinsic_set, (int16_t)k);
-    JS_SetPropertyFunctionList(ctx, global, list, (int)NLAZY_INTRINSICS);
-    return JS_HasException(ctx) ? -1 : 0;
+    return define_accessors(ctx, global, list, NLAZY_INTRINSICS, intrinsic_access);
 }
 
 int jsapi_install(JSContext *ctx, const jsapi_host *host)
@@ -204,19 +297,29 @@ int jsapi_install(JSContext *ctx, const jsapi_host *host)
         return -ENOMEM;
     st->host = *host;
     st->next_timer_id = 1;
+    st->origin_loop_ms = uv_now(host->loop);
+    st->origin_wall_ms = clock_wall_ms();
     for (int i = 0; i < JSAPI_NLAZY; i++)
         st->ctors[i] = JS_UNDEFINED;
     st->date_ctor = JS_UNDEFINED;
+    st->bundles[JSAPI_BUNDLE_STREAMS] = st->bundles[JSAPI_BUNDLE_BLOB] = JS_UNDEFINED;
     JS_SetContextOpaque(ctx, st);
 
     JSValue global = JS_GetGlobalObject(ctx);
-    JS_SetPropertyFunctionList(ctx, global, lazy_globals,
-                               sizeof lazy_globals / sizeof lazy_globals[0]);
-    int rc = install_lazy_intrinsics(ctx, global);
+    int rc = define_accessors(ctx, global, lazy_globals, sizeof lazy_globals / sizeof lazy_globals[0],
+                              lazy_access);
+    if (rc == 0)
+        rc = install_lazy_intrinsics(ctx, global);
     if (rc == 0)
         rc = jsapi_timers_install(ctx, global);
+    if (rc == 0) {
+        JS_SetPropertyFunctionList(ctx, global, jsapi_global_funcs, (int)jsapi_global_funcs_count);
+        rc = JS_HasException(ctx) ? -1 : 0;
+    }
     if (rc == 0)
         rc = jsapi_fetch_install(ctx, global);
+    if (rc == 0)
+        rc = jsapi_streams_install(ctx, global);
     if (rc == 0)
         rc = JS_SetPropertyStr(ctx, global, "self", JS_DupValue(ctx, global)) < 0 ? -1 : 0;
     JS_FreeValue(ctx, global);
@@ -234,6 +337,8 @@ void jsapi_uninstall(JSContext *ctx)
     for (int i = 0; i < JSAPI_NLAZY; i++)
         JS_FreeValue(ctx, st->ctors[i]);
     JS_FreeValue(ctx, st->date_ctor);
+    JS_FreeValue(ctx, st->bundles[JSAPI_BUNDLE_STREAMS]);
+    JS_FreeValue(ctx, st->bundles[JSAPI_BUNDLE_BLOB]);
     JS_SetContextOpaque(ctx, NULL);
     js_free(ctx, st);
 }

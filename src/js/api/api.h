@@ -1,6 +1,6 @@
 /* The Web API surface that an isolate's global scope offers (Headers,
- * Request, Response, console, timers, queueMicrotask), as native classes on
- * QuickJS. The isolate installs it once per context; everything else it
+ * Request, Response, console, timers, queueMicrotask as native classes on
+ * QuickJS; streams, Blob, File, FormData as build-time bytecode). The isolate installs it once per context; everything else it
  * needs from the isolate (the loop, the tenant name, how to enter and leave
  * JavaScript from a loop callback) comes through a jsapi_host, so the API
  * families do not know the isolate's internals.
@@ -82,10 +82,18 @@ void jsapi_uninstall(JSContext *ctx);
 JSValue jsapi_request_from_http(JSContext *ctx, const http_request *req, const char *url);
 /* True when v is a Response. */
 bool jsapi_is_response(JSContext *ctx, JSValueConst v);
-/* Sends a Response to w: status, headers, body with Content-Length; then
- * ends w. The one place where a JS Response becomes HTTP. Marks the body
- * used. 0, or a negative errno from the writer (w is ended either way). */
-int jsapi_response_send(JSContext *ctx, JSValueConst resp, http_writer *w);
+/* Sends a Response to w: status, headers, body; the one place where a JS
+ * Response becomes HTTP. Marks the body used. A body in memory goes with a
+ * Content-Length and w is ended before this returns: 0. A ReadableStream
+ * body goes out chunked as it is produced: 1, *sink is set, and when the
+ * stream has ended, failed, or the client has gone, done(opaque) is called
+ * just before w is ended (or aborted, cutting the response off). */
+typedef struct jsapi_sink jsapi_sink;
+int jsapi_response_send(JSContext *ctx, JSValueConst resp, http_writer *w, void (*done)(void *opaque),
+                        void *opaque, jsapi_sink **sink);
+/* Stops a streaming response (a limit, or the isolate going away): w is
+ * aborted; done is not called. No JavaScript runs. */
+void jsapi_sink_abort(JSContext *ctx, jsapi_sink *s);
 
 /* Appends a readable rendering of v (as console.log shows it) to b. */
 void jsapi_inspect(JSContext *ctx, JSValueConst v, buf *b);

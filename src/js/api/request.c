@@ -1,11 +1,14 @@
 /* Request (WHATWG Fetch): method, URL, headers and body of an HTTP request,
  * as the fetch handler receives it and as user code constructs it. The
- * body's read methods come from body.c. URL parsing arrives with the URL
- * issue; until then an absolute URL is only checked for a scheme. */
+ * body's read methods come from body.c. The URL is parsed by web/url.h and
+ * kept serialized; a worker has no base URL, so a relative one is a
+ * TypeError, as in Workers. */
 #include "js/api/api_internal.h"
 
 #include <string.h>
 #include <strings.h>
+
+#include "web/url.h"
 
 static void request_finalizer(JSRuntime *rt, JSValue val)
 {
@@ -22,8 +25,10 @@ static void request_finalizer(JSRuntime *rt, JSValue val)
 static void request_mark(JSRuntime *rt, JSValueConst val, JS_MarkFunc *mark)
 {
     jsapi_request *r = JS_GetOpaque(val, jsapi_request_class_id);
-    if (r)
+    if (r) {
         JS_MarkValue(rt, r->headers, mark);
+        jsapi_body_mark(rt, &r->body, mark);
+    }
 }
 
 const JSClassDef jsapi_request_class = { "Request", .finalizer = request_finalizer,
@@ -39,15 +44,26 @@ static jsapi_request *alloc_request(JSContext *ctx, JSValue obj)
     return r;
 }
 
-static bool has_scheme(const char *url)
+/* The serialized form of an absolute URL string (js_malloc'd), or NULL
+ * with a TypeError. */
+static char *parse_url(JSContext *ctx, JSValueConst input)
 {
-    const char *p = url;
-    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
-        return false;
-    while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-           *p == '+' || *p == '-' || *p == '.')
-        p++;
-    return *p == ':';
+    size_t len;
+    const char *s = jsapi_to_usv(ctx, input, &len);
+    if (!s)
+        return NULL;
+    url *u = NULL;
+    char *r = NULL;
+    if (url_parse_str(s, len, NULL, 0, &u) < 0) {
+        JS_ThrowTypeError(ctx, "Invalid URL: '%.200s'", s);
+    } else {
+        size_t n;
+        const char *href = url_get(u, URL_HREF, &n);
+        r = jsapi_strdup(ctx, href, n);
+        url_free(u);
+    }
+    JS_FreeCString(ctx, s);
+    return r;
 }
 
 /* Method names are case-normalized for the standard ones only (Fetch
@@ -97,7 +113,7 @@ static JSValue request_ctor(JSContext *ctx, JSValueConst new_target, int argc, J
 
     jsapi_request *src = JS_GetOpaque(input, jsapi_request_class_id);
     if (src) {
-        if (src->body.used) {
+        if (jsapi_body_used(ctx, &src->body)) {
             JS_ThrowTypeError(ctx, "Cannot construct a Request with a Request whose body is already used");
             goto fail;
         }
@@ -107,17 +123,10 @@ static JSValue request_ctor(JSContext *ctx, JSValueConst new_target, int argc, J
         if (!r->url || !r->method)
             goto fail;
     } else {
-        size_t len;
-        const char *s = JS_ToCStringLen(ctx, &len, input);
-        if (!s)
+        /* A URL object (or anything else) counts by its string value. */
+        r->url = parse_url(ctx, input);
+        if (!r->url)
             goto fail;
-        if (!has_scheme(s)) {
-            JS_ThrowTypeError(ctx, "Invalid URL: '%s'", s);
-            JS_FreeCString(ctx, s);
-            goto fail;
-        }
-        r->url = jsapi_strdup(ctx, s, len);
-        JS_FreeCString(ctx, s);
         r->method = jsapi_strdup(ctx, "GET", 3);
         if (!r->url || !r->method)
             goto fail;
@@ -226,7 +235,7 @@ static JSValue request_clone(JSContext *ctx, JSValueConst this_val, int argc, JS
     jsapi_request *r = this_request(ctx, this_val);
     if (!r)
         return JS_EXCEPTION;
-    if (r->body.used)
+    if (jsapi_body_used(ctx, &r->body))
         return JS_ThrowTypeError(ctx, "Cannot clone a Request whose body is already used");
     JSValue proto = JS_GetPrototype(ctx, this_val);
     if (JS_IsException(proto))
@@ -264,7 +273,18 @@ JSValue jsapi_request_from_http(JSContext *ctx, const http_request *req, const c
     if (!r)
         goto fail;
     r->method = jsapi_strdup(ctx, req->method, strlen(req->method));
-    r->url = jsapi_strdup(ctx, url, strlen(url));
+    /* Serialized as the URL parser has it (dot segments resolved, host
+     * lower-cased), so request.url equals new URL(request.url).href; a
+     * Host header that does not parse leaves the string as it came. */
+    struct url *parsed = NULL; /* `url` is the parameter here */
+    if (url_parse_str(url, strlen(url), NULL, 0, &parsed) == 0) {
+        size_t n;
+        const char *href = url_get(parsed, URL_HREF, &n);
+        r->url = jsapi_strdup(ctx, href, n);
+        url_free(parsed);
+    } else {
+        r->url = jsapi_strdup(ctx, url, strlen(url));
+    }
     if (!r->method || !r->url)
         goto fail;
     jsapi_headers *h;

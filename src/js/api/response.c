@@ -1,11 +1,15 @@
 /* Response (WHATWG Fetch): status, status text, headers and body of an
  * HTTP response, its static constructors (json, redirect, error), and
  * jsapi_response_send, the one place where a JS Response becomes bytes on
- * an http_writer. */
+ * an http_writer: at once with a Content-Length, or, for a stream body,
+ * chunk by chunk as the stream produces them. */
 #include "js/api/api_internal.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "core/log.h"
 
 static void response_finalizer(JSRuntime *rt, JSValue val)
 {
@@ -22,8 +26,10 @@ static void response_finalizer(JSRuntime *rt, JSValue val)
 static void response_mark(JSRuntime *rt, JSValueConst val, JS_MarkFunc *mark)
 {
     jsapi_response *r = JS_GetOpaque(val, jsapi_response_class_id);
-    if (r)
+    if (r) {
         JS_MarkValue(rt, r->headers, mark);
+        jsapi_body_mark(rt, &r->body, mark);
+    }
 }
 
 const JSClassDef jsapi_response_class = { "Response", .finalizer = response_finalizer,
@@ -247,7 +253,7 @@ static JSValue response_clone(JSContext *ctx, JSValueConst this_val, int argc, J
     jsapi_response *r = JS_GetOpaque2(ctx, this_val, jsapi_response_class_id);
     if (!r)
         return JS_EXCEPTION;
-    if (r->body.used)
+    if (jsapi_body_used(ctx, &r->body))
         return JS_ThrowTypeError(ctx, "Cannot clone a Response whose body is already used");
     JSValue proto = JS_GetPrototype(ctx, this_val);
     if (JS_IsException(proto))
@@ -282,13 +288,246 @@ bool jsapi_is_response(JSContext *ctx, JSValueConst v)
     return JS_GetOpaque(v, jsapi_response_class_id) != NULL;
 }
 
-int jsapi_response_send(JSContext *ctx, JSValueConst resp, http_writer *w)
+/* --- streaming a body to the client ---
+ * A sink reads the Response's stream chunk by chunk and writes each chunk
+ * as it comes (chunked encoding). It waits while the writer holds more
+ * than SINK_HIGH_WATER bytes the client has not taken, so a tenant that
+ * produces faster than the client reads cannot grow host memory. The
+ * sink's JS object keeps it alive for the promise reactions that point to
+ * it; `self` holds it while it runs. */
+#define SINK_HIGH_WATER (256 * 1024)
+#define SINK_POLL_MS 1
+
+JSClassID jsapi_sink_class_id;
+
+struct jsapi_sink {
+    JSContext *ctx;
+    http_writer *w;        /* NULL once finished */
+    JSValue self, reader;
+    uv_timer_t *timer;     /* while waiting for the client; freed on close */
+    void (*done)(void *opaque);
+    void *opaque;
+};
+
+static void sink_finalizer(JSRuntime *rt, JSValue val)
 {
+    js_free_rt(rt, JS_GetOpaque(val, jsapi_sink_class_id));
+}
+
+const JSClassDef jsapi_sink_class = { "ResponseSink", .finalizer = sink_finalizer };
+
+static void timer_closed(uv_handle_t *h) { free(h); }
+
+/* Ends (ok) or aborts the response and releases everything; s may be
+ * freed on return. */
+static void sink_finish(jsapi_sink *s, bool ok)
+{
+    JSContext *ctx = s->ctx;
+    http_writer *w = s->w;
+    if (!w)
+        return;
+    s->w = NULL;
+    JS_FreeValue(ctx, s->reader);
+    s->reader = JS_UNDEFINED;
+    if (s->timer) {
+        uv_close((uv_handle_t *)s->timer, timer_closed);
+        s->timer = NULL;
+    }
+    if (s->done)
+        s->done(s->opaque);
+    if (ok)
+        w->end(w);
+    else
+        http_writer_abort(w);
+    JSValue self = s->self;
+    s->self = JS_UNDEFINED;
+    JS_FreeValue(ctx, self); /* last: may free s */
+}
+
+/* The stream failed or the client went away: log why (if there is a why),
+ * cancel the stream with the reason (unless it has errored itself), abort
+ * the response. */
+static void sink_fail(jsapi_sink *s, JSValueConst reason, const char *what, bool cancel_stream)
+{
+    JSContext *ctx = s->ctx;
+    if (what) {
+        buf b;
+        buf_init(&b, 64 * 1024);
+        jsapi_inspect(ctx, reason, &b);
+        log_error("[%s] %s: %s", jsapi_state_of(ctx)->host.name, what, b.data ? b.data : "");
+        buf_free(&b);
+    }
+    if (cancel_stream) {
+        JSValue cancel = JS_GetPropertyStr(ctx, s->reader, "cancel");
+        JSValue r = JS_Call(ctx, cancel, s->reader, 1, &reason);
+        JS_FreeValue(ctx, cancel);
+        if (JS_IsException(r))
+            JS_FreeValue(ctx, JS_GetException(ctx));
+        JS_FreeValue(ctx, r);
+    }
+    sink_finish(s, false);
+}
+
+static void sink_read(jsapi_sink *s);
+
+static JSValue sink_on_read(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv,
+                            int magic, JSValue *data)
+{
+    jsapi_sink *s = JS_GetOpaque(data[0], jsapi_sink_class_id);
+    JSValueConst arg = argc ? argv[0] : JS_UNDEFINED;
+    if (!s || !s->w)
+        return JS_UNDEFINED;
+    if (magic) {
+        sink_fail(s, arg, "The Response body stream failed; the response was cut off", false);
+        return JS_UNDEFINED;
+    }
+    JSValue done = JS_GetPropertyStr(ctx, arg, "done");
+    int finished = JS_ToBool(ctx, done);
+    JS_FreeValue(ctx, done);
+    if (finished) {
+        sink_finish(s, true);
+        return JS_UNDEFINED;
+    }
+    JSValue value = JS_GetPropertyStr(ctx, arg, "value");
+    const uint8_t *p;
+    size_t len;
+    int kind = jsapi_bytes_of(ctx, value, &p, &len);
+    JS_FreeValue(ctx, value); /* the reader's result still holds it */
+    if (kind <= 0) {
+        if (kind == 0)
+            JS_ThrowTypeError(ctx, "a Response body stream chunk must be a Uint8Array");
+        JSValue e = JS_GetException(ctx);
+        sink_fail(s, e, "The Response body stream failed; the response was cut off", true);
+        JS_FreeValue(ctx, e);
+        return JS_UNDEFINED;
+    }
+    if (len && s->w->write(s->w, p, len) < 0) { /* the client has gone */
+        sink_fail(s, JS_UNDEFINED, NULL, true);
+        return JS_UNDEFINED;
+    }
+    sink_read(s);
+    return JS_UNDEFINED;
+}
+
+static void sink_on_timer(uv_timer_t *t)
+{
+    jsapi_sink *s = t->data;
+    if (http_writer_queued(s->w) > SINK_HIGH_WATER / 2)
+        return;
+    uv_timer_stop(t);
+    jsapi_state *st = jsapi_state_of(s->ctx);
+    if (!st->host.enter(st->host.opaque))
+        return; /* the isolate is broken: it aborts the sink */
+    sink_read(s);
+    st->host.leave(st->host.opaque, JS_UNDEFINED, "Uncaught exception in a Response body stream");
+}
+
+/* Asks for the next chunk, unless the client has too much to take first. */
+static void sink_read(jsapi_sink *s)
+{
+    JSContext *ctx = s->ctx;
+    if (!s->w)
+        return;
+    if (http_writer_queued(s->w) > SINK_HIGH_WATER) {
+        if (!s->timer) {
+            s->timer = malloc(sizeof *s->timer);
+            if (!s->timer)
+                abort(); /* host allocation */
+            uv_timer_init(jsapi_state_of(ctx)->host.loop, s->timer);
+            s->timer->data = s;
+        }
+        uv_timer_start(s->timer, sink_on_timer, SINK_POLL_MS, SINK_POLL_MS);
+        return;
+    }
+    JSValue read = JS_GetPropertyStr(ctx, s->reader, "read");
+    JSValue p = JS_Call(ctx, read, s->reader, 0, NULL);
+    JS_FreeValue(ctx, read);
+    JSValue ok = JS_UNDEFINED, ko = JS_UNDEFINED, r = JS_EXCEPTION;
+    if (!JS_IsException(p)) {
+        ok = JS_NewCFunctionData(ctx, sink_on_read, 1, 0, 1, &s->self);
+        ko = JS_NewCFunctionData(ctx, sink_on_read, 1, 1, 1, &s->self);
+        if (!JS_IsException(ok) && !JS_IsException(ko))
+            r = jsapi_promise_then(ctx, p, ok, ko);
+    }
+    JS_FreeValue(ctx, ok);
+    JS_FreeValue(ctx, ko);
+    JS_FreeValue(ctx, p);
+    if (JS_IsException(r)) {
+        JSValue e = JS_GetException(ctx);
+        sink_fail(s, e, "The Response body stream failed; the response was cut off", true);
+        JS_FreeValue(ctx, e);
+        return;
+    }
+    JS_FreeValue(ctx, r);
+}
+
+void jsapi_sink_abort(JSContext *ctx, jsapi_sink *s)
+{
+    if (!s || !s->w)
+        return;
+    s->done = NULL; /* the caller knows */
+    sink_finish(s, false);
+}
+
+/* Starts streaming r's stream body to w; 1, or 0 when w was answered (and
+ * ended) at once because the stream could not be read. */
+static int send_stream(JSContext *ctx, jsapi_response *r, const http_headers *hh, http_writer *w,
+                       void (*done)(void *opaque), void *opaque, jsapi_sink **out)
+{
+    JSValue stream = r->body.stream;
+    r->body.stream = JS_UNDEFINED;
+    r->body.used = true;
+    JSValue get = JS_GetPropertyStr(ctx, stream, "getReader");
+    JSValue reader = JS_Call(ctx, get, stream, 0, NULL);
+    JS_FreeValue(ctx, get);
+    JS_FreeValue(ctx, stream); /* the reader holds it */
+    JSValue self = JS_UNDEFINED;
+    jsapi_sink *s = NULL;
+    if (!JS_IsException(reader))
+        self = JS_NewObjectClass(ctx, (int)jsapi_sink_class_id);
+    if (!JS_IsException(reader) && !JS_IsException(self))
+        s = js_mallocz(ctx, sizeof *s);
+    if (!s) {
+        JSValue e = JS_GetException(ctx);
+        buf b;
+        buf_init(&b, 4096);
+        jsapi_inspect(ctx, e, &b);
+        log_error("[%s] cannot read the Response body stream: %s", jsapi_state_of(ctx)->host.name,
+                  b.data ? b.data : "");
+        buf_free(&b);
+        JS_FreeValue(ctx, e);
+        JS_FreeValue(ctx, reader);
+        JS_FreeValue(ctx, self);
+        http_writer_error(w, 500, "The worker's Response body stream could not be read.");
+        return 0;
+    }
+    s->ctx = ctx;
+    s->w = w;
+    s->self = self;
+    s->reader = reader;
+    s->done = done;
+    s->opaque = opaque;
+    JS_SetOpaque(self, s);
+    *out = s;
+    if (w->start(w, r->status, hh, -1) < 0) {
+        sink_fail(s, JS_UNDEFINED, NULL, true);
+        return 1;
+    }
+    sink_read(s);
+    return 1;
+}
+
+int jsapi_response_send(JSContext *ctx, JSValueConst resp, http_writer *w, void (*done)(void *opaque),
+                        void *opaque, jsapi_sink **sink)
+{
+    *sink = NULL;
     jsapi_response *r = JS_GetOpaque(resp, jsapi_response_class_id);
-    if (!r || r->body.used || r->status < 200) {
+    bool used = r && jsapi_body_used(ctx, &r->body);
+    if (!r || used || r->status < 200) {
         /* The caller checks for a Response first; this is the last guard. */
-        return http_writer_error(w, 500, r && r->body.used ? "The Response body was already used"
-                                                           : "The worker returned an invalid Response");
+        http_writer_error(w, 500, used ? "The Response body was already used"
+                                       : "The worker returned an invalid Response");
+        return 0;
     }
     http_headers hh;
     http_headers_init(&hh);
@@ -296,14 +535,20 @@ int jsapi_response_send(JSContext *ctx, JSValueConst resp, http_writer *w)
     for (size_t i = 0; h && i < h->count; i++)
         http_headers_add(&hh, h->items[i].name, h->items[i].name_len, h->items[i].value,
                          h->items[i].value_len);
+    int rc = 0;
+    if (JS_IsObject(r->body.stream)) {
+        rc = send_stream(ctx, r, &hh, w, done, opaque, sink);
+        http_headers_free(&hh);
+        return rc;
+    }
     r->body.used = r->body.present;
-    int rc = w->start(w, r->status, &hh, (int64_t)r->body.len);
+    rc = w->start(w, r->status, &hh, (int64_t)r->body.len);
     if (rc == 0 && r->body.len)
         rc = w->write(w, r->body.data, r->body.len);
     http_headers_free(&hh);
     jsapi_body_free(JS_GetRuntime(ctx), &r->body);
     w->end(w);
-    return rc;
+    return 0;
 }
 
 static const JSCFunctionListEntry response_funcs[] = {

@@ -109,6 +109,12 @@ static JSValue set_timer(JSContext *ctx, JSValueConst this_val, int argc, JSValu
     return JS_NewUint32(ctx, t->id);
 }
 
+JSValue jsapi_set_timeout(JSContext *ctx, JSValueConst fn, double ms)
+{
+    JSValueConst argv[2] = { fn, JS_NewFloat64(ctx, ms) };
+    return set_timer(ctx, JS_UNDEFINED, 2, argv, 0);
+}
+
 static JSValue clear_timer(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
 {
     jsapi_state *st = jsapi_state_of(ctx);
