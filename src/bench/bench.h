@@ -84,7 +84,7 @@ typedef struct bench_row {
     double rps, rps_wrk;      /* 0: not measured */
     double mem_kb;            /* per idle instance; 0: not measured */
     size_t mem_instances;
-    char note[160];
+    char note[512];
 } bench_row;
 
 typedef struct bench_report {
