@@ -545,6 +545,10 @@ static int measure_warm(ctx *c, bench_row *row, int netns, int port, const char 
     if (rc != 0)
         return rc;
     row->rps = lr.rps;
+    if (lr.ok == 0)
+        snprintf(row->note + strlen(row->note), sizeof row->note - strlen(row->note),
+                 "throughput: no response completed in the %.1f s window (%d connections); ", c->load_ms / 1000.0,
+                 c->connections);
     if (lr.errors)
         snprintf(row->note + strlen(row->note), sizeof row->note - strlen(row->note),
                  "%zu errors under load; ", lr.errors);
@@ -572,8 +576,12 @@ static int measure_warm(ctx *c, bench_row *row, int netns, int port, const char 
             pclose(p);
             fclose(m);
             double rps, p50, p99;
-            if (bench_parse_wrk(text, &rps, &p50, &p99) == 0)
+            if (bench_parse_wrk(text, &rps, &p50, &p99) == 0) {
                 row->rps_wrk = rps;
+                if (rps <= 0)
+                    snprintf(row->note + strlen(row->note), sizeof row->note - strlen(row->note),
+                             "wrk: 0 requests/s; ");
+            }
             else /* say why instead of an empty cell */
                 snprintf(row->note + strlen(row->note), sizeof row->note - strlen(row->note),
                          "wrk gave no figure (%.60s); ", text ? text : "");
@@ -1223,8 +1231,8 @@ int bench_run(const bench_opts *o, bench_report *r, err *e)
     c.steps = 0;
     for (int t = 0; t < 3; t++)
         c.steps += o->tiers[t] ? 3 : 0;
-    if (o->peers)
-        c.steps += (o->tiers[0] ? 3 : 0) + (o->tiers[2] ? 3 : 0);
+    if (o->peers) /* workerd; atoll container run and crun */
+        c.steps += (o->tiers[0] ? 3 : 0) + (o->tiers[2] ? 6 : 0);
 
     r->cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
     now_loadavg(r->load);
