@@ -84,7 +84,8 @@ const char *bench_boundary(const char *tier)
         return "its own processes in pid/mount/uts/ipc namespaces with a pivot_root'd read-only rootfs, "
                "cgroup limits, dropped capabilities, no_new_privs and a Docker-like seccomp profile; the "
                "tenant runs native code and talks to the kernel directly (hundreds of syscalls allowed); "
-               "its own empty network namespace (only loopback), which the bench enters to connect";
+               "its own network namespace with only loopback, where atoll (for the peers: the bench) connects to "
+               "its server";
     return "";
 }
 
