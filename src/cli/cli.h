@@ -6,6 +6,7 @@
 
 #define ATOLL_VERSION "0.1.0"
 
+int cli_bench(int argc, char **argv);
 int cli_container(int argc, char **argv);
 int cli_dev(int argc, char **argv);
 int cli_kv(int argc, char **argv);

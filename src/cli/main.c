@@ -10,6 +10,7 @@ static const struct command {
     int (*run)(int argc, char **argv);
     const char *summary;
 } commands[] = {
+    {"bench", cli_bench, "measure the tiers (and peers) on this machine: the isolation trade-off table"},
     {"container", cli_container, "run an OCI bundle in the foreground, like `crun run`"},
     {"dev", cli_dev, "serve one worker locally, reloading it when its files change"},
     {"kv", cli_kv, "read and write a KV namespace from the shell (get, put, delete, list)"},
