@@ -347,7 +347,7 @@ done:
 static const char *const tenant_keys[] = {
     "name", "main", "routes", "route", "vars", "kv_namespaces", "limits", "tier", "cordon",
     "triggers", "wrangler", "compatibility_date", "compatibility_flags", "preopen", "fetch_allow",
-    NULL,
+    "port", "idle_timeout_s", "start_timeout_ms", NULL,
 };
 
 /* Reads the tenant keys of `obj` (from `r->file`, relative paths against

@@ -123,6 +123,28 @@ static void full_config_is_read(void **state)
     free(path);
 }
 
+static void container_keys_are_known(void **state)
+{
+    char *bundle = xasprintf("%s/bundle", dir);
+    mkdir(bundle, 0755);
+    char *text = xasprintf("{ \"workers\": [ { \"name\": \"c\", \"tier\": \"container\", \"main\": \"%s\","
+                           " \"port\": 8080, \"idle_timeout_s\": 5, \"start_timeout_ms\": 2000 } ] }", bundle);
+    char *path = write_file("ctr.jsonc", text);
+    atoll_config cfg;
+    err e;
+    int rc = config_load(path, &cfg, &e);
+    if (rc)
+        fail_msg("%s", e.msg);
+    assert_int_equal(cfg.nwarnings, 0);
+    assert_int_equal(cfg.workers[0].container_port, 8080);
+    assert_int_equal(cfg.workers[0].idle_timeout_s, 5);
+    assert_int_equal(cfg.workers[0].start_timeout_ms, 2000);
+    config_free(&cfg);
+    free(path);
+    free(text);
+    free(bundle);
+}
+
 static void defaults_apply_to_an_empty_config(void **state)
 {
     char *path = write_file("empty.jsonc", "{}\n");
@@ -265,6 +287,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(jsonc_strips_comments_and_trailing_commas),
         cmocka_unit_test(full_config_is_read),
+        cmocka_unit_test(container_keys_are_known),
         cmocka_unit_test(defaults_apply_to_an_empty_config),
         cmocka_unit_test(wrangler_file_is_followed),
         cmocka_unit_test(unknown_keys_warn_with_their_path),
