@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Hello-world throughput and latency: wrk against atoll and against
 # Cloudflare's workerd serving the same module, in one run, with the ratio.
-# usage: bench/throughput.sh [ATOLL_BIN] [--duration S] [--connections N] [--no-peer]
+# usage: bench/throughput.sh [ATOLL_BIN] [--duration S] [--connections N] [--no-peer] [--serve]
+# --serve: atoll as deployed — `atoll serve`, one worker process per core —
+# instead of the single-process `atoll dev`.
 # workerd comes from the npm registry into ${PEERS_CACHE:-$HOME/.cache/atoll-peers}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,11 +11,13 @@ atoll=build/release/atoll
 duration=10
 conns=64
 peer=1
+serve=0
 while [ $# -gt 0 ]; do
   case $1 in
     --duration) duration=$2; shift 2 ;;
     --connections) conns=$2; shift 2 ;;
     --no-peer) peer=0; shift ;;
+    --serve) serve=1; shift ;;
     -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
     *) atoll=$1; shift ;;
   esac
@@ -45,13 +49,19 @@ measure() {
 }
 
 port=$(free_port)
-"$atoll" dev "$module" --port "$port" --no-watch --quiet 2>"$tmp/atoll.log" &
+if [ "$serve" = 1 ]; then
+  printf '{ "listen": "127.0.0.1:%s", "processes": %s, "state_dir": "%s/state",\n  "workers": [ { "name": "hello", "main": "%s", "routes": ["*/*"] } ] }\n' \
+    "$port" "$(nproc)" "$tmp" "$module" >"$tmp/atoll.jsonc"
+  "$atoll" serve --config "$tmp/atoll.jsonc" --no-access-log 2>"$tmp/atoll.log" &
+else
+  "$atoll" dev "$module" --port "$port" --no-watch --quiet 2>"$tmp/atoll.log" &
+fi
 pids+=($!)
 wait_port "$port"
 read -r a_rps a_p50 a_p99 < <(measure "$port")
 echo "command: wrk -t2 -c$conns -d${duration}s --latency http://127.0.0.1:PORT/   ($(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
 printf '%-8s %12s %10s %10s\n' server req/s p50_ms p99_ms
-printf '%-8s %12s %10s %10s\n' atoll "$a_rps" "$a_p50" "$a_p99"
+printf '%-8s %12s %10s %10s   (%s)\n' atoll "$a_rps" "$a_p50" "$a_p99" "$([ "$serve" = 1 ] && echo "atoll serve, $(nproc) processes" || echo "atoll dev, 1 process")"
 
 if [ "$peer" = 1 ]; then
   cache=${PEERS_CACHE:-$HOME/.cache/atoll-peers}
