@@ -24,3 +24,16 @@ echo "== atoll serve: hello-world throughput, 1,000 tenants, random Host (wrk), 
 bench/serve_throughput.py "$out/atoll"
 echo "== KV from a worker under atoll serve: hello vs get vs put, SQLite and Redis (wrk)"
 bench/kv_serve.sh "$out/atoll"
+echo
+echo "== hello-world throughput: atoll serve (one process per core) vs workerd (wrk)"
+bench/throughput.sh "$out/atoll" --serve
+echo
+echo "== WebAssembly: compute vs native and workerd, cold start, compile, throughput"
+bench/wasm_bench.sh "$out"
+echo
+echo "== containers: atoll container run vs crun run; cold start of a container tenant beside JS and wasm"
+bench/container_start.sh 50
+bench/container_cold_start.py
+echo
+echo "== every tier side by side, with peers (atoll bench)"
+"$out/atoll" bench --peers
