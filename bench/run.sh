@@ -33,7 +33,7 @@ bench/wasm_bench.sh "$out"
 echo
 echo "== containers: atoll container run vs crun run; cold start of a container tenant beside JS and wasm"
 bench/container_start.sh 50
-bench/container_cold_start.py
+bench/container_cold_start.py "$out/atoll"
 echo
 echo "== every tier side by side, with peers (atoll bench)"
 "$out/atoll" bench --peers
