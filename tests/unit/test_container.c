@@ -184,8 +184,12 @@ static int count_dir(const char *path, bool dirs_only)
     struct dirent *de;
     if (!d)
         return 0;
+    /* Cgroups: only this process's containers ("atoll-<pid>-<n>"), so
+     * that other processes' cgroups coming and going do not count. */
+    char mine[64];
+    snprintf(mine, sizeof mine, "atoll-%d-", (int)getpid());
     while ((de = readdir(d)))
-        if (de->d_name[0] != '.' && (!dirs_only || de->d_type == DT_DIR))
+        if (de->d_name[0] != '.' && (!dirs_only || (de->d_type == DT_DIR && strncmp(de->d_name, mine, strlen(mine)) == 0)))
             n++;
     closedir(d);
     return n;
@@ -194,10 +198,12 @@ static int count_dir(const char *path, bool dirs_only)
 static usage measure(void)
 {
     usage u = {count_dir("/proc/self/fd", false), 0, 0};
+    /* Mounts that involve the bundle: a leak would be one of those (other
+     * processes' mounts coming and going do not count). */
     FILE *f = fopen("/proc/self/mountinfo", "re");
-    int c;
-    while ((c = fgetc(f)) != EOF)
-        u.mounts += c == '\n';
+    char mline[8192];
+    while (fgets(mline, sizeof mline, f))
+        u.mounts += strstr(mline, bundle_dir) != NULL;
     fclose(f);
     f = fopen("/proc/self/cgroup", "re");
     char line[4096];
@@ -290,13 +296,14 @@ static void lifecycle_leaves_nothing_behind(void **state)
         ctr_destroy(c);
     }
     usage after = measure();
+    ctr_spec_free(s); /* before the checks: a failed one must not also leak */
+    s = NULL;
     assert_int_equal(after.fds, before.fds);
     assert_int_equal(after.mounts, before.mounts);
     assert_int_equal(after.cgroups, before.cgroups);
     /* No child at all, so no zombie either. */
     assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
     assert_int_equal(errno, ECHILD);
-    ctr_spec_free(s);
 }
 
 /* The kernel's OOM kills in the container's cgroup are counted (what the
@@ -406,9 +413,10 @@ static void concurrent_containers(void **state)
         ctr_destroy(c[i]);
     }
     usage after = measure();
+    ctr_spec_free(s); /* before the checks: a failed one must not also leak */
+    s = NULL;
     assert_int_equal(after.fds, before.fds);
     assert_int_equal(after.cgroups, before.cgroups);
-    ctr_spec_free(s);
 }
 
 static void bad_name_is_refused(void **state)
@@ -448,9 +456,10 @@ static void start_timeout_is_enforced(void **state)
         assert_string_equal(e.msg, "start container: setup did not finish within 1 ms");
     }
     usage after = measure();
+    ctr_spec_free(s); /* before the checks: a failed one must not also leak */
+    s = NULL;
     assert_int_equal(after.fds, before.fds);
     assert_int_equal(after.cgroups, before.cgroups);
-    ctr_spec_free(s);
 }
 
 int main(void)
