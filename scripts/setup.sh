@@ -9,7 +9,7 @@ packages=(
   build-essential pkg-config ca-certificates curl xz-utils dpkg-dev openssl
   libuv1-dev node-llhttp libjansson-dev libseccomp-dev libcap-dev libunistring-dev libssl-dev
   libcurl4-openssl-dev libcmocka-dev clang libclang-rt-14-dev
-  python3 wrk busybox-static crun gnuplot-nox fonts-dejavu-core
+  python3 procps wrk busybox-static crun gnuplot-nox fonts-dejavu-core
   libsqlite3-dev libhiredis-dev redis-server
   wabt wasi-libc lld libclang-rt-14-dev-wasm32
 )

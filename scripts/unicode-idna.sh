@@ -13,7 +13,7 @@ out=$deps/tr46/mappingTable.json
 work=$deps/tr46-download
 rm -rf "$work" "$deps/tr46"
 mkdir -p "$work" "$deps/tr46"
-(cd "$work" && npm pack --silent "tr46@$version" >/dev/null 2>npm.log) || {
+(cd "$work" && npm pack --loglevel=error "tr46@$version" >/dev/null 2>npm.log) || {
   echo "unicode-idna: npm pack tr46@$version failed:" >&2; cat "$work/npm.log" >&2; exit 1; }
 tarball=$work/tr46-$version.tgz
 got="sha512-$(openssl dgst -sha512 -binary "$tarball" | base64 -w0)"

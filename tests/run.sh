@@ -31,6 +31,10 @@ count() {
   if [ "$f" -ne 0 ]; then
     failures+=("$name")
     echo "--- $name (exit $rc) ---"
+    # The failing checks themselves first: a sanitizer's leak report after an
+    # aborted test can push them out of the tail.
+    grep -E '^\[  (ERROR +|FAILED  )\]|^\[   LINE   \]|^ERROR: |^not ok ' "$file" | head -n 40
+    echo "--- $name: last 60 lines ---"
     tail -n 60 "$file"
   fi
   printf '%-40s %4d passed, %d failed\n' "$name" "$p" "$f"
