@@ -75,8 +75,16 @@ static int enter_namespaces(const sandbox_options *opt, const char **skipped, er
         return err_set(e, -errno, "sandbox: unshare mount+ipc namespaces: %s", strerror(errno));
     }
     /* Mount events in here must never propagate back to the host. */
-    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+        /* A chroot whose root is not a mount point: the namespace exists but
+         * mounts cannot be made private, so nothing is mounted in it. */
+        if (errno == EINVAL) {
+            if (skipped)
+                *skipped = "read-only filesystem (\"/\" is not a mount point, e.g. a plain chroot)";
+            return 0;
+        }
         return err_set(e, -errno, "sandbox: make mounts private: %s", strerror(errno));
+    }
     return opt->readonly_root ? make_root_readonly(opt->writable, e) : 0;
 }
 
