@@ -72,6 +72,7 @@ struct http_proxy_upstream {
     char *path;
     http_proxy_open_cb open;
     void *open_data;
+    bool open_connects;   /* UP_OPEN: the callback's socket is unconnected; connect it to addr */
     qlink idle;
     size_t n_idle, n_conns, opened;
     bool freed;
@@ -783,6 +784,10 @@ static pconn *pconn_open(http_proxy_upstream *u)
             c->io.h.data = c;
             if (rc)
                 close(fd); /* not adopted by the handle */
+            else if (u->open_connects && domain != AF_UNIX)
+                /* Connecting on the loop: a full listen backlog upstream
+                 * (SYNs retried for seconds) never stalls it. */
+                rc = uv_tcp_connect(&c->creq, &c->io.tcp, (const struct sockaddr *)&u->addr, on_connect);
             else
                 c->connected = true;
         } else if (rc > 0 || rc < -4095) {
@@ -929,6 +934,26 @@ int http_proxy_upstream_unix(uv_loop_t *loop, const char *path, const http_proxy
         return err_set(e, -ENAMETOOLONG, "proxy upstream: bad socket path '%s'", path);
     upstream_new(loop, o, UP_UNIX, out);
     (*out)->path = xstrdup(path);
+    return 0;
+}
+
+int http_proxy_upstream_open_connect(uv_loop_t *loop, http_proxy_open_cb open, void *open_data,
+                                     const char *ip, int port, const http_proxy_opts *o,
+                                     http_proxy_upstream **out, err *e)
+{
+    http_proxy_upstream *u;
+    int rc = http_proxy_upstream_tcp(loop, ip, port, o, &u, e); /* checks and stores the address */
+    if (rc != 0)
+        return rc;
+    if (!open) {
+        http_proxy_upstream_free(u);
+        return err_set(e, -EINVAL, "proxy upstream: no open callback");
+    }
+    u->kind = UP_OPEN;
+    u->open = open;
+    u->open_data = open_data;
+    u->open_connects = true;
+    *out = u;
     return 0;
 }
 

@@ -64,6 +64,13 @@ int http_proxy_upstream_unix(uv_loop_t *loop, const char *path, const http_proxy
                              http_proxy_upstream **out, err *e);
 int http_proxy_upstream_open(uv_loop_t *loop, http_proxy_open_cb open, void *open_data,
                              const http_proxy_opts *o, http_proxy_upstream **out, err *e);
+/* Like http_proxy_upstream_open, but the callback returns a socket that is
+ * not connected yet (e.g. made in a container's network namespace) and the
+ * proxy connects it to ip:port on the loop, bounded by connect_timeout_ms:
+ * an upstream whose listen backlog is full never stalls the loop. */
+int http_proxy_upstream_open_connect(uv_loop_t *loop, http_proxy_open_cb open, void *open_data,
+                                     const char *ip, int port, const http_proxy_opts *o,
+                                     http_proxy_upstream **out, err *e);
 /* Closes the idle connections. Forwards in flight go on and free their
  * connections when they end; the upstream itself is freed after the last one. */
 void http_proxy_upstream_free(http_proxy_upstream *u);

@@ -248,10 +248,12 @@ static void flush_queue(ctenant *ct)
     }
 }
 
-/* Port mode: a TCP socket made inside the container's network namespace,
- * connected to its 127.0.0.1:PORT. The loop thread enters that namespace
- * only for the socket() call. */
-static int open_in_container(void *data, int *out)
+/* Port mode: a TCP socket made inside the container's network namespace.
+ * The loop thread enters that namespace only for the socket() call; the
+ * proxy then connects it to 127.0.0.1:PORT asynchronously, so a server
+ * whose listen backlog is full (SYNs retried for seconds) never stalls the
+ * loop. */
+static int socket_in_container(void *data, int *out)
 {
     ctenant *ct = data;
     if (!ct->c)
@@ -263,7 +265,7 @@ static int open_in_container(void *data, int *out)
     if (setns(ctr_pidfd(ct->c), CLONE_NEWNET) != 0) {
         rc = -errno;
     } else {
-        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
             rc = -errno;
         if (setns(self, CLONE_NEWNET) != 0)
@@ -272,16 +274,26 @@ static int open_in_container(void *data, int *out)
     close(self);
     if (rc != 0)
         return rc;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)ct->tc->container_port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    /* Loopback inside the namespace: connected or refused at once. */
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        rc = -errno;
-        close(fd);
-        return rc;
-    }
     *out = fd;
     return 0;
+}
+
+/* Readiness while the container starts: is its server listening yet? On
+ * loopback a connect to a listening port (with room in its backlog) or to
+ * a closed one completes at once. */
+static bool listening_in_container(ctenant *ct)
+{
+    int fd;
+    if (socket_in_container(ct, &fd) != 0)
+        return false;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)ct->tc->container_port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    /* Blocking, so the answer is known now (refused or accepted). */
+    int flags = fcntl(fd, F_GETFL);
+    bool ok = flags >= 0 && fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == 0 &&
+              connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    close(fd);
+    return ok;
 }
 
 static void stop_container(ctenant *ct);
@@ -291,9 +303,7 @@ static void on_timer(uv_timer_t *t)
     ctenant *ct = t->data;
     if (ct->state == C_STARTING) {
         /* Port mode: is the server listening yet? */
-        int fd;
-        if (open_in_container(ct, &fd) == 0) {
-            close(fd);
+        if (listening_in_container(ct)) {
             ct->state = C_RUNNING;
             log_tenant(LOG_INFO, ct->tc->name, "container ready after %llu ms",
                        (unsigned long long)(now_ms() - ct->started_ms));
@@ -440,7 +450,8 @@ static int start_container(ctenant *ct, err *e)
     http_proxy_opts po;
     http_proxy_opts_defaults(&po);
     po.connect_timeout_ms = ct->tc->start_timeout_ms;
-    rc = ct->tc->container_port ? http_proxy_upstream_open(&cs->loop, open_in_container, ct, &po, &ct->up, e)
+    rc = ct->tc->container_port ? http_proxy_upstream_open_connect(&cs->loop, socket_in_container, ct, "127.0.0.1",
+                                                                   ct->tc->container_port, &po, &ct->up, e)
                                 : http_proxy_upstream_unix(&cs->loop, ct->sock_path, &po, &ct->up, e);
     if (rc != 0) {
         ctr_destroy(ct->c);
