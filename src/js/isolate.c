@@ -201,7 +201,7 @@ static void log_exception(iso *i, JSValueConst exc, const char *what)
     buf b;
     buf_init(&b, 64 * 1024);
     describe(i->ctx, exc, &b);
-    log_error("[%s] %s: %s", i->name, what, b.data ? b.data : "");
+    log_tenant(LOG_ERROR, i->name, "%s: %s", what, b.data ? b.data : "");
     buf_free(&b);
 }
 
@@ -313,12 +313,12 @@ static void event_finish(iso_req *r, int outcome)
     void (*done)(void *, int) = r->done;
     void *data = r->done_data;
     if (outcome == 0)
-        log_info("[%s] scheduled event \"%s\": ok", i->name, r->cron);
+        log_tenant(LOG_INFO, i->name, "scheduled event \"%s\": ok", r->cron);
     else if (i->limit)
-        log_error("[%s] scheduled event \"%s\": exceeded the %s limit", i->name, r->cron,
+        log_tenant(LOG_ERROR, i->name, "scheduled event \"%s\": exceeded the %s limit", r->cron,
                   limits[i->limit].text);
     else
-        log_error("[%s] scheduled event \"%s\": failed", i->name, r->cron);
+        log_tenant(LOG_ERROR, i->name, "scheduled event \"%s\": failed", r->cron);
     free(r->cron);
     r->cron = NULL;
     req_done(r);
@@ -354,8 +354,8 @@ static iso_req *req_find(iso *i, uint64_t id)
 static void fail_all(iso *i)
 {
     i->limit_reported = true;
-    log_error("[%s] exceeded its %s limit; the isolate is discarded (%zu job(s) in flight)",
-              i->name, limits[i->limit].text, i->inflight);
+    log_tenant(LOG_ERROR, i->name, "exceeded its %s limit; the isolate is discarded (%zu job(s) in flight)",
+               limits[i->limit].text, i->inflight);
     char *msg = xasprintf("The worker exceeded its %s limit.", limits[i->limit].text);
     while (i->reqs)
         req_fail(i->reqs, limits[i->limit].status, msg);
@@ -506,7 +506,7 @@ static void complete(iso *i, uint64_t id, JSValue value)
         buf b;
         buf_init(&b, 256);
         jsapi_inspect(i->ctx, value, &b);
-        log_error("[%s] the fetch handler did not return a Response (got %s)", i->name,
+        log_tenant(LOG_ERROR, i->name, "the fetch handler did not return a Response (got %s)",
                   b.data ? b.data : "");
         buf_free(&b);
         req_fail(r, 500, "The worker's fetch handler did not return a Response.");
@@ -619,9 +619,8 @@ static void waits_expired(uv_timer_t *t)
         n++;
     }
     if (n)
-        log_warn("[%s] %zu waitUntil() promise(s) abandoned: still pending after the wall time limit "
-                 "(%llu ms)",
-                 i->name, n, (unsigned long long)i->opt.wall_ms);
+        log_tenant(LOG_WARN, i->name, "%zu waitUntil() promise(s) abandoned: still pending after the wall time "
+                   "limit (%llu ms)", n, (unsigned long long)i->opt.wall_ms);
     arm_wait_timer(i);
 }
 
@@ -797,7 +796,7 @@ void iso_dispatch(iso *i, http_request *req, http_writer *w)
         return;
     }
     if (!i->has_fetch) {
-        log_error("[%s] a request came in, but the worker has no fetch handler", i->name);
+        log_tenant(LOG_ERROR, i->name, "a request came in, but the worker has no fetch handler");
         http_writer_error(w, 500, "The worker has no fetch handler.");
         return;
     }
@@ -845,7 +844,7 @@ void iso_dispatch(iso *i, http_request *req, http_writer *w)
             result = JS_UNDEFINED;
             r = req_find(i, id);
             if (r && !r->responded) {
-                log_error("[%s] no fetch listener called respondWith()", i->name);
+                log_tenant(LOG_ERROR, i->name, "no fetch listener called respondWith()");
                 req_fail(r, 500, "The worker did not respond to the request.");
             }
         }

@@ -173,8 +173,7 @@ void jsapi_report_exception(JSContext *ctx, const char *what)
     jsapi_inspect(ctx, exc, &b);
     if (JS_HasException(ctx))
         JS_FreeValue(ctx, JS_GetException(ctx));
-    log_error("[%s] uncaught exception in %s: %s", st ? st->host.name : "?", what,
-              b.data ? b.data : "");
+    log_tenant(LOG_ERROR, st ? st->host.name : "?", "uncaught exception in %s: %s", what, b.data ? b.data : "");
     buf_free(&b);
     JS_FreeValue(ctx, exc);
 }

@@ -355,7 +355,7 @@ static void sink_fail(jsapi_sink *s, JSValueConst reason, const char *what, bool
         buf b;
         buf_init(&b, 64 * 1024);
         jsapi_inspect(ctx, reason, &b);
-        log_error("[%s] %s: %s", jsapi_state_of(ctx)->host.name, what, b.data ? b.data : "");
+        log_tenant(LOG_ERROR, jsapi_state_of(ctx)->host.name, "%s: %s", what, b.data ? b.data : "");
         buf_free(&b);
     }
     if (cancel_stream) {
@@ -493,8 +493,8 @@ static int send_stream(JSContext *ctx, jsapi_response *r, const http_headers *hh
         buf b;
         buf_init(&b, 4096);
         jsapi_inspect(ctx, e, &b);
-        log_error("[%s] cannot read the Response body stream: %s", jsapi_state_of(ctx)->host.name,
-                  b.data ? b.data : "");
+        log_tenant(LOG_ERROR, jsapi_state_of(ctx)->host.name, "cannot read the Response body stream: %s",
+                   b.data ? b.data : "");
         buf_free(&b);
         JS_FreeValue(ctx, e);
         JS_FreeValue(ctx, reader);
