@@ -16,30 +16,12 @@
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "js/isolate.h"
+#include "support/capture.h"
 
 #define FIXTURE "tests/fixtures/workers/crypto.js"
 
 static uv_loop_t loop;
 
-typedef struct capture {
-    http_writer w;
-    int status;
-    buf body;
-    int ends;
-} capture;
-
-static int cap_start(http_writer *w, int status, const http_headers *h, int64_t content_length)
-{
-    ((capture *)w)->status = status;
-    return 0;
-}
-
-static int cap_write(http_writer *w, const void *data, size_t len)
-{
-    return buf_append(&((capture *)w)->body, data, len);
-}
-
-static void cap_end(http_writer *w) { ((capture *)w)->ends++; }
 
 static iso *load_file(const char *path, uint64_t cpu_ms, size_t memory_limit)
 {
@@ -67,9 +49,7 @@ static void get(iso *i, capture *c, const char *target, bool wait)
     req.method = xstrdup("GET");
     req.target = xstrdup(target);
     http_headers_add_str(&req.headers, "Host", "crypto.test");
-    memset(c, 0, sizeof *c);
-    c->w = (http_writer){ .start = cap_start, .write = cap_write, .end = cap_end };
-    buf_init(&c->body, BUF_UNLIMITED);
+    capture_init(c);
     iso_dispatch(i, &req, &c->w);
     while (wait && c->ends == 0 && uv_run(&loop, UV_RUN_ONCE))
         ;

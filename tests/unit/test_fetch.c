@@ -21,6 +21,7 @@
 #include "http/egress.h"
 #include "http/server.h"
 #include "js/isolate.h"
+#include "support/capture.h"
 
 #define FIXTURE "tests/fixtures/workers/fetch_cases.js"
 
@@ -137,25 +138,6 @@ static int upstream_stop(void **state)
 
 /* --- a writer that records the response --- */
 
-typedef struct capture {
-    http_writer w;
-    int status;
-    buf body;
-    int ends;
-} capture;
-
-static int cap_start(http_writer *w, int status, const http_headers *h, int64_t content_length)
-{
-    ((capture *)w)->status = status;
-    return 0;
-}
-
-static int cap_write(http_writer *w, const void *data, size_t len)
-{
-    return buf_append(&((capture *)w)->body, data, len);
-}
-
-static void cap_end(http_writer *w) { ((capture *)w)->ends++; }
 
 static iso *load_opt(const iso_options *opt)
 {
@@ -192,8 +174,8 @@ static char *run(iso *i, const char *path, int *status, const char *down)
 {
     http_request req;
     make_request(&req, path, down);
-    capture c = { .w = { cap_start, cap_write, cap_end } };
-    buf_init(&c.body, BUF_UNLIMITED);
+    capture c;
+    capture_init(&c);
     iso_dispatch(i, &req, &c.w);
     while (c.ends == 0 && uv_run(&loop, UV_RUN_ONCE))
         ;
@@ -376,9 +358,9 @@ static void budget_per_concurrent_request(void **state)
     http_request ra, rb;
     make_request(&ra, "/three", NULL);
     make_request(&rb, "/three", NULL);
-    capture a = { .w = { cap_start, cap_write, cap_end } }, b = a;
-    buf_init(&a.body, BUF_UNLIMITED);
-    buf_init(&b.body, BUF_UNLIMITED);
+    capture a, b;
+    capture_init(&a);
+    capture_init(&b);
     iso_dispatch(i, &ra, &a.w);
     iso_dispatch(i, &rb, &b.w);
     while ((a.ends == 0 || b.ends == 0) && uv_run(&loop, UV_RUN_ONCE))

@@ -25,6 +25,7 @@
 #include "core/file.h"
 #include "core/log.h"
 #include "js/isolate.h"
+#include "support/capture.h"
 
 #define FIXTURES "tests/fixtures/workers/"
 
@@ -32,25 +33,6 @@ static uv_loop_t loop;
 
 /* --- a writer that records the response --- */
 
-typedef struct capture {
-    http_writer w;
-    int status;
-    buf body;
-    int ends;
-} capture;
-
-static int cap_start(http_writer *w, int status, const http_headers *h, int64_t content_length)
-{
-    ((capture *)w)->status = status;
-    return 0;
-}
-
-static int cap_write(http_writer *w, const void *data, size_t len)
-{
-    return buf_append(&((capture *)w)->body, data, len);
-}
-
-static void cap_end(http_writer *w) { ((capture *)w)->ends++; }
 
 static iso *load_limited(const char *fixture, size_t memory_limit)
 {
@@ -89,9 +71,7 @@ static char *request(iso *i, const char *method, const char *target, const char 
     if (body)
         buf_append(&req.body, body, body_len);
     capture c;
-    memset(&c, 0, sizeof c);
-    c.w = (http_writer){ .start = cap_start, .write = cap_write, .end = cap_end };
-    buf_init(&c.body, BUF_UNLIMITED);
+    capture_init(&c);
     iso_dispatch(i, &req, &c.w);
     while (c.ends == 0 && uv_run(&loop, UV_RUN_ONCE))
         ;
