@@ -746,6 +746,20 @@ static void on_connect(uv_connect_t *req, int status)
     send_request(c->f);
 }
 
+/* The kernel's own receive buffer for an upstream connection grows by
+ * autotuning up to net.ipv4.tcp_rmem's maximum (32 MiB on some machines):
+ * bytes the proxy has stopped reading (a slow client) would pile up there,
+ * outside max_buffered. A fixed size bounds it. */
+#define UPSTREAM_RCVBUF (256 * 1024)
+
+static void limit_kernel_buffer(pconn *c)
+{
+    uv_os_fd_t fd;
+    int size = UPSTREAM_RCVBUF;
+    if (uv_fileno(&c->io.h, &fd) == 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size); /* best effort: a bound, not a need */
+}
+
 /* Opens a fresh connection for u: connecting (T_CONNECT), ready, or failed
  * (T_FAIL reports it from the loop, never from inside http_proxy_forward). */
 static pconn *pconn_open(http_proxy_upstream *u)
@@ -794,6 +808,8 @@ static pconn *pconn_open(http_proxy_upstream *u)
             rc = -EIO; /* a callback that broke the return convention */
         }
     }
+    if (rc == 0)
+        limit_kernel_buffer(c);
     if (rc) {
         c->open_err = rc;
         timer_set(c, T_FAIL, 0);
