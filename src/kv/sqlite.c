@@ -372,6 +372,27 @@ static void sq_close(kv_store *s)
     /* on_async finishes the close once both threads drained and exited. */
 }
 
+/* How long opening waits for another connection's lock. */
+#define BUSY_TIMEOUT_MS 5000
+
+/* sqlite3_exec that retries while the database is busy. SQLite does not
+ * call the busy handler where waiting could deadlock — two connections that
+ * both read and then want to write, as when several worker processes open a
+ * new file together and each turns it into WAL mode and creates the schema —
+ * so those statements are retried here, as long as the busy timeout. */
+static int exec_when_free(sqlite3 *db, const char *statements, char **msg)
+{
+    for (int waited_ms = 0;; waited_ms += 5) {
+        int rc = sqlite3_exec(db, statements, NULL, NULL, msg);
+        if (((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED) ||
+            waited_ms >= BUSY_TIMEOUT_MS)
+            return rc;
+        sqlite3_free(*msg);
+        *msg = NULL;
+        sqlite3_sleep(5);
+    }
+}
+
 /* Opens one lane's connection. The writer comes first: it sets WAL mode
  * (persistent in the file) and creates the schema. */
 static int open_lane(lane *l, const char *path, err *e)
@@ -381,12 +402,12 @@ static int open_lane(lane *l, const char *path, err *e)
     if (sqlite3_open_v2(path, &l->db, flags, NULL) != SQLITE_OK)
         return err_set(e, -EIO, "open %s: %s", path,
                        l->db ? sqlite3_errmsg(l->db) : "out of memory");
-    /* Several processes (the server, `atoll kv`) may share the file. */
-    sqlite3_busy_timeout(l->db, 5000);
+    /* Several processes (the server's workers, `atoll kv`) share the file. */
+    sqlite3_busy_timeout(l->db, BUSY_TIMEOUT_MS);
     const char *setup = l->writer ? "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
                                   : "PRAGMA query_only = 1;";
-    if (sqlite3_exec(l->db, setup, NULL, NULL, &msg) ||
-        (l->writer && sqlite3_exec(l->db, schema, NULL, NULL, &msg))) {
+    if (exec_when_free(l->db, setup, &msg) ||
+        (l->writer && exec_when_free(l->db, schema, &msg))) {
         int rc = err_set(e, -EIO, "%s: %s", path, msg ? msg : sqlite3_errmsg(l->db));
         sqlite3_free(msg);
         return rc;

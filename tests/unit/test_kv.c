@@ -18,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "core/alloc.h"
@@ -972,6 +975,98 @@ static void redis_times_out_on_a_stopped_server(void **state)
     assert_true(ok);
 }
 
+/* --- SQLite only: several processes opening a new file at once
+ *
+ * What `atoll serve` does when its worker processes start together: each
+ * opens the state directory's database, which the first of them creates.
+ * SQLite does not wait on a lock where waiting could deadlock (two
+ * connections that both want to turn a new file into WAL mode), so the
+ * store must retry itself; without that one of them failed with
+ * "database is locked" now and then. */
+
+/* argv: --open-child STATE_DIR. Waits for a byte on fd 3, then opens,
+ * puts, closes. */
+static int open_child(char **argv)
+{
+    char go;
+    if (read(3, &go, 1) != 1)
+        return 4;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    kv_config cfg = {.state_dir = argv[2]};
+    kv_store *s;
+    err e;
+    if (kv_open(&loop, &cfg, &s, &e)) {
+        fprintf(stderr, "child %d: %s\n", (int)getpid(), e.msg);
+        uv_loop_close(&loop);
+        return 2;
+    }
+    bool done = false;
+    char key[32];
+    snprintf(key, sizeof key, "pid%d", (int)getpid());
+    result r = {0};
+    if (kv_put(s, "opens", key, strlen(key), "v", 1, NULL, on_done, &r, &e)) {
+        fprintf(stderr, "child put: %s\n", e.msg);
+        return 2;
+    }
+    while (!r.done)
+        uv_run(&loop, UV_RUN_ONCE);
+    int status = r.status;
+    if (status)
+        fprintf(stderr, "child put: %s\n", r.e.msg);
+    kv_close(s, on_closed, &done);
+    while (!done)
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&loop))
+        return 5;
+    return status ? 3 : 0;
+}
+
+static void processes_opening_a_new_file_at_once_all_succeed(void **state)
+{
+    fixture *f = *state;
+    enum { ROUNDS = 10, CHILDREN = 6 };
+    for (int round = 0; round < ROUNDS; round++) {
+        char *dir = xasprintf("%s/race%d", f->dir, round);
+        assert_int_equal(mkdir(dir, 0700), 0);
+        int p[2];
+        assert_int_equal(pipe(p), 0);
+        pid_t pids[CHILDREN];
+        for (int i = 0; i < CHILDREN; i++) {
+            pids[i] = fork();
+            assert_true(pids[i] >= 0);
+            if (pids[i] == 0) {
+                dup2(p[0], 3);
+                char *argv[] = {"/proc/self/exe", "--open-child", dir, NULL};
+                execv("/proc/self/exe", argv);
+                _exit(127);
+            }
+        }
+        close(p[0]);
+        usleep(50 * 1000); /* let them all reach the read */
+        assert_int_equal(write(p[1], "gggggggg", CHILDREN), CHILDREN); /* go, all at once */
+        close(p[1]);
+        for (int i = 0; i < CHILDREN; i++) {
+            int status;
+            assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                fail_msg("round %d: child %d exited with status %#x", round, i, status);
+        }
+        char *path = xasprintf("%s/kv.sqlite3", dir);
+        sqlite3 *db;
+        sqlite3_stmt *st;
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM kv", -1, &st, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_int(st, 0), CHILDREN);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        free(path);
+        free(dir);
+    }
+}
+
 static void open_reports_bad_config(void **state)
 {
     fixture *f = *state;
@@ -1005,8 +1100,11 @@ int main(int argc, char **argv)
 {
     if (argc == 5 && strcmp(argv[1], "--put-child") == 0)
         return put_child(argv);
+    if (argc == 3 && strcmp(argv[1], "--open-child") == 0)
+        return open_child(argv);
     signal(SIGPIPE, SIG_IGN);
-    const struct CMUnitTest sqlite_tests[] = SUITE();
+    const struct CMUnitTest sqlite_tests[] =
+        SUITE(cmocka_unit_test(processes_opening_a_new_file_at_once_all_succeed));
     const struct CMUnitTest redis_tests[] =
         SUITE(cmocka_unit_test(redis_reconnects), cmocka_unit_test(redis_times_out_on_a_stopped_server));
     int failed = cmocka_run_group_tests_name("kv/sqlite", sqlite_tests, setup_sqlite, teardown);
