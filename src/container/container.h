@@ -92,6 +92,12 @@ int ctr_sweep_stale(void);
  * ctr_destroy, also after ctr_wait. */
 int64_t ctr_oom_kills(const ctr *c);
 
+/* Installs atoll's default container profile (the deny-list of dangerous
+ * system calls described in seccomp.c; exec stays allowed) on every thread
+ * of the calling process, for processes that must exec tools but run no
+ * tenant code: the admin process, which runs wasm2c and cc. */
+int ctr_default_seccomp_install(err *e);
+
 /* The shell convention for a wait status: the exit code, or 128+signal. */
 int ctr_exit_code(int status);
 

@@ -259,3 +259,19 @@ fail:
         seccomp_release(ctx);
     return rc < 0 ? rc : -EINVAL;
 }
+
+int ctr_default_seccomp_install(err *e)
+{
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+    if (!ctx)
+        return err_set(e, -ENOMEM, "default seccomp profile: seccomp_init failed");
+    int rc = add_default(ctx);
+    if (rc >= 0)
+        rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
+    if (rc >= 0)
+        rc = seccomp_load(ctx);
+    seccomp_release(ctx);
+    if (rc < 0)
+        return err_set(e, rc, "default seccomp profile: load: %s", strerror(-rc));
+    return 0;
+}
