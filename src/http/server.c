@@ -891,6 +891,34 @@ fail:
     return rc;
 }
 
+int http_server_probe_address(const char *ip, int port, err *e)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    if (port == 0)
+        return 0;
+    if (uv_ip4_addr(ip, port, (struct sockaddr_in *)&ss) != 0 &&
+        uv_ip6_addr(ip, port, (struct sockaddr_in6 *)&ss) != 0)
+        return err_set(e, -EINVAL, "listen: bad address '%s'", ip);
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return err_set(e, -errno, "listen: socket: %s", strerror(errno));
+    /* SO_REUSEADDR as libuv sets it (a port in TIME_WAIT is free), but no
+     * SO_REUSEPORT: then any listener on the port, ours or not, conflicts. */
+    int one = 1, rc = 0;
+    socklen_t len = ss.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(fd, (struct sockaddr *)&ss, len) != 0)
+        rc = -errno;
+    close(fd);
+    if (rc == -EADDRINUSE)
+        return err_set(e, rc, "listen on %s port %d: address already in use (another server, or another "
+                       "atoll serve, listens there)", ip, port);
+    if (rc)
+        return err_set(e, rc, "listen on %s port %d: %s", ip, port, strerror(-rc));
+    return 0;
+}
+
 int http_server_listen_unix(http_server *s, const char *path, int mode, err *e)
 {
     if (s->listener || s->draining)

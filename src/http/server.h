@@ -42,6 +42,12 @@ int http_server_new(uv_loop_t *loop, const http_server_config *cfg, http_handler
  * port 0 picks a free port; http_server_port tells which. */
 int http_server_listen(http_server *s, const char *ip, int port, err *e);
 int http_server_port(const http_server *s);
+/* Checks, before processes are started to share ip:port, that nothing
+ * listens there yet — neither another program nor another atoll, whose
+ * SO_REUSEPORT listeners would otherwise silently split the traffic with
+ * ours — and that this process may bind it. 0, or a negative errno with
+ * the reason in e. Port 0 always passes. */
+int http_server_probe_address(const char *ip, int port, err *e);
 /* Listens on a Unix socket at `path` (replacing a stale one) with file
  * mode `mode`, for requests between atoll's own processes. */
 int http_server_listen_unix(http_server *s, const char *path, int mode, err *e);

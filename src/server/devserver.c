@@ -266,7 +266,10 @@ int devserver_run(const devserver_options *opt, err *e)
     int rc = http_server_new(dev.loop, &opt->http, on_request, &dev, &dev.http, e);
     if (rc != 0)
         return rc;
-    rc = http_server_listen(dev.http, opt->ip, opt->port, e);
+    /* Not sharing the port with a running server through SO_REUSEPORT. */
+    rc = http_server_probe_address(opt->ip, opt->port, e);
+    if (rc == 0)
+        rc = http_server_listen(dev.http, opt->ip, opt->port, e);
     if (rc != 0) {
         http_server_free(dev.http);
         return rc;

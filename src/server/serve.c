@@ -12,6 +12,7 @@
 #include "core/alloc.h"
 #include "core/file.h"
 #include "core/log.h"
+#include "http/server.h"
 #include "server/admin.h"
 #include "server/store.h"
 #include "server/supervisor.h"
@@ -107,6 +108,12 @@ int serve_run(const atoll_config *cfg, const serve_options *opt, err *e)
     int rc = prepare_state_dir(cfg, e);
     if (rc != 0)
         return rc;
+    /* A taken port would otherwise only show as workers dying in a loop. */
+    if ((rc = http_server_probe_address(cfg->listen_ip, cfg->listen_port, e)) != 0)
+        return rc;
+    if (opt->admin_token && opt->admin_token[0] &&
+        (rc = http_server_probe_address(cfg->admin_ip, cfg->admin_port, e)) != 0)
+        return err_prefix(e, "admin.listen");
     /* Worker processes load compiled modules from the cache but may not run
      * the toolchain that keys it: ask it once here, before they fork. */
     err probe;

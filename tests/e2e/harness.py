@@ -135,8 +135,8 @@ def request(port_or_server, method="GET", path="/", headers=None, body=b""):
         return status, h, b
 
 
-def run_cli(*args, input=None, timeout=60):
-    p = subprocess.run([ATOLL, *args], input=input, capture_output=True, timeout=timeout)
+def run_cli(*args, input=None, timeout=60, env=None):
+    p = subprocess.run([ATOLL, *args], input=input, capture_output=True, timeout=timeout, env=env)
     err = p.stderr.decode("utf-8", "replace")
     if "ERROR: AddressSanitizer" in err or "runtime error:" in err or "LeakSanitizer" in err:
         raise AssertionError("sanitizer report:\n" + err[-4000:])

@@ -140,6 +140,17 @@ def dev_serves_and_logs_each_request():
 
 
 @test
+def dev_refuses_a_port_another_server_holds():
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    code, _, err = run_cli("dev", HELLO, "--port", str(port), timeout=20)
+    holder.close()
+    assert code == 1 and "port %d: address already in use" % port in err, (code, err)
+
+
+@test
 def dev_keeps_serving_after_the_handler_throws():
     path = os.path.join(TMP, "flaky", "worker.js")
     write(path, "export default { fetch(r) { if (r.url.endsWith('/bad')) throw new TypeError('bad path');"

@@ -241,6 +241,40 @@ def config_errors_refuse_to_start():
 
 
 @test
+def a_taken_port_refuses_to_start():
+    # Another program on the port, and another atoll serve (whose
+    # SO_REUSEPORT listeners would otherwise split the traffic with ours).
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    cfg = dict(basic_config(), listen="127.0.0.1:%d" % port, state_dir=tempfile.mkdtemp(dir=TMP))
+    path = os.path.join(TMP, "taken.jsonc")
+    write(path, json.dumps(cfg))
+    code, _, err = run_cli("serve", "--config", path, "--no-sandbox", timeout=20)
+    holder.close()
+    assert code == 1, (code, err)
+    assert "listen on 127.0.0.1 port %d: address already in use" % port in err, err
+    with Serve(basic_config(), processes=1, sandbox=False) as first:
+        cfg["listen"] = "127.0.0.1:%d" % first.port
+        write(path, json.dumps(cfg))
+        code, _, err = run_cli("serve", "--config", path, "--no-sandbox", timeout=20)
+        assert code == 1 and "address already in use" in err, (code, err)
+        assert first.get("alpha.test")[0] == 200
+    # The admin API's address is checked too.
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    cfg["listen"] = "127.0.0.1:%d" % free_port()
+    cfg["admin"] = {"listen": "127.0.0.1:%d" % holder.getsockname()[1]}
+    write(path, json.dumps(cfg))
+    code, _, err = run_cli("serve", "--config", path, "--no-sandbox", timeout=20,
+                           env=dict(os.environ, ATOLL_ADMIN_TOKEN="t"))
+    holder.close()
+    assert code == 1 and "admin.listen: listen on 127.0.0.1 port" in err, (code, err)
+
+
+@test
 def unknown_keys_are_warned_about():
     cfg = basic_config()
     cfg["colour"] = "blue"
