@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +47,11 @@ typedef struct worker {
     http_proxy_upstream *containers; /* the containers process, for container tenants */
     map cordons;               /* cordon name -> http_proxy_upstream of its process */
     bool draining;
+    /* Access-log lines of this loop iteration, written together once its
+     * I/O is handled: one write for many requests instead of one each. */
+    buf access_lines;
+    uv_check_t access_flush;
+    int pid;
 } worker;
 
 /* One request in flight: wraps the server's writer to log and account. */
@@ -87,37 +94,76 @@ char *worker_metrics_path(const atoll_config *cfg, const char *cordon, int index
     return xasprintf("%s/metrics/%s-%d.json", cfg->state_dir, cordon ? cordon : "default", index);
 }
 
+/* Writes the batched access-log lines to stdout, in pieces of whole lines
+ * of at most PIPE_BUF bytes: every worker process shares stdout, and a
+ * write of up to PIPE_BUF bytes to a pipe is never interleaved with
+ * another's, so lines stay whole. */
+static void flush_access_log(worker *wk)
+{
+    buf *b = &wk->access_lines;
+    size_t off = 0;
+    while (off < b->len) {
+        size_t end = off, limit = off + PIPE_BUF < b->len ? off + PIPE_BUF : b->len;
+        for (size_t k = off; k < limit; k++)
+            if (b->data[k] == '\n')
+                end = k + 1;
+        if (end == off) { /* a line longer than PIPE_BUF goes out alone */
+            const char *nl = memchr(b->data + off, '\n', b->len - off);
+            end = nl ? (size_t)(nl - b->data) + 1 : b->len;
+        }
+        while (off < end) {
+            ssize_t n = write(STDOUT_FILENO, b->data + off, end - off);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) { /* stdout is gone or broken: the lines are dropped */
+                buf_reset(b);
+                return;
+            }
+            off += (size_t)n;
+        }
+    }
+    buf_reset(b);
+}
+
+static void on_access_flush(uv_check_t *c)
+{
+    worker *wk = c->data;
+    flush_access_log(wk);
+    uv_check_stop(c);
+}
+
 static void access_log(const exchange *ex)
 {
+    worker *wk = ex->wk;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
-    buf line;
-    buf_init(&line, 1 << 20);
-    buf_printf(&line, "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"tenant\":", tm.tm_year + 1900,
+    buf *line = &wk->access_lines;
+    buf_printf(line, "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"tenant\":", tm.tm_year + 1900,
                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
     if (ex->t)
-        buf_append_json_string(&line, ex->t->cfg->name);
+        buf_append_json_string(line, ex->t->cfg->name);
     else
-        buf_append_str(&line, "null");
-    buf_append_str(&line, ",\"method\":");
-    buf_append_json_string(&line, ex->req->method);
-    buf_append_str(&line, ",\"path\":");
-    buf_append_json_string(&line, ex->req->target);
+        buf_append_str(line, "null");
+    buf_append_str(line, ",\"method\":");
+    buf_append_json_string(line, ex->req->method);
+    buf_append_str(line, ",\"path\":");
+    buf_append_json_string(line, ex->req->target);
     const char *limit = ex->worker && ex->status >= 503 ? iso_limit(ex->worker) : NULL;
-    buf_printf(&line, ",\"status\":%d,\"bytes_in\":%zu,\"bytes_out\":%" PRIu64 ",\"cpu_us\":%" PRIu64
-                      ",\"wall_us\":%" PRIu64 ",\"cold\":%s,\"limit\":",
+    buf_printf(line, ",\"status\":%d,\"bytes_in\":%zu,\"bytes_out\":%" PRIu64 ",\"cpu_us\":%" PRIu64
+                     ",\"wall_us\":%" PRIu64 ",\"cold\":%s,\"limit\":",
                ex->status, ex->req->body.len, ex->bytes_out, ex->cpu_ns / 1000,
                (clock_mono_ns() - ex->started_ns) / 1000, ex->cold ? "true" : "false");
     if (limit)
-        buf_append_json_string(&line, limit);
+        buf_append_json_string(line, limit);
     else
-        buf_append_str(&line, "null");
-    buf_printf(&line, ",\"pid\":%d}\n", (int)getpid());
-    fwrite(line.data, 1, line.len, stdout);
-    fflush(stdout);
-    buf_free(&line);
+        buf_append_str(line, "null");
+    buf_printf(line, ",\"pid\":%d}\n", wk->pid);
+    if (line->len >= 64 * 1024)
+        flush_access_log(wk);
+    else if (!uv_is_active((uv_handle_t *)&wk->access_flush))
+        uv_check_start(&wk->access_flush, on_access_flush);
 }
 
 static int ex_start(http_writer *w, int status, const http_headers *headers, int64_t content_length)
@@ -367,6 +413,10 @@ int worker_main(const atoll_config *cfg, const worker_options *opt)
     kv_store *kv = NULL;
     bool kv_closed = false;
     wk.metrics_path = worker_metrics_path(cfg, opt->cordon, opt->index);
+    wk.pid = (int)getpid();
+    buf_init(&wk.access_lines, SIZE_MAX);
+    uv_check_init(&wk.loop, &wk.access_flush);
+    wk.access_flush.data = &wk;
 
     http_server_config hc;
     http_server_config_defaults(&hc);
@@ -466,6 +516,8 @@ int worker_main(const atoll_config *cfg, const worker_options *opt)
     status = 0;
 
 done:
+    flush_access_log(&wk);
+    close_if_open((uv_handle_t *)&wk.access_flush);
     close_if_open((uv_handle_t *)&wk.sigterm);
     close_if_open((uv_handle_t *)&wk.sigint);
     close_if_open((uv_handle_t *)&wk.metrics_timer);
@@ -494,6 +546,8 @@ done:
     uv_run(&wk.loop, UV_RUN_NOWAIT);
     if (uv_loop_close(&wk.loop) != 0)
         log_debug("worker %s/%d: loop still had handles", group, opt->index);
+    flush_access_log(&wk); /* lines of requests that ended while closing */
+    buf_free(&wk.access_lines);
     free(wk.metrics_path);
     return status;
 }
