@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,8 @@ static const char usage[] =
     "       atoll kv delete --state-dir DIR --namespace ID [--redis URL] KEY\n"
     "       atoll kv list   --state-dir DIR --namespace ID [--redis URL] [--prefix P]\n"
     "                       [--limit N [--cursor C]]\n"
-    "get writes the value to stdout; list prints JSON: all keys, or one page with --limit.\n";
+    "get writes the value to stdout; list prints JSON: all keys, or one page with --limit.\n"
+    "Options may also follow KEY and VALUE; \"--\" ends them (a key starting with '-').\n";
 
 typedef struct cli {
     uv_loop_t loop;
@@ -190,8 +192,8 @@ static int resolve_binding(const char *path, const char *binding, const char *te
         err_set(e, rc, "%s: several tenants bind \"%s\" to different namespaces (%s); choose one with --tenant",
                 path, binding, names.data);
     else if (!found)
-        rc = err_set(e, -ENOENT, "%s: %s binds no KV namespace \"%s\"", path,
-                     tenant ? tenant : "no tenant", binding);
+        rc = tenant ? err_set(e, -ENOENT, "%s: tenant \"%s\" binds no KV namespace \"%s\"", path, tenant, binding)
+                    : err_set(e, -ENOENT, "%s: no tenant binds a KV namespace \"%s\"", path, binding);
     buf_free(&names);
     if (rc)
         return rc;
@@ -229,13 +231,20 @@ int cli_kv(int argc, char **argv)
     int opt, rc = 2;
 
     /* argv[0] is "kv"; the subcommand comes next. */
+    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        fputs(usage, stdout);
+        return 0;
+    }
     if (argc < 2 || argv[1][0] == '-') {
         fputs(usage, stderr);
         return 2;
     }
     cmd = argv[1];
     optind = 0; /* glibc: start afresh, whoever parsed before */
-    while ((opt = getopt_long(argc - 1, argv + 1, "+h", opts, NULL)) != -1) {
+    /* Options may follow the key and value, as the README's examples put
+     * them ("put KEY --path FILE --ttl N"); "--" ends them before a key
+     * that starts with '-'. */
+    while ((opt = getopt_long(argc - 1, argv + 1, "h", opts, NULL)) != -1) {
         switch (opt) {
         case 'd': cfg.state_dir = optarg; break;
         case 'n': ns = optarg; break;
@@ -291,6 +300,19 @@ int cli_kv(int argc, char **argv)
         goto usage;
     }
 
+    if (is_put && put.metadata) {
+        /* Readers parse it as JSON (getWithMetadata, list): refuse what
+         * they could not. */
+        json_error_t jerr;
+        json_t *m = json_loadb(put.metadata, put.metadata_len, JSON_DECODE_ANY, &jerr);
+        if (!m) {
+            fprintf(stderr, "atoll kv put: --metadata: expected JSON: %s\n", jerr.text);
+            config_free(&conf);
+            buf_free(&value);
+            return 2;
+        }
+        json_decref(m);
+    }
     if (is_put && path && (rc = read_file(path, &value, &e)))
         goto report;
     if (is_put && !path)

@@ -20,6 +20,7 @@ static bool is_space(char c)
 int jsonc_to_json(char *text, size_t len, err *e)
 {
     size_t last_comma = (size_t)-1; /* a comma not yet followed by a value */
+    char prev = 0;                  /* the last character outside comments and blanks */
     for (size_t i = 0; i < len; i++) {
         char c = text[i];
         if (c == '"') {
@@ -30,6 +31,7 @@ int jsonc_to_json(char *text, size_t len, err *e)
             if (i >= len)
                 return err_set(e, -EINVAL, "line %zu: unterminated string", line_of(text, start));
             last_comma = (size_t)-1;
+            prev = '"';
         } else if (c == '/' && i + 1 < len && text[i + 1] == '/') {
             for (; i < len && text[i] != '\n'; i++)
                 text[i] = ' ';
@@ -44,13 +46,18 @@ int jsonc_to_json(char *text, size_t len, err *e)
             text[i] = text[i + 1] = ' ';
             i++;
         } else if (c == ',') {
-            last_comma = i;
+            /* Only a comma after a value may trail: "[,]" and "[1,,]" stay
+             * errors for the JSON parser. */
+            last_comma = prev == '[' || prev == '{' || prev == ',' ? (size_t)-1 : i;
+            prev = c;
         } else if (c == '}' || c == ']') {
             if (last_comma != (size_t)-1)
                 text[last_comma] = ' ';
             last_comma = (size_t)-1;
+            prev = c;
         } else if (!is_space(c)) {
             last_comma = (size_t)-1;
+            prev = c;
         }
     }
     return 0;

@@ -5,6 +5,7 @@
  * requests are handled one at a time). */
 #include "http/parser.h"
 
+#include <ctype.h>
 #include <llhttp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,6 +201,55 @@ static int check_transfer_encoding(http_parser *p)
     return 0;
 }
 
+/* A Host value as RFC 3986's authority without userinfo: reg-name or IP
+ * literal characters and a port. Anything else ('/', '?', '@', blanks …)
+ * would make the URL the worker sees differ from what was routed. */
+static bool valid_host(const char *s)
+{
+    for (; *s; s++)
+        if (!(isalnum((unsigned char)*s) || strchr("-._~!$&'()*+,;=%:[]", *s)))
+            return false;
+    return true;
+}
+
+/* RFC 9112 3.2: a request in absolute-form ("GET http://host/p") is taken
+ * for its origin-form, with Host replaced by the target's authority; a
+ * request may carry one Host at most, and its value must be a valid
+ * authority. 0, or a fail(). */
+static int check_host(http_parser *p)
+{
+    http_request *r = &p->req;
+    const char *t = r->target;
+    size_t scheme = !strncasecmp(t, "http://", 7) ? 7 : !strncasecmp(t, "https://", 8) ? 8 : 0;
+    if (scheme) {
+        const char *auth = t + scheme;
+        size_t n = strcspn(auth, "/?#");
+        if (n == 0)
+            return fail(p, 400, "absolute-form target without a host");
+        char *host = xstrndup(auth, n);
+        char *path = auth[n] == '/' ? xstrdup(auth + n) : xasprintf("/%s", auth + n);
+        http_headers_remove(&r->headers, "Host");
+        http_headers_add_str(&r->headers, "Host", host);
+        free(host);
+        free(r->target);
+        r->target = path;
+    }
+    size_t count = 0;
+    const char *value = NULL;
+    for (size_t i = 0; i < r->headers.count; i++)
+        if (strcasecmp(r->headers.items[i].name, "Host") == 0) {
+            count++;
+            value = r->headers.items[i].value;
+        }
+    /* An HTTP/1.1 request without Host is let through (routed as host "")
+     * for clients and tests that never sent one. */
+    if (count > 1)
+        return fail(p, 400, "more than one Host header");
+    if (value && !valid_host(value))
+        return fail(p, 400, "invalid Host header");
+    return 0;
+}
+
 static int on_headers_complete(llhttp_t *ll)
 {
     http_parser *p = from_ll(ll);
@@ -214,6 +264,9 @@ static int on_headers_complete(llhttp_t *ll)
     if (ll->http_major != 1 || ll->http_minor > 1)
         return fail(p, 505, "HTTP version not supported");
     rc = check_transfer_encoding(p);
+    if (rc)
+        return rc;
+    rc = check_host(p);
     if (rc)
         return rc;
     bool chunked = ll->flags & F_CHUNKED;

@@ -59,6 +59,7 @@ typedef struct iso_req {
     http_writer *w;
     uint64_t cpu_ns;            /* CPU time spent in JS while this job was in flight */
     uint64_t subrequests;       /* fetches charged to this request */
+    uint64_t kv_ops;            /* KV operations charged to this request */
     jsapi_sink *sink;           /* the Response body is streaming: the request stays in flight */
     bool responded;             /* a service worker called respondWith */
     /* scheduled events */
@@ -459,21 +460,44 @@ static void leave(void *opaque, JSValue result, const char *what)
  * one whose code is running: set while its handler runs and while a fetch
  * it started resolves (and the promise jobs that follow run). Code run
  * from elsewhere (a timer) is charged to the most recent request. */
-static int charge_subrequest(void *opaque, uint64_t *req)
+/* The job that I/O started now belongs to (see charge_subrequest), or
+ * NULL; sets *req to its id (0: none). */
+static iso_req *charged_job(iso *i, uint64_t *req)
 {
-    iso *i = opaque;
-    if (i->loading)
-        return -EPERM;
     uint64_t id = *req ? *req : i->current;
     iso_req *r = id ? req_find(i, id) : NULL;
     if (!r && !*req)
         r = i->reqs;
     *req = r ? r->id : 0;
+    return r;
+}
+
+static int charge_subrequest(void *opaque, uint64_t *req)
+{
+    iso *i = opaque;
+    if (i->loading)
+        return -EPERM;
+    iso_req *r = charged_job(i, req);
     if (!r) /* after the response (waitUntil): nothing left to charge */
         return 0;
     if (r->subrequests >= i->opt.subrequests)
         return -EDQUOT;
     r->subrequests++;
+    return 0;
+}
+
+/* KV operations have their own budget per request, as on Workers. */
+static int charge_kv_op(void *opaque, uint64_t *req)
+{
+    iso *i = opaque;
+    iso_req *r = i->loading ? NULL : charged_job(i, req);
+    if (!r) {
+        *req = 0;
+        return 0;
+    }
+    if (r->kv_ops >= JSAPI_KV_OPS_PER_REQUEST)
+        return -EDQUOT;
+    r->kv_ops++;
     return 0;
 }
 
@@ -1256,7 +1280,7 @@ static iso *iso_blank(uv_loop_t *loop)
     if (!i->ctx)
         abort();
     jsapi_host host = { .loop = loop, .name = "", .opaque = i, .enter = enter, .leave = leave,
-                        .subrequest = charge_subrequest, .resume = resume_request, .charge_cpu = charge_cpu };
+                        .subrequest = charge_subrequest, .kv_op = charge_kv_op, .resume = resume_request, .charge_cpu = charge_cpu };
     if (jsapi_install(i->ctx, &host) < 0)
         abort();
     i->exec_proto = JS_NewObject(i->ctx);

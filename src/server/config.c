@@ -238,12 +238,17 @@ static int get_string_list(reader *r, json_t *obj, const char *keypath, const ch
         rc = fail(r, k, "expected an array, found %s", json_kind(v));
         goto done;
     }
+    static const char *const route_keys[] = {"pattern", "zone_name", "zone_id", "custom_domain", NULL};
     size_t i;
     json_t *item;
     json_array_foreach(v, i, item) {
         /* wrangler's route objects: { "pattern": "...", "zone_name": "..." } */
-        if (object_field && json_is_object(item))
+        if (object_field && json_is_object(item)) {
+            char *ik = xasprintf("%s[%zu]", k, i);
+            check_keys(r, item, ik, route_keys);
+            free(ik);
             item = json_object_get(item, object_field);
+        }
         if (!item || !json_is_string(item) || json_string_length(item) == 0) {
             rc = fail(r, k, "item %zu: expected a non-empty string%s", i,
                       object_field ? " or an object with \"pattern\"" : "");
@@ -295,12 +300,20 @@ static int parse_vars(reader *r, json_t *obj, const char *keypath, tenant_config
     const char *name;
     json_t *value;
     json_object_foreach(v, name, value) {
-        t->vars = xrealloc(t->vars, (t->nvars + 1) * sizeof *t->vars);
-        t->vars[t->nvars].name = xstrdup(name);
-        t->vars[t->nvars].json = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (!t->vars[t->nvars].json)
-            t->vars[t->nvars].json = xstrdup("null");
-        t->nvars++;
+        /* The config's entry overrides a var of the tenant's wrangler file
+         * (one object cannot name a var twice: duplicate keys are errors). */
+        size_t at = 0;
+        while (at < t->nvars && strcmp(t->vars[at].name, name) != 0)
+            at++;
+        if (at == t->nvars) {
+            t->vars = xrealloc(t->vars, (t->nvars + 1) * sizeof *t->vars);
+            t->vars[t->nvars++].name = xstrdup(name);
+        } else {
+            free(t->vars[at].json);
+        }
+        t->vars[at].json = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (!t->vars[at].json)
+            t->vars[at].json = xstrdup("null");
     }
     return 0;
 }
@@ -317,7 +330,7 @@ static int parse_kv(reader *r, json_t *obj, const char *keypath, tenant_config *
         goto done;
     }
     static const char *const known[] = {"binding", "id", "preview_id", NULL};
-    size_t i;
+    size_t i, before = t->nkv; /* bindings from an earlier file (wrangler), which these override */
     json_t *item;
     json_array_foreach(v, i, item) {
         char *ik = xasprintf("%s[%zu]", k, i);
@@ -335,9 +348,27 @@ static int parse_kv(reader *r, json_t *obj, const char *keypath, tenant_config *
             free(ik);
             goto done;
         }
+        size_t at = 0;
+        while (at < t->nkv && strcmp(t->kv[at].binding, b.binding) != 0)
+            at++;
+        if (at >= before && at < t->nkv) {
+            char *bk = key_join(ik, "binding");
+            rc = fail(r, bk, "\"%s\" is already bound by %s[%zu]", b.binding, k, at - before);
+            free(bk);
+            free(b.binding);
+            free(b.id);
+            free(ik);
+            goto done;
+        }
         free(ik);
-        t->kv = xrealloc(t->kv, (t->nkv + 1) * sizeof *t->kv);
-        t->kv[t->nkv++] = b;
+        if (at < t->nkv) {
+            free(t->kv[at].binding);
+            free(t->kv[at].id);
+            t->kv[at] = b;
+        } else {
+            t->kv = xrealloc(t->kv, (t->nkv + 1) * sizeof *t->kv);
+            t->kv[t->nkv++] = b;
+        }
     }
 done:
     free(k);
@@ -558,6 +589,17 @@ static int validate_tenant(reader *r, const char *keypath, tenant_config *t)
         if (cron_parse(t->crons[i], &c, &ce) != 0)
             return fail(r, keypath, "worker \"%s\": triggers.crons[%zu]: %s", t->name, i, ce.msg);
     }
+    /* env has one namespace: a var and a KV binding of the same name would
+     * hide one another. */
+    for (size_t i = 0; i < t->nkv; i++)
+        for (size_t j = 0; j < t->nvars; j++)
+            if (strcmp(t->kv[i].binding, t->vars[j].name) == 0) {
+                char *k = key_join(keypath, "kv_namespaces");
+                rc = fail(r, k, "binding \"%s\" is also the name of a var in \"vars\" (env has one namespace)",
+                          t->kv[i].binding);
+                free(k);
+                return rc;
+            }
     router *check = router_new();
     for (size_t i = 0; i < t->nroutes && rc == 0; i++) {
         err re;
@@ -573,6 +615,32 @@ static void tenant_defaults(tenant_config *t)
     tenant_limits_defaults(&t->limits);
     t->idle_timeout_s = 60;
     t->start_timeout_ms = 10000;
+}
+
+/* Two tenants with the same route: only one could ever be reached there
+ * (the first added), so the file is refused instead. Routes are the same
+ * when they match the same requests (scheme, port and host case aside). */
+static int check_route_owners(reader *r, const atoll_config *cfg)
+{
+    router *seen = router_new();
+    int rc = 0;
+    for (size_t i = 0; i < cfg->nworkers && rc == 0; i++) {
+        const tenant_config *t = &cfg->workers[i];
+        for (size_t j = 0; j < t->nroutes && rc == 0; j++) {
+            const tenant_config *owner = router_find_same(seen, t->routes[j]);
+            if (owner && owner != t) {
+                char keypath[64];
+                snprintf(keypath, sizeof keypath, "workers[%zu].routes", i);
+                rc = fail(r, keypath, "route '%s' is already routed to worker \"%s\" (workers[%zu])",
+                          t->routes[j], owner->name, (size_t)(owner - cfg->workers));
+            } else if (!owner) {
+                err re;
+                router_add(seen, t->routes[j], (void *)t, &re); /* validated already */
+            }
+        }
+    }
+    router_free(seen);
+    return rc;
 }
 
 void tenant_limits_defaults(tenant_limits *l)
@@ -699,6 +767,8 @@ int config_load(const char *path, atoll_config *cfg, err *e)
                 goto fail_dir;
             }
     }
+    if ((rc = check_route_owners(&r, cfg)))
+        goto fail_dir;
     free(base_dir);
     json_decref(root);
     return 0;

@@ -159,6 +159,12 @@ static void on_request(void *data, http_request *req, http_writer *w)
         free(msg);
         return;
     }
+    /* Broken after its last response (a microtask loop, a waitUntil): no
+     * request's end replaced it, and this request must not pay for it. */
+    if (iso_broken(dev->worker) && !dev->draining) {
+        log_warn("discarding the isolate of %s after a limit violation", dev->opt->script);
+        load_worker(dev, true);
+    }
     iso_dispatch(dev->worker, req, &ex->w);
 }
 

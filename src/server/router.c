@@ -128,7 +128,9 @@ static bool valid_host_char(char c)
            c == ']' || (unsigned char)c >= 0x80;
 }
 
-int router_add(router *r, const char *pattern, void *target, err *e)
+/* Parses pattern into *rt (host and path allocated). 0, or -EINVAL with a
+ * message. */
+static int parse_route(const char *pattern, route *rt, err *e)
 {
     const char *p = pattern;
     if (strncmp(p, "http://", 7) == 0)
@@ -139,9 +141,9 @@ int router_add(router *r, const char *pattern, void *target, err *e)
     size_t host_len = slash ? (size_t)(slash - p) : strlen(p);
     if (host_len == 0)
         return err_set(e, -EINVAL, "route '%s': no host (expected host/path, e.g. example.com/*)", pattern);
-    route rt = {.order = r->added, .target = target};
+    *rt = (route){0};
     if (p[0] == '*') {
-        rt.host_wild = true;
+        rt->host_wild = true;
         p++;
         host_len--;
     }
@@ -159,12 +161,22 @@ int router_add(router *r, const char *pattern, void *target, err *e)
     const char *star = memchr(path, '*', path_len);
     if (star && star != path + path_len - 1)
         return err_set(e, -EINVAL, "route '%s': '*' may only end the path", pattern);
-    rt.path_prefix = star != NULL;
-    rt.path = xstrndup(path, star ? path_len - 1 : path_len);
-    rt.host = xstrndup(p, name_len);
-    for (char *c = rt.host; *c; c++)
+    rt->path_prefix = star != NULL;
+    rt->path = xstrndup(path, star ? path_len - 1 : path_len);
+    rt->host = xstrndup(p, name_len);
+    for (char *c = rt->host; *c; c++)
         *c = (char)tolower((unsigned char)*c);
-    r->added++;
+    return 0;
+}
+
+int router_add(router *r, const char *pattern, void *target, err *e)
+{
+    route rt;
+    int rc = parse_route(pattern, &rt, e);
+    if (rc != 0)
+        return rc;
+    rt.order = r->added++;
+    rt.target = target;
 
     if (rt.host_wild) {
         list_add(&r->wild, rt);
@@ -180,6 +192,32 @@ int router_add(router *r, const char *pattern, void *target, err *e)
     }
     list_add(&b->routes, rt);
     return 0;
+}
+
+static bool same_route(const route *a, const route *b)
+{
+    return a->host_wild == b->host_wild && a->path_prefix == b->path_prefix && strcmp(a->host, b->host) == 0 &&
+           strcmp(a->path, b->path) == 0;
+}
+
+void *router_find_same(const router *r, const char *pattern)
+{
+    route rt;
+    err e;
+    if (parse_route(pattern, &rt, &e) != 0)
+        return NULL;
+    const route_list *l = &r->wild;
+    if (!rt.host_wild) {
+        bool found;
+        const bucket *b = find_bucket(r, rt.host, strlen(rt.host), &found);
+        l = found ? &b->routes : NULL;
+    }
+    void *target = NULL;
+    for (size_t i = 0; l && i < l->count && !target; i++)
+        if (same_route(&l->items[i], &rt))
+            target = l->items[i].target;
+    route_free(&rt);
+    return target;
 }
 
 static size_t remove_from(route_list *l, const void *target)

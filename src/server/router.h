@@ -18,6 +18,9 @@ router *router_new(void);
 /* Adds `pattern` routing to `target` (borrowed). Fails with -EINVAL and a
  * message for a malformed pattern. */
 int router_add(router *r, const char *pattern, void *target, err *e);
+/* The target of a route that matches exactly what `pattern` would match
+ * (scheme, port and host case aside), or NULL (also for a bad pattern). */
+void *router_find_same(const router *r, const char *pattern);
 /* Removes every route to `target`; returns how many were removed. */
 size_t router_remove_target(router *r, const void *target);
 /* The target of the most specific matching route, or NULL. `host` may carry

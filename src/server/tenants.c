@@ -358,9 +358,33 @@ tenant *tenants_get(tenant_table *tt, const char *name)
     return map_get(&tt->by_name, name);
 }
 
+/* Counts a limit violation by the status a job got or, failing that, by
+ * the kind the isolate reports. */
+static void count_limit(tenant_stats *s, int status, const char *limit)
+{
+    if (status == ISO_STATUS_MEMORY || (limit && strcmp(limit, "memory") == 0))
+        s->limit_memory++;
+    else if (status == ISO_STATUS_WALL || (limit && strcmp(limit, "wall") == 0))
+        s->limit_wall++;
+    else
+        s->limit_cpu++;
+}
+
 int tenants_isolate(tenant_table *tt, tenant *t, bool *cold, err *e)
 {
     *cold = false;
+    if (t->live && iso_broken(t->live)) {
+        /* It went over a limit after its last response (a microtask loop,
+         * a waitUntil), so no request's end retired it; dispatching to it
+         * would fail a request that did nothing wrong. With nothing in
+         * flight, no request counted the violation either. */
+        const char *limit = iso_limit(t->live);
+        if (iso_inflight(t->live) == 0)
+            count_limit(t->stats, 0, limit);
+        log_tenant(LOG_WARN, t->cfg->name, "isolate discarded after exceeding its %s limit (no request in flight)",
+                   limit ? limit : "resource");
+        retire_isolate(tt, t);
+    }
     if (t->live) {
         lru_unlink(tt, t);
         lru_push_front(tt, t);
@@ -393,12 +417,7 @@ static bool settle(tenant_table *tt, tenant *t, iso *used, int status)
     bool limit_hit = false;
     if (used && status >= 500 && iso_broken(used)) {
         const char *limit = iso_limit(used);
-        if (status == ISO_STATUS_MEMORY || (limit && strcmp(limit, "memory") == 0))
-            s->limit_memory++;
-        else if (status == ISO_STATUS_WALL || (limit && strcmp(limit, "wall") == 0))
-            s->limit_wall++;
-        else
-            s->limit_cpu++;
+        count_limit(s, status, limit);
         limit_hit = true;
         if (used == t->live) {
             log_tenant(LOG_WARN, t->cfg->name, "isolate discarded after exceeding its %s limit (status %d)",

@@ -164,6 +164,20 @@ def dev_keeps_serving_after_the_handler_throws():
 
 
 @test
+def dev_a_limit_hit_after_the_response_fails_no_later_request():
+    # An endless microtask chain left behind by a handler that answered: the
+    # isolate breaks with nothing in flight; the next request gets a new one.
+    path = os.path.join(TMP, "after", "worker.js")
+    write(path, "export default { fetch(r) { if (r.url.endsWith('/spin')) { const f = () => Promise.resolve()"
+                ".then(f); f(); } return new Response('fine'); } };\n")
+    with Server(path) as srv:
+        for _ in range(3):
+            request(srv, path="/spin")
+            status, _, body = request(srv, path="/good")
+            assert (status, body) == (200, b"fine"), (status, body)
+
+
+@test
 def dev_reloads_when_the_worker_changes():
     path = os.path.join(TMP, "reload", "worker.js")
     write(path, "import { word } from './lib/word.js';\n"

@@ -154,6 +154,34 @@ def a_runaway_tenant_does_not_affect_others():
         assert s.get("alpha.test", "/")[2] == b"alpha /"
 
 
+@test
+def a_limit_hit_after_the_response_fails_no_later_request():
+    # The handler answers, then leaves an endless chain of microtasks: the
+    # isolate goes over its CPU limit with no request in flight. The next
+    # request must get a fresh isolate, not that violation's 503, and the
+    # violation is still counted.
+    cfg = {"workers": [{"name": "after", "routes": ["after.test/*"], "limits": {"cpu_ms": 20}, "main": tenant(
+        "after", "export default { fetch(r) { if (r.url.endsWith('/spin')) { const f = () => Promise.resolve()"
+                 ".then(f); f(); } return new Response('ok'); } };\n")}]}
+    with Serve(cfg, processes=1, sandbox=False) as s:
+        for _ in range(3):
+            s.get("after.test", "/spin")
+            status, _, body = s.get("after.test", "/fine")
+            assert (status, body) == (200, b"ok"), (status, body)
+        path = os.path.join(s.state, "metrics", "default-0.json")
+        deadline = time.time() + 5
+        while True:
+            try:
+                after = json.load(open(path))["tenants"]["after"]
+            except (OSError, ValueError, KeyError):
+                after = {}
+            if after.get("limit_cpu", 0) >= 2:
+                break
+            assert time.time() < deadline, after
+            time.sleep(0.2)
+        assert "no request in flight" in s.stderr(), s.stderr()[-2000:]
+
+
 def worker_status(pid):
     status = open("/proc/%d/status" % pid).read()
     return dict((k, v.strip()) for k, v in (line.split(":", 1) for line in status.splitlines() if ":" in line))

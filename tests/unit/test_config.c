@@ -178,6 +178,23 @@ static void wrangler_file_is_followed(void **state)
     assert_string_equal(cfg.workers[0].routes[0], "w.test/*");
     config_free(&cfg);
     free(path);
+    /* The entry's vars and KV bindings override the wrangler file's of the
+     * same name instead of binding the name twice. */
+    free(write_file("t/b/wrangler.jsonc",
+                    "{ \"name\": \"w\", \"main\": \"worker.js\", \"vars\": { \"A\": \"1\", \"B\": 2 },\n"
+                    "  \"kv_namespaces\": [ { \"binding\": \"K\", \"id\": \"from-wrangler\" } ] }\n"));
+    path = write_file("w2.jsonc", "{ \"workers\": [ { \"wrangler\": \"t/b/wrangler.jsonc\", \"vars\": { \"A\": \"2\" },"
+                                  " \"kv_namespaces\": [ { \"binding\": \"K\", \"id\": \"from-entry\" } ] } ] }\n");
+    rc = config_load(path, &cfg, &e);
+    if (rc)
+        fail_msg("%s", e.msg);
+    assert_int_equal(cfg.workers[0].nvars, 2);
+    assert_string_equal(cfg.workers[0].vars[0].name, "A");
+    assert_string_equal(cfg.workers[0].vars[0].json, "\"2\"");
+    assert_int_equal(cfg.workers[0].nkv, 1);
+    assert_string_equal(cfg.workers[0].kv[0].id, "from-entry");
+    config_free(&cfg);
+    free(path);
 }
 
 static void unknown_keys_warn_with_their_path(void **state)
@@ -190,6 +207,14 @@ static void unknown_keys_warn_with_their_path(void **state)
     assert_int_equal(cfg.nwarnings, 2);
     assert_non_null(strstr(cfg.warnings[0], "warn.jsonc: colour: unknown key"));
     assert_non_null(strstr(cfg.warnings[1], "workers[0].limits.cpu: unknown key"));
+    config_free(&cfg);
+    free(path);
+    /* wrangler's route objects are checked too */
+    path = write_file("warn2.jsonc", "{ \"workers\": [ { \"name\": \"a\", \"main\": \"a.js\", \"routes\": [ \"a.test/*\","
+                                     " { \"pattern\": \"b.test/*\", \"zone_name\": \"b.test\", \"zone\": 1 } ] } ] }\n");
+    assert_int_equal(config_load(path, &cfg, &e), 0);
+    assert_int_equal(cfg.nwarnings, 1);
+    assert_non_null(strstr(cfg.warnings[0], "workers[0].routes[1].zone: unknown key"));
     config_free(&cfg);
     free(path);
 }
@@ -243,6 +268,17 @@ static void errors_name_file_key_and_expectation(void **state)
         {"{ \"kv\": { \"min_ttl\": 0 } }", "kv.min_ttl: expected an integer from 1"},
         {"{ \"deploy\": { \"redis\": 5 } }", "deploy.redis: expected a non-empty string"},
         {"{ \"a\": 1, \"a\": 2 }", "duplicate"},
+        {"{ \"workers\": [,] }", "bad.jsonc:1:"},
+        {"{ \"workers\": [ { \"name\": \"a\", \"main\": \"a.js\" },, ] }", "bad.jsonc:1:"},
+        {"{ \"workers\": [ { \"name\": \"a\", \"main\": \"a.js\", \"routes\": [\"x.test/*\"] },"
+         " { \"name\": \"b\", \"main\": \"a.js\", \"routes\": [\"y.test/*\", \"https://X.test:8080/*\"] } ] }",
+         "workers[1].routes: route 'https://X.test:8080/*' is already routed to worker \"a\" (workers[0])"},
+        {"{ \"workers\": [ { \"name\": \"a\", \"main\": \"a.js\", \"kv_namespaces\": [ { \"binding\": \"K\", \"id\": \"x\" },"
+         " { \"binding\": \"K\", \"id\": \"y\" } ] } ] }",
+         "workers[0].kv_namespaces[1].binding: \"K\" is already bound by workers[0].kv_namespaces[0]"},
+        {"{ \"workers\": [ { \"name\": \"a\", \"main\": \"a.js\", \"vars\": { \"K\": 1 },"
+         " \"kv_namespaces\": [ { \"binding\": \"K\", \"id\": \"x\" } ] } ] }",
+         "workers[0].kv_namespaces: binding \"K\" is also the name of a var"},
         {"{ \"listen\": ", "bad.jsonc:1:"},
         {"[1]", "expected a JSON object"},
         {"{ \"user\": \"no-such-user-atoll\" }", "user: expected the name or uid of an existing user"},

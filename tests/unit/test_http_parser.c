@@ -246,6 +246,25 @@ static void malformed_requests(void **state)
     http_parser_free(p);
 }
 
+/* RFC 9112 3.2: one Host at most, a valid authority (else the URL a
+ * worker sees would differ from what was routed: "Host: a/admin?" made
+ * "http://a/admin?/public" of a request routed by "/public"); a target in
+ * absolute-form is taken for its path, its authority for Host. */
+static void host_rules_and_absolute_form(void **state)
+{
+    EXPECT_PARSE("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "error 400\n");
+    EXPECT_PARSE("GET / HTTP/1.0\r\nHost: a\r\nhost: a\r\n\r\n", "error 400\n");
+    EXPECT_PARSE("GET /public HTTP/1.1\r\nHost: a/admin?\r\n\r\n", "error 400\n");
+    EXPECT_PARSE("GET / HTTP/1.1\r\nHost: user@a\r\n\r\n", "error 400\n");
+    EXPECT_PARSE("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", "error 400\n");
+    EXPECT_PARSE("GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", "GET / 1.1 ka=1 [Host=[::1]:8080] body=\n");
+    EXPECT_PARSE("GET / HTTP/1.1\r\nHost: \r\n\r\n", "GET / 1.1 ka=1 [Host=] body=\n");
+    EXPECT_PARSE("GET HTTP://h.test:81/p?q=1 HTTP/1.1\r\nHost: other\r\n\r\n",
+                 "GET /p?q=1 1.1 ka=1 [Host=h.test:81] body=\n");
+    EXPECT_PARSE("GET https://h.test?q HTTP/1.1\r\n\r\n", "GET /?q 1.1 ka=1 [Host=h.test] body=\n");
+    EXPECT_PARSE("GET http:///p HTTP/1.1\r\nHost: a\r\n\r\n", "error 400\n");
+}
+
 static void chunk_extensions_and_trailers_are_bounded(void **state)
 {
     buf b;
@@ -368,6 +387,7 @@ int main(void)
         cmocka_unit_test(body_limit),
         cmocka_unit_test(transfer_encoding_rules),
         cmocka_unit_test(malformed_requests),
+        cmocka_unit_test(host_rules_and_absolute_form),
         cmocka_unit_test(chunk_extensions_and_trailers_are_bounded),
         cmocka_unit_test(phases),
         cmocka_unit_test(same_outcome_at_every_split),

@@ -83,6 +83,31 @@ static void errors_and_usage(void **state)
     free(out);
     assert_int_equal(run(&out, "get", "--namespace", "x", "k", NULL), 2);
     free(out);
+    /* metadata must be JSON: getWithMetadata and list parse it */
+    assert_int_equal(run(&out, "put", NS, "--metadata", "{bad", "mk", "v", NULL), 2);
+    free(out);
+    assert_int_equal(run(&out, "get", NS, "mk", NULL), 1);
+    free(out);
+}
+
+/* Options may come after the key and value, as in the README. */
+static void options_after_arguments(void **state)
+{
+    char *out;
+    assert_int_equal(run(&out, "--help", NULL), 0); /* atoll kv --help */
+    assert_non_null(strstr(out, "usage: atoll kv get"));
+    free(out);
+    assert_int_equal(run(&out, "put", NS, "late", "v", "--ttl", "3600", "--metadata", "{\"a\":1}", NULL), 0);
+    free(out);
+    assert_int_equal(run(&out, "list", NS, "--prefix", "late", NULL), 0);
+    if (!strstr(out, "\"name\": \"late\", \"expiration\": ") || !strstr(out, "\"metadata\": {\"a\":1}"))
+        fail_msg("list: %s", out);
+    free(out);
+    assert_int_equal(run(&out, "put", NS, "--", "-dash", "v", NULL), 0);
+    free(out);
+    assert_int_equal(run(&out, "get", NS, "--", "-dash", NULL), 0);
+    assert_string_equal(out, "v");
+    free(out);
 }
 
 static void put_from_file(void **state)
@@ -116,6 +141,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(put_get_list_delete),
         cmocka_unit_test(errors_and_usage),
+        cmocka_unit_test(options_after_arguments),
         cmocka_unit_test(put_from_file),
     };
     return cmocka_run_group_tests_name("kv/cli", tests, setup, teardown);

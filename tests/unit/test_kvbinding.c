@@ -197,6 +197,52 @@ static void free_with_operations_pending(void **state)
     uv_run(&f->loop, UV_RUN_NOWAIT);
 }
 
+/* Workers' 1,000 KV operations per invocation, counted per request: two
+ * requests in flight at once each get their own budget (an operation's
+ * callback continues the request that started it), the 1,001st rejects
+ * with Workers' error, and the next request starts afresh. */
+static void kv_operations_are_limited_per_request(void **state)
+{
+    fixture *f = *state;
+    iso *i = load(f, "ns-ops");
+    capture c[2];
+    http_request req[2];
+    const char *targets[2] = {"/ops?key=a&n=700", "/ops?key=b&n=700"};
+    for (int k = 0; k < 2; k++) {
+        c[k] = (capture){.w = {.start = cap_start, .write = cap_write, .end = cap_end}};
+        buf_init(&c[k].body, BUF_UNLIMITED);
+        http_request_init(&req[k]);
+        req[k].method = xstrdup("GET");
+        req[k].target = xstrdup(targets[k]);
+        http_headers_add_str(&req[k].headers, "Host", "kv.test");
+        iso_dispatch(i, &req[k], &c[k].w);
+    }
+    while ((c[0].ends == 0 || c[1].ends == 0) && uv_run(&f->loop, UV_RUN_ONCE))
+        ;
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(c[k].ends, 1);
+        buf_append(&c[k].body, "", 0);
+        if (c[k].status != 200 || strcmp(c[k].body.data, "done 700") != 0)
+            fail_msg("request %d: status %d: %s", k, c[k].status, c[k].body.data);
+        buf_free(&c[k].body);
+        http_request_free(&req[k]);
+    }
+    int status;
+    char *body = get(f, i, "/ops?key=c&n=1000", &status);
+    if (status != 200 || strcmp(body, "done 1000") != 0)
+        fail_msg("1000 operations: status %d: %s", status, body);
+    free(body);
+    body = get(f, i, "/ops?key=d&n=1001", &status);
+    if (status != 429 || strcmp(body, "1000 Error: Too many API requests by single worker invocation.") != 0)
+        fail_msg("1001 operations: status %d: %s", status, body);
+    free(body);
+    body = get(f, i, "/ops?key=e&n=3", &status);
+    assert_string_equal(body, "done 3");
+    free(body);
+    iso_free(i);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+}
+
 static void no_store_fails_the_load(void **state)
 {
     fixture *f = *state;
@@ -215,12 +261,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(the_api_passes_its_checks, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(namespaces_are_separate, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(free_with_operations_pending, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(kv_operations_are_limited_per_request, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(no_store_fails_the_load, setup_sqlite, teardown),
     };
     const struct CMUnitTest redis_tests[] = {
         cmocka_unit_test_setup_teardown(the_api_passes_its_checks, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(namespaces_are_separate, setup_redis, teardown),
         cmocka_unit_test_setup_teardown(free_with_operations_pending, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(kv_operations_are_limited_per_request, setup_redis, teardown),
     };
     int failed = cmocka_run_group_tests_name("kvbinding/sqlite", sqlite_tests, NULL, NULL);
     failed += cmocka_run_group_tests_name("kvbinding/redis", redis_tests, NULL, NULL);

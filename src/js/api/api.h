@@ -19,6 +19,10 @@
 #include "core/err.h"
 #include "http/message.h"
 
+/* KV operations one request (or scheduled event) may make, as Workers
+ * allows per invocation. */
+#define JSAPI_KV_OPS_PER_REQUEST 1000
+
 typedef struct jsapi_host {
     uv_loop_t *loop;
     const char *name;  /* tenant name for console lines; borrowed for the context's life */
@@ -43,6 +47,11 @@ typedef struct jsapi_host {
      * 0, -EDQUOT when that request has spent its budget, or -EPERM while
      * the worker is loading (no I/O at the top level, as in Workers). */
     int (*subrequest)(void *opaque, uint64_t *req);
+    /* Charges one KV operation (get, getWithMetadata, put, delete, list)
+     * to request *req as subrequest() does, against a fixed budget of
+     * JSAPI_KV_OPS_PER_REQUEST (Workers' limit per invocation). 0, or
+     * -EDQUOT when that request has spent it. Optional. */
+    int (*kv_op)(void *opaque, uint64_t *req);
     /* Called after enter(): the JavaScript about to run continues request
      * `req`, so fetches it starts are charged to that request. */
     void (*resume)(void *opaque, uint64_t req);

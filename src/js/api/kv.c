@@ -13,7 +13,11 @@
  * cap); values written are copied to host memory for the store, bounded
  * per binding by MAX_INFLIGHT_BYTES. A ReadableStream value is read to the
  * end first (its chunks gathered in host memory, at most the value limit
- * plus one byte, so an oversized stream fails with the store's message). */
+ * plus one byte, so an oversized stream fails with the store's message).
+ *
+ * Each call is charged to the request whose code makes it (the host's
+ * kv_op budget, Workers' 1,000 per invocation); a store callback resumes
+ * that request, so the calls its continuation makes are charged to it. */
 #include "js/api/kv.h"
 
 #include <errno.h>
@@ -51,6 +55,7 @@ struct kvb_op {
     JSValue resolve, reject;
     int method, type;
     size_t bytes;   /* put: counted in owner->inflight_bytes */
+    uint64_t req;   /* the request it is charged to (0: none) */
     bool submitted; /* the store has it and will call back */
 };
 
@@ -153,7 +158,27 @@ static JSContext *op_enter(kvb_op *op)
         op_free(ctx, op);
         return NULL;
     }
+    /* What runs now continues that request: the KV operations it starts
+     * are charged to it. */
+    if (st->host.resume)
+        st->host.resume(st->host.opaque, op->req);
     return ctx;
+}
+
+/* Charges op to its request's budget of KV operations (Workers allows
+ * 1,000 per invocation). 0, or -1 with Workers' error pending. */
+static int op_charge(JSContext *ctx, kvb_op *op)
+{
+    jsapi_state *st = jsapi_state_of(ctx);
+    uint64_t req = 0;
+    if (!st || !st->host.kv_op)
+        return 0;
+    if (st->host.kv_op(st->host.opaque, &req) < 0) {
+        throw_error(ctx, "Too many API requests by single worker invocation.");
+        return -1;
+    }
+    op->req = req;
+    return 0;
 }
 
 /* Settles the op's promise with v (consumed) or, when v is JS_EXCEPTION,
@@ -461,6 +486,10 @@ static JSValue kv_get_method(JSContext *ctx, JSValueConst this_val, int argc, JS
         return promise;
     }
     op->type = type;
+    if (op_charge(ctx, op) < 0) {
+        JS_FreeCString(ctx, key);
+        return op_reject_now(ctx, op, promise);
+    }
     err e;
     int rc = kv_get(ns->store, ns->id, key, klen, on_get, op, &e);
     op->submitted = rc == 0;
@@ -830,8 +859,10 @@ static JSValue kv_put_method(JSContext *ctx, JSValueConst this_val, int argc, JS
         goto fail;
     if (!(op = op_new(ctx, ns, M_PUT, &promise)))
         goto fail;
-    int rc = stream ? put_stream(ctx, this_val, op, value, key, klen, &o)
-                    : start_put(ctx, ns, op, key, klen, str ? str : "", vlen, &o);
+    int rc = op_charge(ctx, op);
+    if (rc == 0)
+        rc = stream ? put_stream(ctx, this_val, op, value, key, klen, &o)
+                     : start_put(ctx, ns, op, key, klen, str ? str : "", vlen, &o);
     if (rc)
         promise = op_reject_now(ctx, op, promise);
     JS_FreeCString(ctx, key);
@@ -864,6 +895,10 @@ static JSValue kv_delete_method(JSContext *ctx, JSValueConst this_val, int argc,
     if (!op) {
         JS_FreeCString(ctx, key);
         return promise;
+    }
+    if (op_charge(ctx, op) < 0) {
+        JS_FreeCString(ctx, key);
+        return op_reject_now(ctx, op, promise);
     }
     err e;
     int rc = kv_delete(ns->store, ns->id, key, klen, on_done, op, &e);
@@ -923,6 +958,12 @@ static JSValue kv_list_method(JSContext *ctx, JSValueConst this_val, int argc, J
     kvb_op *op = op_new(ctx, ns, M_LIST, &promise);
     if (!op)
         goto fail;
+    if (op_charge(ctx, op) < 0) {
+        promise = op_reject_now(ctx, op, promise);
+        JS_FreeCString(ctx, prefix);
+        JS_FreeCString(ctx, cursor);
+        return promise;
+    }
     err e;
     int rc = kv_list(ns->store, ns->id, &o, on_list, op, &e);
     op->submitted = rc == 0;
