@@ -23,6 +23,7 @@
 #include "js/isolate.h"
 #include "sandbox/sandbox.h"
 #include "server/fleet.h"
+#include "server/router.h"
 #include "server/store.h"
 #include "server/tier_container.h"
 #include "server/tier_wasm.h"
@@ -36,19 +37,68 @@ typedef struct admin {
     uv_loop_t loop;
     http_server *http;
     map versions;            /* name -> (uintptr_t) current deployed version */
+    /* Every route of the current tenants (config and deployed), to refuse
+     * a deploy that takes another tenant's route: only one of the two
+     * could be reached there. Targets are the names in `owners`. */
+    router *routes;
+    map owners;              /* name -> owned copy of the name */
     uint64_t journal_offset;
     uv_signal_t sigterm, sigint;
     bool draining;
     fleet *fleet;            /* deploy.redis: deploys shared with other nodes; NULL: none */
 } admin;
 
+static int load_deployed(admin *a, const char *name, uint64_t version, tenant_config *t, err *e);
+static const tenant_config *config_tenant(const admin *a, const char *name);
+
+/* Makes `name`'s routes those of t; NULL: those of the config tenant of
+ * that name, if any (a deployed version was deleted). */
+static void set_routes(admin *a, const char *name, const tenant_config *t)
+{
+    char *owner = map_get(&a->owners, name);
+    if (!owner) {
+        owner = xstrdup(name);
+        map_put(&a->owners, name, owner);
+    }
+    router_remove_target(a->routes, owner);
+    if (!t)
+        t = config_tenant(a, name);
+    for (size_t i = 0; t && i < t->nroutes; i++) {
+        err e;
+        if (!router_find_same(a->routes, t->routes[i]))
+            router_add(a->routes, t->routes[i], owner, &e); /* validated when t was read */
+    }
+}
+
+/* The name of another tenant that already has one of t's routes (which
+ * goes to *route), or NULL. */
+static const char *route_taken(const admin *a, const char *name, const tenant_config *t, const char **route)
+{
+    for (size_t i = 0; i < t->nroutes; i++) {
+        const char *owner = router_find_same(a->routes, t->routes[i]);
+        if (owner && strcmp(owner, name) != 0) {
+            *route = t->routes[i];
+            return owner;
+        }
+    }
+    return NULL;
+}
+
 static void on_journal_entry(void *data, const char *name, uint64_t version)
 {
     admin *a = data;
-    if (version)
+    if (version) {
         map_put(&a->versions, name, (void *)(uintptr_t)version);
-    else
+        tenant_config t;
+        err e;
+        if (load_deployed(a, name, version, &t, &e) == 0) {
+            set_routes(a, name, &t);
+            config_tenant_free(&t);
+        }
+    } else {
         map_remove(&a->versions, name);
+        set_routes(a, name, NULL);
+    }
 }
 
 static void refresh(admin *a)
@@ -210,6 +260,13 @@ static int deploy_version(admin *a, const char *name, bool wasm, const char *scr
     }
     if ((rc = config_tenant_from_json(source, settings, strlen(settings), name, script_path, &t, warnings, e)) != 0)
         goto discard;
+    const char *route = NULL, *owner = route_taken(a, name, &t, &route);
+    if (owner) {
+        *status = 409;
+        rc = err_set(e, -EEXIST, "routes: route '%s' is already routed to worker \"%s\"", route, owner);
+        config_tenant_free(&t);
+        goto discard;
+    }
     tenant_tier tier = t.tier;
     if (tier == TIER_CONTAINER)
         bundle = xstrdup(t.main);
@@ -249,7 +306,7 @@ static int deploy_version(admin *a, const char *name, bool wasm, const char *scr
         *status = 500;
         goto discard;
     }
-    map_put(&a->versions, name, (void *)(uintptr_t)version);
+    on_journal_entry(a, name, version); /* its version and routes */
     log_info("admin: deployed %s v%" PRIu64, name, version);
     *out_version = version;
     goto done;
@@ -372,7 +429,7 @@ static void delete_worker(admin *a, const char *name, http_writer *w)
         respond_error(w, 500, e.msg);
         return;
     }
-    map_remove(&a->versions, name);
+    on_journal_entry(a, name, 0);
     log_info("admin: deleted %s", name);
     respond_json(w, 200, json_pack("{s:s,s:b}", "name", name, "deleted", 1));
     if (a->fleet)
@@ -551,7 +608,7 @@ static void on_fleet_change(void *data, const fleet_change *c)
     }
     if (c->remove) {
         if (map_get(&a->versions, c->name) && store_delete(a->cfg->state_dir, c->name, &e) == 0) {
-            map_remove(&a->versions, c->name);
+            on_journal_entry(a, c->name, 0);
             log_info("admin: deleted %s (from another node)", c->name);
         } else if (e.msg[0]) {
             log_error("deploy.redis: delete %s: %s", c->name, e.msg);
@@ -582,6 +639,10 @@ int admin_main(const atoll_config *cfg, const admin_options *opt)
     map_init(&a.versions);
     if (uv_loop_init(&a.loop) != 0)
         return 1;
+    map_init(&a.owners);
+    a.routes = router_new();
+    for (size_t i = 0; i < cfg->nworkers; i++)
+        set_routes(&a, cfg->workers[i].name, NULL);
     refresh(&a);
     http_server_config hc;
     http_server_config_defaults(&hc);
@@ -634,5 +695,11 @@ done:
     uv_run(&a.loop, UV_RUN_NOWAIT);
     uv_loop_close(&a.loop);
     map_free(&a.versions);
+    router_free(a.routes);
+    size_t pos = 0;
+    void *owner;
+    while (map_next(&a.owners, &pos, NULL, &owner))
+        free(owner);
+    map_free(&a.owners);
     return status;
 }

@@ -165,6 +165,32 @@ def bad_deploys_are_refused_and_change_nothing():
 
 
 @test
+def a_deploy_may_not_take_another_workers_route():
+    path = os.path.join(TMP, "cfg-route", "worker.js")
+    write(path, worker_js("from config"))
+    os.chmod(os.path.dirname(path), 0o755)
+    cfg = {"workers": [{"name": "configured", "main": path, "routes": ["c.test/*"]}]}
+    with Server(cfg) as s:
+        # The same route as a config tenant's, written another way.
+        status, body = s.admin("PUT", "/workers/intruder", body={"script": worker_js("x"), "routes": ["https://C.test/*"]})
+        assert status == 409 and b"already routed to worker \\\"configured\\\"" in body, (status, body)
+        assert s.admin("PUT", "/workers/first", body={"script": worker_js("1"), "routes": ["d.test/*"]})[0] == 201
+        status, body = s.admin("PUT", "/workers/second", body={"script": worker_js("2"), "routes": ["e.test/*", "d.test/*"]})
+        assert status == 409 and b"d.test/*" in body and b"first" in body, (status, body)
+        assert s.admin("GET", "/workers/second")[0] == 404
+        assert s.get("d.test")[2] == b"1" and s.get("c.test")[2] == b"from config"
+        # A redeploy keeps its own routes; a deleted worker's routes are free again.
+        assert s.admin("PUT", "/workers/first", body={"script": worker_js("1b"), "routes": ["d.test/*"]})[0] == 200
+        assert s.admin("DELETE", "/workers/first")[0] == 200
+        assert s.admin("PUT", "/workers/second", body={"script": worker_js("2"), "routes": ["d.test/*"]})[0] == 201
+        assert eventually(lambda: s.get("d.test")[2] == b"2")
+        # A config tenant replaced by a deploy of its name takes its routes along.
+        assert s.admin("PUT", "/workers/configured", body={"script": worker_js("redeployed"), "routes": ["f.test/*"]})[0] == 200
+        assert s.admin("PUT", "/workers/other", body={"script": worker_js("o"), "routes": ["c.test/*"]})[0] == 201
+        assert eventually(lambda: s.get("c.test")[2] == b"o") and s.get("f.test")[2] == b"redeployed"
+
+
+@test
 def a_deploy_under_load_fails_no_request():
     with Server() as s:
         assert s.admin("PUT", "/workers/live", body={"script": worker_js("old"), "routes": ["live.test/*"]})[0] == 201
