@@ -152,8 +152,14 @@ static int parse_route(const char *pattern, route *rt, err *e)
             return err_set(e, -EINVAL, "route '%s': '%c' is not allowed in a host (a '*' may only start it)",
                            pattern, p[i]);
     /* A port in the pattern is not matched: requests are routed by host name. */
-    const char *colon = memchr(p, ':', host_len);
-    size_t name_len = colon && p[0] != '[' ? (size_t)(colon - p) : host_len;
+    size_t name_len = host_len;
+    if (p[0] == '[') { /* an IPv6 literal: its name ends with the bracket */
+        const char *close = memchr(p, ']', host_len);
+        name_len = close ? (size_t)(close - p) + 1 : host_len;
+    } else {
+        const char *colon = memchr(p, ':', host_len);
+        name_len = colon ? (size_t)(colon - p) : host_len;
+    }
     const char *path = slash ? slash : "/*";
     size_t path_len = strcspn(path, "?");
     if (path[path_len] == '?')

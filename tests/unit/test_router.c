@@ -45,6 +45,17 @@ static void host_matching_ignores_case_and_port(void **state)
     assert_ptr_equal(router_match(r, "EXAMPLE.com:8080", "/api/x"), B);
     assert_ptr_equal(router_match(r, "Shop.Example.COM", "/"), C);
     router_free(r);
+    /* IPv6 literals, with and without a port on either side. */
+    r = router_new();
+    err e;
+    assert_int_equal(router_add(r, "[::1]:8080/*", A, &e), 0);
+    assert_int_equal(router_add(r, "[fe80::2]/x/*", B, &e), 0);
+    assert_ptr_equal(router_match(r, "[::1]", "/"), A);
+    assert_ptr_equal(router_match(r, "[::1]:9000", "/a"), A);
+    assert_ptr_equal(router_match(r, "[FE80::2]:80", "/x/y"), B);
+    assert_null(router_match(r, "[fe80::2]", "/y"));
+    assert_ptr_equal(router_find_same(r, "http://[::1]/*"), A);
+    router_free(r);
 }
 
 static void unmatched_requests_get_null(void **state)
