@@ -239,6 +239,15 @@ static void kv_operations_are_limited_per_request(void **state)
     body = get(f, i, "/ops?key=e&n=3", &status);
     assert_string_equal(body, "done 3");
     free(body);
+    /* A bulk get is one operation, whatever its number of keys. */
+    body = get(f, i, "/bulk-ops?n=1000", &status);
+    if (status != 200 || strcmp(body, "done 1000") != 0)
+        fail_msg("1000 bulk gets: status %d: %s", status, body);
+    free(body);
+    body = get(f, i, "/bulk-ops?n=1001", &status);
+    if (status != 429 || strcmp(body, "1000 Error: Too many API requests by single worker invocation.") != 0)
+        fail_msg("1001 bulk gets: status %d: %s", status, body);
+    free(body);
     iso_free(i);
     uv_run(&f->loop, UV_RUN_NOWAIT);
 }

@@ -465,31 +465,31 @@ static int parse_get_type(JSContext *ctx, JSValueConst arg, const char *verb)
 
 /* --- methods --- */
 
-static JSValue kv_get_method(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv, int magic)
+/* One get or getWithMetadata of `key`. It is charged to the request's
+ * budget when `charge`; otherwise it continues the request *req (the
+ * keys of a bulk get after the first, which Workers counts as one). */
+static JSValue get_one(JSContext *ctx, kvb_ns *ns, JSValueConst key_val, int type, int method, bool charge,
+                       uint64_t *req)
 {
-    kvb_ns *ns = ns_of(ctx, this_val);
-    if (!ns)
-        return rejected(ctx);
     size_t klen;
-    const char *key = JS_ToCStringLen(ctx, &klen, argc > 0 ? argv[0] : JS_UNDEFINED);
+    const char *key = JS_ToCStringLen(ctx, &klen, key_val);
     if (!key)
         return rejected(ctx);
-    int type = parse_get_type(ctx, argc > 1 ? argv[1] : JS_UNDEFINED, "GET");
-    if (type < 0) {
-        JS_FreeCString(ctx, key);
-        return rejected(ctx);
-    }
     JSValue promise;
-    kvb_op *op = op_new(ctx, ns, magic, &promise);
+    kvb_op *op = op_new(ctx, ns, method, &promise);
     if (!op) {
         JS_FreeCString(ctx, key);
         return promise;
     }
     op->type = type;
-    if (op_charge(ctx, op) < 0) {
+    if (charge && op_charge(ctx, op) < 0) {
         JS_FreeCString(ctx, key);
         return op_reject_now(ctx, op, promise);
     }
+    if (charge)
+        *req = op->req;
+    else
+        op->req = *req;
     err e;
     int rc = kv_get(ns->store, ns->id, key, klen, on_get, op, &e);
     op->submitted = rc == 0;
@@ -499,6 +499,121 @@ static JSValue kv_get_method(JSContext *ctx, JSValueConst this_val, int argc, JS
         return op_reject_now(ctx, op, promise);
     }
     return promise;
+}
+
+/* then() of a bulk get: the values, in key order, into a Map by key. */
+static JSValue bulk_to_map(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv, int magic,
+                           JSValue *data)
+{
+    JSValueConst keys = data[0], values = argc > 0 ? argv[0] : JS_UNDEFINED;
+    JSValue global = JS_GetGlobalObject(ctx);
+    JSValue ctor = JS_GetPropertyStr(ctx, global, "Map");
+    JS_FreeValue(ctx, global);
+    JSValue map = JS_CallConstructor(ctx, ctor, 0, NULL);
+    JS_FreeValue(ctx, ctor);
+    if (JS_IsException(map))
+        return map;
+    JSValue set = JS_GetPropertyStr(ctx, map, "set");
+    int64_t n = 0;
+    JSValue len = JS_GetPropertyStr(ctx, keys, "length");
+    JS_ToInt64(ctx, &n, len);
+    JS_FreeValue(ctx, len);
+    for (int64_t i = 0; i < n; i++) {
+        JSValue kv[2] = {JS_GetPropertyUint32(ctx, keys, (uint32_t)i), JS_GetPropertyUint32(ctx, values, (uint32_t)i)};
+        JSValue r = JS_Call(ctx, set, map, 2, (JSValueConst *)kv);
+        JS_FreeValue(ctx, kv[0]);
+        JS_FreeValue(ctx, kv[1]);
+        if (JS_IsException(r)) {
+            JS_FreeValue(ctx, set);
+            JS_FreeValue(ctx, map);
+            return r;
+        }
+        JS_FreeValue(ctx, r);
+    }
+    JS_FreeValue(ctx, set);
+    return map;
+}
+
+/* get(keys[]) and getWithMetadata(keys[]): Workers' bulk read of up to 100
+ * keys (text or json), one operation of the request's budget, resolving to
+ * a Map from each key to what a get of that key gives. */
+static JSValue get_bulk(JSContext *ctx, kvb_ns *ns, JSValueConst keys_in, int type, int method)
+{
+    const char *verb = method == M_GET ? "GET_BULK" : "GET_BULK_WITH_METADATA";
+    int64_t n = 0;
+    JSValue len = JS_GetPropertyStr(ctx, keys_in, "length");
+    if (JS_IsException(len) || JS_ToInt64(ctx, &n, len) < 0) {
+        JS_FreeValue(ctx, len);
+        return rejected(ctx);
+    }
+    JS_FreeValue(ctx, len);
+    if (n < 1 || n > 100) {
+        throw_error(ctx, "KV %s failed: 400 You can request between 1 and 100 keys (got %lld).", verb,
+                    (long long)n);
+        return rejected(ctx);
+    }
+    if (type != T_TEXT && type != T_JSON) {
+        JS_ThrowTypeError(ctx, "KV %s: a bulk read returns \"text\" or \"json\" values only", verb);
+        return rejected(ctx);
+    }
+    /* The keys as strings, copied: the caller may change its array. */
+    JSValue keys = JS_NewArray(ctx), promises = JS_NewArray(ctx);
+    JSValue result = JS_EXCEPTION;
+    uint64_t req = 0;
+    for (int64_t i = 0; i < n; i++) {
+        JSValue k = JS_GetPropertyUint32(ctx, keys_in, (uint32_t)i);
+        JSValue ks = JS_IsException(k) ? JS_EXCEPTION : JS_ToString(ctx, k);
+        JS_FreeValue(ctx, k);
+        if (JS_IsException(ks) || JS_SetPropertyInt64(ctx, keys, i, JS_DupValue(ctx, ks)) < 0) {
+            JS_FreeValue(ctx, ks);
+            result = rejected(ctx);
+            goto out;
+        }
+        JSValue p = get_one(ctx, ns, ks, type, method, i == 0, &req);
+        JS_FreeValue(ctx, ks);
+        if (JS_IsException(p) || JS_SetPropertyInt64(ctx, promises, i, p) < 0) {
+            result = rejected(ctx);
+            goto out;
+        }
+    }
+    JSValue global = JS_GetGlobalObject(ctx);
+    JSValue promise_ctor = JS_GetPropertyStr(ctx, global, "Promise");
+    JS_FreeValue(ctx, global);
+    JSValue all_fn = JS_GetPropertyStr(ctx, promise_ctor, "all");
+    JSValue all = JS_Call(ctx, all_fn, promise_ctor, 1, (JSValueConst *)&promises);
+    JS_FreeValue(ctx, all_fn);
+    JS_FreeValue(ctx, promise_ctor);
+    if (JS_IsException(all)) {
+        result = rejected(ctx);
+        goto out;
+    }
+    JSValue to_map = JS_NewCFunctionData(ctx, bulk_to_map, 1, 0, 1, (JSValueConst *)&keys);
+    JSValue then = JS_GetPropertyStr(ctx, all, "then");
+    result = JS_Call(ctx, then, all, 1, (JSValueConst *)&to_map);
+    JS_FreeValue(ctx, then);
+    JS_FreeValue(ctx, to_map);
+    JS_FreeValue(ctx, all);
+    if (JS_IsException(result))
+        result = rejected(ctx);
+out:
+    JS_FreeValue(ctx, keys);
+    JS_FreeValue(ctx, promises);
+    return result;
+}
+
+static JSValue kv_get_method(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv, int magic)
+{
+    kvb_ns *ns = ns_of(ctx, this_val);
+    if (!ns)
+        return rejected(ctx);
+    JSValueConst key = argc > 0 ? argv[0] : JS_UNDEFINED;
+    int type = parse_get_type(ctx, argc > 1 ? argv[1] : JS_UNDEFINED, "GET");
+    if (type < 0)
+        return rejected(ctx);
+    if (JS_IsArray(ctx, key) > 0)
+        return get_bulk(ctx, ns, key, type, magic);
+    uint64_t req = 0;
+    return get_one(ctx, ns, key, type, magic, true, &req);
 }
 
 /* put's options: {expiration, expirationTtl, metadata}. Strings it
