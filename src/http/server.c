@@ -349,6 +349,10 @@ static int w_start(http_writer *w, int status, const http_headers *headers, int6
     bool v10 = ex->req.version_minor == 0;
     ex->bodyless = status == 204 || status == 304;
     ex->keep_alive = ex->keep_alive && !ex->srv->draining;
+    /* A body nobody reads (or that failed) is not waited for: say that the
+     * connection closes. One being read may still end in time. */
+    if (ex->bstate == B_WAITING || ex->bstate == B_FAILED)
+        ex->keep_alive = false;
     ex->left = -1;
     if (content_length >= 0) {
         if (!ex->head && !ex->bodyless)
@@ -947,7 +951,8 @@ static void conn_continue(conn *c)
         if (c->blocked)
             return; /* on_write comes back here */
     }
-    if (c->in.len && (!c->cur || c->cur->bstate == B_FLOWING)) {
+    /* A body paused at its last byte completes on an empty feed. */
+    if (c->in.len || (c->cur && c->cur->bstate == B_FLOWING)) {
         size_t used = conn_feed(c, c->in.data, c->in.len);
         buf_consume(&c->in, used);
     }

@@ -392,7 +392,9 @@ static char *stream_parse(const char *in, size_t step, bool pause, size_t limit,
     buf_init(&out, BUF_UNLIMITED);
     size_t off = 0;
     *pauses = 0;
-    while (off < len) {
+    bool again = false; /* paused: feed again, even with nothing left */
+    while (off < len || again) {
+        again = false;
         size_t end = off + step < len ? off + step : len;
         size_t used;
         http_parse_event ev = http_parser_feed(p, in + off, end - off, &used);
@@ -402,6 +404,7 @@ static char *stream_parse(const char *in, size_t step, bool pause, size_t limit,
             buf_printf(&out, "%s %s|", head.method, head.target);
         } else if (ev == HTTP_PARSE_PAUSED) {
             (*pauses)++;
+            again = true;
         } else if (ev == HTTP_PARSE_REQUEST) {
             http_request r;
             http_parser_take(p, &r);
@@ -431,6 +434,7 @@ static void streamed_body_goes_to_the_sink(void **state)
                                   "GET /next HTTP/1.1\r\nHost: h\r\n\r\n";
     static const char sized[] = "PUT /sized HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\nhello world"
                                 "GET /next HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
+    static const char alone[] = "PUT /sized HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\nhello world";
     /* Over the parser's own limit (16): the sink decides. */
     static const char big[] = "POST /big HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
                               "28\r\n0123456789012345678901234567890123456789\r\n0\r\n\r\n";
@@ -446,6 +450,10 @@ static void streamed_body_goes_to_the_sink(void **state)
                 assert_int_equal(pauses, 0);
             r = stream_parse(sized, step, pause, 1000, &pauses);
             assert_string_equal(r, "PUT /sized|hello world|GET /next ka=0");
+            free(r);
+            /* Paused at its last byte, with nothing after it: an empty feed ends it. */
+            r = stream_parse(alone, step, pause, 1000, &pauses);
+            assert_string_equal(r, "PUT /sized|hello world");
             free(r);
         }
     }
