@@ -1221,7 +1221,7 @@ static void slow_upstream_pushes_back_on_the_client(void **state)
     assert_string_equal(r.body.data, want);
     response_free(&r);
     /* Kernel buffers hold some MB on loopback; not the whole body. */
-    assert_true(sent_in_stall < STALL_BODY / 2);
+    assert_true(sent_in_stall < STALL_BODY / 4); /* about 10 MiB here */
     stop();
 }
 
