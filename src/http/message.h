@@ -33,6 +33,38 @@ const char *http_headers_get(const http_headers *h, const char *name);
 size_t http_headers_remove(http_headers *h, const char *name);
 void http_headers_free(http_headers *h);
 
+/* A request body that arrives while the request is already being handled
+ * (the server's stream_body choice, see server.h), so that a proxy can pass
+ * it on without holding it whole. The consumer calls start once with its
+ * callbacks; then data comes as the client sends it (chunked framing
+ * removed), then exactly one of end or error. Callbacks come from the
+ * event loop, never from inside start, pause or resume; after pause returns
+ * no data comes until resume. The server stops reading the client while
+ * the consumer is paused, so a fast client cannot make it buffer more than
+ * one socket read. The stream belongs to the request: once the response has
+ * ended (w->end or abort), no callback comes any more, and a body not read
+ * to its end makes the connection close after the response. error's code:
+ * -ECONNRESET (the client went away or stalled), -EMSGSIZE (over the body
+ * limit: answer 413 if the response has not started), -EPROTO (bad
+ * chunked framing). */
+typedef struct http_body_sink {
+    void (*data)(void *ctx, const char *data, size_t len);
+    void (*end)(void *ctx);
+    void (*error)(void *ctx, int code);
+    void *ctx;
+} http_body_sink;
+
+typedef struct http_body_stream http_body_stream;
+struct http_body_stream {
+    int64_t length;     /* the Content-Length, or -1 when the client sends chunked */
+    uint64_t received;  /* body bytes delivered so far */
+    /* Sends "100 Continue" first when the client asked for it (and no
+     * response has started). The sink is copied. */
+    void (*start)(http_body_stream *s, const http_body_sink *sink);
+    void (*pause)(http_body_stream *s);
+    void (*resume)(http_body_stream *s);
+};
+
 typedef struct http_request {
     char *method;        /* owned, e.g. "GET" */
     char *target;        /* owned, request-target as sent, e.g. "/a/b?q=1" */
@@ -40,6 +72,8 @@ typedef struct http_request {
     int version_minor;   /* 0 or 1 */
     http_headers headers;
     buf body;            /* the complete body (chunked encoding already removed) */
+    http_body_stream *stream; /* non-NULL: the body streams through it and `body` stays
+                                 empty; borrowed from whoever made the request */
     bool keep_alive;     /* the connection may carry another request after this one */
 } http_request;
 

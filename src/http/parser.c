@@ -28,6 +28,9 @@ struct http_parser {
     http_parse_phase phase;
     http_parse_event event; /* set by a callback that pauses llhttp */
     bool closed;          /* the last request ended the connection */
+    bool keep_alive;      /* of the request being parsed (its struct may be taken early) */
+    http_parser_sink sink; /* set: the body streams there (http_parser_stream_body) */
+    void *sink_ctx;
     int status;           /* set on error */
     const char *reason;
 };
@@ -67,6 +70,8 @@ static int on_message_begin(llhttp_t *ll)
     p->field_done = false;
     p->cb_bytes = p->ext_bytes = p->trailer_bytes = 0;
     p->phase = HTTP_PHASE_HEADERS;
+    p->sink = NULL;
+    p->sink_ctx = NULL;
     return 0;
 }
 
@@ -280,6 +285,7 @@ static int on_headers_complete(llhttp_t *ll)
     /* An Upgrade or CONNECT hands the connection to another protocol, which
      * atoll does not speak: answer the request, then close. */
     r->keep_alive = llhttp_should_keep_alive(ll) && !ll->upgrade;
+    p->keep_alive = r->keep_alive;
     p->phase = HTTP_PHASE_BODY;
     if (!chunked && ll->content_length == 0)
         return 0; /* no body: go straight on to the request event */
@@ -290,6 +296,19 @@ static int on_headers_complete(llhttp_t *ll)
 static int on_body(llhttp_t *ll, const char *at, size_t len)
 {
     http_parser *p = from_ll(ll);
+    if (p->sink) {
+        if (len == 0)
+            return 0; /* llhttp reports an empty span when a feed starts inside the body */
+        int rc = p->sink(p->sink_ctx, at, len);
+        if (rc == HTTP_SINK_TOO_LARGE)
+            return fail(p, 413, "body over the limit");
+        if (rc == HTTP_SINK_PAUSE) {
+            /* llhttp stops after this span and resumes after it. */
+            p->event = HTTP_PARSE_PAUSED;
+            return HPE_PAUSED;
+        }
+        return 0;
+    }
     if (buf_append(&p->req.body, at, len) != 0)
         return fail(p, 413, "body over the limit");
     return 0;
@@ -405,7 +424,7 @@ http_parse_event http_parser_feed(http_parser *p, const char *data, size_t len, 
             p->section_bytes = 0;
         } else if (p->event == HTTP_PARSE_REQUEST) {
             p->section_bytes = 0;
-            p->closed = !p->req.keep_alive;
+            p->closed = !p->keep_alive;
         }
         return p->event;
     default:
@@ -422,6 +441,13 @@ http_parse_event http_parser_feed(http_parser *p, const char *data, size_t len, 
 http_request *http_parser_request(http_parser *p)
 {
     return &p->req;
+}
+
+void http_parser_stream_body(http_parser *p, http_request *out, http_parser_sink sink, void *ctx)
+{
+    p->sink = sink;
+    p->sink_ctx = ctx;
+    http_parser_take(p, out);
 }
 
 void http_parser_take(http_parser *p, http_request *out)

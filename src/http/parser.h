@@ -19,6 +19,8 @@ typedef enum http_parse_event {
                             headers (the moment to answer Expect: 100-continue) */
     HTTP_PARSE_REQUEST,  /* a request is complete: take it with http_parser_take() */
     HTTP_PARSE_ERROR,    /* bad input: answer http_parser_status() and close the connection */
+    HTTP_PARSE_PAUSED,   /* a streamed body's sink asked to stop: feed the rest (from *used
+                            on) later */
 } http_parse_event;
 
 typedef enum http_parse_phase {
@@ -44,6 +46,20 @@ http_request *http_parser_request(http_parser *p);
 /* After HTTP_PARSE_REQUEST: moves the request into *out (the caller frees it
  * with http_request_free). */
 void http_parser_take(http_parser *p, http_request *out);
+
+/* What a body sink returns: go on, stop the feed here (HTTP_PARSE_PAUSED;
+ * the bytes after this piece are fed again later), or fail the request as
+ * too large (HTTP_PARSE_ERROR, status 413). */
+enum { HTTP_SINK_OK = 0, HTTP_SINK_PAUSE = 1, HTTP_SINK_TOO_LARGE = -1 };
+typedef int (*http_parser_sink)(void *ctx, const char *data, size_t len);
+
+/* After HTTP_PARSE_HEADERS: this request's body goes to `sink` piece by
+ * piece as it is parsed (chunked framing removed), instead of being
+ * collected, so the caller can hand the request on before its body has
+ * arrived. The request (method, target, headers; an empty body) moves into
+ * *out at once. The end of the body is still HTTP_PARSE_REQUEST, with nothing
+ * to take. The parser's own body limit does not apply: the sink counts. */
+void http_parser_stream_body(http_parser *p, http_request *out, http_parser_sink sink, void *ctx);
 
 http_parse_phase http_parser_phase(const http_parser *p);
 /* After HTTP_PARSE_ERROR: the status to answer (400, 413, 431, 501, 505) and

@@ -9,6 +9,14 @@
  * queued for a slow client, the upstream is not read (checked by a short
  * poll, since the writer has no drain callback).
  *
+ * A streamed request body (req->stream) is started once the request head
+ * is on its way and forwarded piece by piece as it arrives (Content-Length
+ * kept, else chunked to the upstream); while more than max_buffered body
+ * bytes wait for the upstream socket, the client's body is paused. The
+ * upstream may answer before the body is complete: the response is relayed
+ * as usual, and the connection is then not reused (nor the client's, which
+ * the server closes after the response).
+ *
  * Idle pooled connections stay read from, so an upstream that closes one is
  * noticed and the connection dropped before anyone reuses it; the race left
  * (a close in flight while the request is sent) is what the one retry of an
@@ -98,6 +106,7 @@ typedef struct pconn {
     fwd *f;                  /* the forward using it, NULL when idle */
     char *rbuf;
     int handles, writes;
+    size_t body_queued;      /* streamed body bytes written but not yet taken by the socket */
     int open_err;            /* a failure to report from the timer (T_FAIL) */
     unsigned uses;           /* responses completed on it */
     timer_kind tkind;
@@ -120,6 +129,9 @@ struct fwd {
     http_headers hdrs;
     size_t hdr_bytes;
     bool head_req, idempotent, retried;
+    http_body_stream *bs;    /* the request's streamed body, or NULL */
+    bool bs_started, bs_paused, body_done, body_stuck, chunked_body;
+    uint64_t body_sent;      /* streamed body bytes handed to an upstream connection */
     bool got_bytes, started, complete, keep_alive, paused;
     int err;                 /* set by a parser callback that stops the parse */
     int err_status;
@@ -129,9 +141,12 @@ struct fwd {
 typedef struct write_req {
     uv_write_t req;
     pconn *c;
+    size_t body_len;         /* streamed body bytes in it (counted in c->body_queued) */
+    char data[];             /* a body piece, copied: the server reuses its buffers */
 } write_req;
 
 static void attempt(fwd *f);
+static void finish(fwd *f, int code, int status, const char *reason);
 static void pconn_close(pconn *c);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
 
@@ -219,8 +234,8 @@ static void put_field(buf *b, const char *name, const char *value, size_t value_
 }
 
 /* The request head as the upstream gets it: HTTP/1.1, hop-by-hop fields
- * dropped, X-Forwarded-* as asked, and a Content-Length for the body
- * (which is complete, so never chunked). */
+ * dropped, X-Forwarded-* as asked, and the body's framing: a Content-Length
+ * for a buffered body or a streamed one of known length, else chunked. */
 static int serialise(const http_request *req, const http_proxy_req_opts *ro, bool keep_alive,
                      buf *b)
 {
@@ -265,8 +280,12 @@ static int serialise(const http_request *req, const http_proxy_req_opts *ro, boo
     const char *host = http_headers_get(hs, "Host");
     if (ro && ro->forwarded_host && host && value_ok(host, strlen(host)))
         put_field(b, "X-Forwarded-Host", host, strlen(host));
-    if (req->body.len || http_headers_get(hs, "Content-Length") ||
-        http_headers_get(hs, "Transfer-Encoding"))
+    if (req->stream && req->stream->length >= 0)
+        buf_printf(b, "Content-Length: %lld\r\n", (long long)req->stream->length);
+    else if (req->stream)
+        buf_append_str(b, "Transfer-Encoding: chunked\r\n");
+    else if (req->body.len || http_headers_get(hs, "Content-Length") ||
+             http_headers_get(hs, "Transfer-Encoding"))
         buf_printf(b, "Content-Length: %zu\r\n", req->body.len);
     if (!keep_alive)
         buf_append_str(b, "Connection: close\r\n");
@@ -522,7 +541,9 @@ static void finish(fwd *f, int code, int status, const char *reason)
         }
         timer_set(c, T_NONE, 0);
         http_proxy_upstream *u = c->u;
-        bool reuse = code == 0 && f->keep_alive && u && !u->freed && c->writes == 0 &&
+        /* A body not sent whole leaves the upstream waiting for the rest. */
+        bool body_whole = !f->bs || f->body_done;
+        bool reuse = code == 0 && f->keep_alive && body_whole && u && !u->freed && c->writes == 0 &&
                      u->n_idle < u->o.pool_max && !c->closing;
         if (reuse) {
             c->uses++;
@@ -565,10 +586,16 @@ static void conn_failed(pconn *c, int code, int status, const char *reason)
         pconn_close(c);
         return;
     }
+    /* Body bytes already consumed cannot be sent again. */
+    bool body_untouched = !f->bs_started || (f->body_sent == 0 && !f->body_done);
     if (code != -ETIMEDOUT && !f->got_bytes && c->uses > 0 && f->u && f->idempotent &&
-        !f->retried && !f->u->freed) {
+        !f->retried && !f->u->freed && body_untouched) {
         log_debug("proxy: reused connection failed (%s), retrying on a fresh one", reason);
         f->retried = true;
+        if (f->bs_started && !f->bs_paused) { /* nothing may come while reconnecting */
+            f->bs_paused = true;
+            f->bs->pause(f->bs);
+        }
         c->f = NULL;
         f->c = NULL;
         pconn_close(c);
@@ -690,16 +717,111 @@ static void on_write(uv_write_t *req, int status)
 {
     write_req *wr = (write_req *)req;
     pconn *c = wr->c;
+    c->body_queued -= wr->body_len;
     free(wr);
     c->writes--;
     if (c->closing) {
         maybe_free(c);
         return;
     }
+    fwd *f = c->f;
     /* An upstream may answer without reading the whole body and close; the
      * read side then decides, unless nothing has come back at all. */
-    if (status < 0 && c->f && !c->f->got_bytes)
+    if (status < 0 && f && !f->got_bytes) {
         conn_failed(c, status, 502, "upstream write failed");
+        return;
+    }
+    if (status < 0 && f && f->bs_started && !f->body_done) {
+        /* The upstream takes no more of the body: leave the rest unread (the
+         * client's connection closes after the response). */
+        f->body_stuck = true;
+        if (!f->bs_paused) {
+            f->bs_paused = true;
+            f->bs->pause(f->bs);
+        }
+        return;
+    }
+    if (f && f->bs_paused && !f->body_stuck && f->c == c && c->body_queued <= f->o.max_buffered / 2) {
+        f->bs_paused = false;
+        f->bs->resume(f->bs);
+    }
+}
+
+/* ---- the streamed request body ---- */
+
+/* Queues a body piece (with its chunk framing when chunked) for the upstream. */
+static void body_write(fwd *f, const char *data, size_t len, bool last)
+{
+    pconn *c = f->c;
+    if (!c || c->closing || f->body_stuck)
+        return;
+    char size_line[24];
+    int sl = 0;
+    if (f->chunked_body && len)
+        sl = snprintf(size_line, sizeof size_line, "%zx\r\n", len);
+    size_t total = (size_t)sl + len + (f->chunked_body && len ? 2 : 0) + (f->chunked_body && last ? 5 : 0);
+    if (total == 0)
+        return;
+    write_req *wr = xmalloc(sizeof *wr + total);
+    wr->c = c;
+    wr->body_len = total;
+    char *p = wr->data;
+    memcpy(p, size_line, (size_t)sl);
+    p += sl;
+    if (len)
+        memcpy(p, data, len);
+    p += len;
+    if (f->chunked_body && len) {
+        memcpy(p, "\r\n", 2);
+        p += 2;
+    }
+    if (f->chunked_body && last)
+        memcpy(p, "0\r\n\r\n", 5);
+    uv_buf_t b = uv_buf_init(wr->data, (unsigned)total);
+    int rc = uv_write(&wr->req, c->s, &b, 1, on_write);
+    if (rc) {
+        free(wr);
+        c->open_err = rc;
+        timer_set(c, T_FAIL, 0);
+        return;
+    }
+    c->writes++;
+    c->body_queued += total;
+    /* The header timeout runs from the last body byte sent: a long upload
+     * is not a silent upstream. */
+    if (c->tkind == T_HEADERS)
+        timer_set(c, T_HEADERS, f->o.header_timeout_ms);
+    if (c->body_queued > f->o.max_buffered && !f->bs_paused) {
+        f->bs_paused = true;
+        f->bs->pause(f->bs);
+    }
+}
+
+static void body_data(void *ctx, const char *data, size_t len)
+{
+    fwd *f = ctx;
+    f->body_sent += len;
+    body_write(f, data, len, false);
+}
+
+static void body_end(void *ctx)
+{
+    fwd *f = ctx;
+    f->body_done = true;
+    body_write(f, NULL, 0, true);
+}
+
+/* The client's body failed: the upstream request is abandoned (its
+ * connection closed), the client answered or its response aborted. */
+static void body_error(void *ctx, int code)
+{
+    fwd *f = ctx;
+    if (code == -EMSGSIZE)
+        finish(f, code, 413, "The request body is over the limit.");
+    else if (code == -EPROTO)
+        finish(f, code, 400, "The request body is malformed.");
+    else
+        finish(f, code, 400, "The request body did not arrive whole.");
 }
 
 /* Sends the request on f->c and starts reading the response. */
@@ -711,9 +833,10 @@ static void send_request(fwd *f)
     f->got_bytes = f->started = f->complete = f->keep_alive = f->paused = false;
     write_req *wr = xmalloc(sizeof *wr);
     wr->c = c;
+    wr->body_len = 0;
     uv_buf_t bufs[2] = {uv_buf_init(f->head, (unsigned)f->head_len),
                         uv_buf_init(f->req->body.data, (unsigned)f->req->body.len)};
-    int rc = uv_write(&wr->req, c->s, bufs, f->req->body.len ? 2 : 1, on_write);
+    int rc = uv_write(&wr->req, c->s, bufs, !f->bs && f->req->body.len ? 2 : 1, on_write);
     if (rc) {
         free(wr);
         c->open_err = rc;
@@ -731,6 +854,14 @@ static void send_request(fwd *f)
         c->reading = true;
     }
     timer_set(c, T_HEADERS, f->o.header_timeout_ms);
+    if (f->bs && !f->bs_started) {
+        f->bs_started = true;
+        http_body_sink sink = {.data = body_data, .end = body_end, .error = body_error, .ctx = f};
+        f->bs->start(f->bs, &sink);
+    } else if (f->bs && f->bs_paused) {
+        f->bs_paused = false; /* paused for the retry's reconnect */
+        f->bs->resume(f->bs);
+    }
 }
 
 static void on_connect(uv_connect_t *req, int status)
@@ -867,6 +998,8 @@ static fwd *fwd_new(const http_proxy_opts *o, const http_request *req, http_writ
     buf_init(&f->value, BUF_UNLIMITED);
     http_headers_init(&f->hdrs);
     f->head_req = strcmp(req->method, "HEAD") == 0;
+    f->bs = req->stream;
+    f->chunked_body = req->stream && req->stream->length < 0;
     static const char *const idem[] = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"};
     for (size_t i = 0; i < sizeof idem / sizeof *idem; i++)
         f->idempotent = f->idempotent || strcmp(req->method, idem[i]) == 0;

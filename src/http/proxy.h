@@ -9,7 +9,16 @@
  * path, or a caller's open callback that returns an already-connected fd
  * (say, a socket made in a container's network namespace). A request that
  * fails on a reused connection before any response byte is retried once on
- * a fresh connection when its method is idempotent.
+ * a fresh connection when its method is idempotent (and, for a streamed
+ * body, before any of it was consumed: those bytes cannot be sent again).
+ *
+ * A request whose body streams (req->stream, see message.h) is forwarded as
+ * the body arrives: with its Content-Length when the client sent one, else
+ * chunked. While more than max_buffered body bytes wait for the upstream,
+ * the client's body is paused. An upstream may answer before it has read
+ * the whole body: the response is relayed, and neither connection is then
+ * reused. A body that fails (client gone, over its limit: -EMSGSIZE gives
+ * 413, bad framing 400) abandons the upstream request.
  *
  * Errors reach the client as 502 (refused, reset, garbage) or 504 (timeouts)
  * when nothing was sent yet; once the response has started, the client's
@@ -26,13 +35,16 @@
 
 typedef struct http_proxy_opts {
     uint64_t connect_timeout_ms;  /* fresh connection established within this. Default 5 s */
-    uint64_t header_timeout_ms;   /* response header section, from the request sent. Default 30 s */
+    uint64_t header_timeout_ms;   /* response header section, from the request sent (for a
+                                     streamed body, from the last body bytes sent). Default 30 s */
     uint64_t idle_timeout_ms;     /* no upstream bytes for this long mid-response. Default 60 s */
     uint64_t pool_idle_ms;        /* idle pooled connection kept this long. Default 30 s */
     size_t pool_max;              /* idle connections kept; 0 disables reuse. Default 8 */
     size_t max_header_bytes;      /* response status line + headers; over it: 502. Default 32 KiB */
     size_t max_buffered;          /* response bytes queued for a slow client before the
-                                     upstream is no longer read. Default 1 MiB */
+                                     upstream is no longer read, and streamed request body
+                                     bytes queued for the upstream before the client's body is
+                                     paused. Default 1 MiB */
 } http_proxy_opts;
 
 void http_proxy_opts_defaults(http_proxy_opts *o);

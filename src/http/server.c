@@ -8,6 +8,14 @@
  * is waiting; likewise the next request waits while too much of the previous
  * responses is still queued for the socket.
  *
+ * A streamed request body (cfg.stream_body) is parsed only while its
+ * consumer wants it: the handler gets the request at its header section,
+ * and body bytes are fed to the parser (and on to the consumer) from reads
+ * and from conn->in while the consumer is not paused; a paused consumer
+ * stops the socket being read. Consumer errors are delivered from the idle
+ * callback (s->notify), since what detects them (a failed write, a close)
+ * may run inside a call from the handler.
+ *
  * Ownership: the server owns its connections (freed in their close
  * callback, never synchronously, so a conn pointer stays valid for the rest
  * of any callback that closes it). A connection owns its current exchange
@@ -77,6 +85,18 @@ typedef enum { T_NONE, T_HEADERS, T_IDLE, T_BODY, T_CLOSE, T_LINGER } timer_kind
 typedef struct conn conn;
 typedef struct exchange exchange;
 
+/* Where a request's body is. The order matters: from B_DONE on, the
+ * consumer hears nothing more. */
+typedef enum {
+    B_NONE,     /* buffered: the body came with the request */
+    B_WAITING,  /* streamed, the consumer has not started it yet */
+    B_FLOWING,
+    B_PAUSED,
+    B_DONE,     /* complete: the consumer got end */
+    B_FAILED,   /* cannot complete: the consumer gets (or got) error */
+    B_DETACHED, /* the response ended first */
+} body_state;
+
 /* A TCP or a Unix-socket stream; both are uv_stream_t underneath. */
 union sock {
     uv_tcp_t tcp;
@@ -96,6 +116,7 @@ struct http_server {
     char *rbuf;            /* one read buffer for all connections: reads are consumed at once */
     qlink conns;            /* every open connection */
     qlink resume;           /* connections to continue from the loop, not from inside an end() */
+    qlink notify;           /* exchanges whose body consumer is owed an error */
     size_t n_conns, n_exchanges;
     bool draining, done_called;
     void (*drain_done)(void *data);
@@ -132,6 +153,14 @@ struct exchange {
     bool started, ended, in_handler;
     bool aborted;          /* ended by abort: no final chunk, the connection closes */
     bool head, bodyless, chunked, keep_alive;
+    /* A streamed body (req.stream == &stream). */
+    http_body_stream stream;
+    http_body_sink sink;
+    bool sink_set, notifying;
+    body_state bstate;
+    int body_err;          /* B_FAILED: the code the consumer is owed */
+    uint64_t body_limit;
+    qlink notify;          /* on srv->notify */
 };
 
 typedef struct write_req {
@@ -141,6 +170,8 @@ typedef struct write_req {
 } write_req;
 
 static void conn_close(conn *c);
+static void body_fail(exchange *ex, int code);
+static void queue_conn(conn *c);
 static void conn_close_after_write(conn *c);
 static void conn_continue(conn *c);
 static size_t conn_feed(conn *c, const char *data, size_t len);
@@ -152,6 +183,7 @@ void http_server_config_defaults(http_server_config *cfg)
     cfg->header_timeout_ms = 10 * 1000;
     cfg->idle_timeout_ms = 60 * 1000;
     cfg->body_timeout_ms = 60 * 1000;
+    cfg->stream_body = NULL;
 }
 
 /* ---- output ---- */
@@ -317,6 +349,10 @@ static int w_start(http_writer *w, int status, const http_headers *headers, int6
     bool v10 = ex->req.version_minor == 0;
     ex->bodyless = status == 204 || status == 304;
     ex->keep_alive = ex->keep_alive && !ex->srv->draining;
+    /* A body nobody reads (or that failed) is not waited for: say that the
+     * connection closes. One being read may still end in time. */
+    if (ex->bstate == B_WAITING || ex->bstate == B_FAILED)
+        ex->keep_alive = false;
     ex->left = -1;
     if (content_length >= 0) {
         if (!ex->head && !ex->bodyless)
@@ -409,6 +445,13 @@ static conn *exchange_finish(exchange *ex)
 {
     http_server *s = ex->srv;
     conn *c = ex->c;
+    if (ex->bstate != B_NONE && ex->bstate != B_DONE) {
+        /* The rest of the body is not read: its framing is lost. */
+        ex->keep_alive = false;
+        ex->bstate = B_DETACHED;
+    }
+    if (ex->notifying)
+        list_remove(&ex->notify);
     bool keep = ex->keep_alive;
     http_request_free(&ex->req);
     free(ex);
@@ -424,6 +467,16 @@ static conn *exchange_finish(exchange *ex)
 
 static void check_drained(http_server *s);
 static void on_resume(uv_idle_t *idle);
+
+/* Continues c from the loop (on_resume). */
+static void queue_conn(conn *c)
+{
+    if (c->queued || c->closing)
+        return;
+    c->queued = true;
+    list_push(&c->srv->resume, &c->resume);
+    uv_idle_start(c->srv->resume_idle, on_resume);
+}
 
 static void w_end(http_writer *w)
 {
@@ -451,15 +504,10 @@ static void w_end(http_writer *w)
     }
     /* Parsing the next request from here would call the handler from inside
      * whatever code called end; so buffered input waits for the loop. */
-    if (c->in.len && !c->closing && !c->close_after_write) {
-        if (!c->queued) {
-            c->queued = true;
-            list_push(&s->resume, &c->resume);
-            uv_idle_start(s->resume_idle, on_resume);
-        }
-    } else {
+    if (c->in.len && !c->closing && !c->close_after_write)
+        queue_conn(c);
+    else
         conn_continue(c);
-    }
 }
 
 /* ---- connections ---- */
@@ -502,6 +550,8 @@ static void conn_update_timer(conn *c, bool progress)
         case HTTP_PHASE_HEADERS: k = T_HEADERS; break;
         case HTTP_PHASE_BODY: k = T_BODY; break;
         }
+    } else if (c->cur->bstate == B_FLOWING) {
+        k = T_BODY; /* waiting for the client; a paused or unstarted body waits for the handler */
     }
     if (k != c->tkind || (k == T_BODY && progress))
         set_timer(c, k);
@@ -540,6 +590,7 @@ static void conn_close(conn *c)
         return;
     c->closing = true;
     if (c->cur) {
+        body_fail(c->cur, -ECONNRESET);
         c->cur->c = NULL;
         c->cur = NULL;
     }
@@ -637,38 +688,215 @@ static size_t w_queued(http_writer *w)
 static const http_writer writer_ops = {
     .start = w_start, .write = w_write, .end = w_end, .abort = w_abort, .queued = w_queued};
 
-static void dispatch(conn *c)
+static exchange *exchange_new(conn *c)
 {
-    http_server *s = c->srv;
     exchange *ex = xcalloc(1, sizeof *ex);
     ex->w = writer_ops;
-    ex->srv = s;
+    ex->srv = c->srv;
     ex->c = c;
-    http_parser_take(c->parser, &ex->req);
-    ex->head = strcmp(ex->req.method, "HEAD") == 0;
-    ex->keep_alive = ex->req.keep_alive && !s->draining;
     ex->left = -1;
+    list_init(&ex->notify);
+    return ex;
+}
+
+/* After the handler or a body callback returned, inside conn_feed: finishes
+ * an exchange that ended meanwhile (conn_feed then goes on with the next
+ * request), else sends what was written. False when the exchange is gone. */
+static bool exchange_settle(exchange *ex)
+{
+    http_server *s = ex->srv;
+    ex->in_handler = false;
+    if (ex->ended) {
+        if (!exchange_finish(ex))
+            check_drained(s);
+        return false;
+    }
+    if (ex->c)
+        conn_flush(ex->c);
+    return true;
+}
+
+/* Hands ex (its request taken from the parser) to the handler. */
+static void run_handler(conn *c, exchange *ex)
+{
+    http_server *s = c->srv;
     c->cur = ex;
     c->requests++;
     s->n_exchanges++;
     conn_update_timer(c, false);
     ex->in_handler = true;
     s->handler(s->data, &ex->req, &ex->w);
-    ex->in_handler = false;
-    if (ex->ended) {
-        if (!exchange_finish(ex))
-            check_drained(s);
-    } else if (ex->c) {
-        conn_flush(ex->c); /* what the handler wrote so far */
-    }
+    exchange_settle(ex);
 }
 
-/* Parses and dispatches requests from `data` while no request is in flight;
- * returns how many bytes were consumed. */
+static void dispatch(conn *c)
+{
+    exchange *ex = exchange_new(c);
+    http_parser_take(c->parser, &ex->req);
+    ex->head = strcmp(ex->req.method, "HEAD") == 0;
+    ex->keep_alive = ex->req.keep_alive && !c->srv->draining;
+    run_handler(c, ex);
+}
+
+/* ---- streamed request bodies ---- */
+
+static exchange *stream_exchange(http_body_stream *st)
+{
+    return CONTAINER_OF(st, exchange, stream);
+}
+
+/* Owes the consumer an error, delivered from the loop. */
+static void queue_notify(exchange *ex)
+{
+    if (ex->notifying)
+        return;
+    ex->notifying = true;
+    list_push(&ex->srv->notify, &ex->notify);
+    uv_idle_start(ex->srv->resume_idle, on_resume);
+}
+
+/* The body of ex cannot complete; its consumer gets `code` (at once if
+ * started, else when it starts) and the connection closes after the
+ * response. Nothing for a buffered or already finished body. */
+static void body_fail(exchange *ex, int code)
+{
+    if (ex->bstate == B_NONE || ex->bstate >= B_DONE)
+        return;
+    bool started = ex->bstate != B_WAITING;
+    ex->bstate = B_FAILED;
+    ex->body_err = code;
+    ex->keep_alive = false;
+    if (started)
+        queue_notify(ex);
+}
+
+static void bs_start(http_body_stream *st, const http_body_sink *sink)
+{
+    exchange *ex = stream_exchange(st);
+    if (ex->sink_set || !sink)
+        return;
+    ex->sink = *sink;
+    ex->sink_set = true;
+    if (ex->bstate == B_FAILED) { /* failed before it was wanted */
+        queue_notify(ex);
+        return;
+    }
+    if (ex->bstate != B_WAITING)
+        return;
+    ex->bstate = B_FLOWING;
+    conn *c = ex->c;
+    if (!c)
+        return;
+    /* The client waits for this before it sends the body: now is when the
+     * body is wanted (a handler that answers without it never sends it). */
+    const char *expect = http_headers_get(&ex->req.headers, "Expect");
+    if (!ex->started && expect && ex->req.version_minor >= 1 && strcasecmp(expect, "100-continue") == 0) {
+        APPEND_LIT(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+        if (!ex->in_handler)
+            conn_flush(c);
+    }
+    queue_conn(c); /* buffered body bytes go out from the loop, not from inside start */
+}
+
+static void bs_pause(http_body_stream *st)
+{
+    exchange *ex = stream_exchange(st);
+    if (ex->bstate != B_FLOWING)
+        return;
+    ex->bstate = B_PAUSED;
+    conn *c = ex->c;
+    if (c && c->reading) {
+        uv_read_stop(&c->io.stream); /* the kernel's buffer, then the client's window, fill up */
+        c->reading = false;
+    }
+    if (c)
+        conn_update_timer(c, false);
+}
+
+static void bs_resume(http_body_stream *st)
+{
+    exchange *ex = stream_exchange(st);
+    if (ex->bstate != B_PAUSED)
+        return;
+    ex->bstate = B_FLOWING;
+    if (ex->c)
+        queue_conn(ex->c);
+}
+
+/* The parser's sink for a streamed body: counts against the limit and
+ * passes the bytes on; stops the feed when the consumer paused or ended. */
+static int body_sink(void *ctx, const char *data, size_t len)
+{
+    conn *c = ctx;
+    exchange *ex = c->cur;
+    if (!ex || ex->bstate != B_FLOWING || ex->ended)
+        return HTTP_SINK_PAUSE;
+    if (ex->stream.received + len > ex->body_limit)
+        return HTTP_SINK_TOO_LARGE;
+    ex->stream.received += len;
+    ex->sink.data(ex->sink.ctx, data, len);
+    return ex->bstate == B_FLOWING && !ex->ended && !c->closing ? HTTP_SINK_OK : HTTP_SINK_PAUSE;
+}
+
+/* A request whose handler wants its body streamed: handed over now. */
+static void dispatch_streamed(conn *c, size_t limit)
+{
+    exchange *ex = exchange_new(c);
+    http_parser_stream_body(c->parser, &ex->req, body_sink, c);
+    ex->head = strcmp(ex->req.method, "HEAD") == 0;
+    ex->keep_alive = ex->req.keep_alive && !c->srv->draining;
+    ex->bstate = B_WAITING;
+    ex->body_limit = limit;
+    ex->stream.start = bs_start;
+    ex->stream.pause = bs_pause;
+    ex->stream.resume = bs_resume;
+    ex->stream.length = -1;
+    const char *cl = http_headers_get(&ex->req.headers, "Content-Length");
+    if (!http_headers_get(&ex->req.headers, "Transfer-Encoding") && cl)
+        ex->stream.length = strtoll(cl, NULL, 10); /* checked by llhttp */
+    if (ex->stream.length > (int64_t)limit)
+        body_fail(ex, -EMSGSIZE); /* said at start: not a byte is read */
+    ex->req.stream = &ex->stream;
+    run_handler(c, ex);
+}
+
+/* Feeds a streamed body: returns true to go on feeding, false to stop. */
+static bool feed_body(conn *c, exchange *ex, const char *data, size_t len, size_t *off)
+{
+    size_t used;
+    ex->in_handler = true; /* an end from a callback is finished below */
+    http_parse_event ev = http_parser_feed(c->parser, data + *off, len - *off, &used);
+    *off += used;
+    if (ev == HTTP_PARSE_REQUEST) {
+        http_request rest; /* the head went to the handler already */
+        http_parser_take(c->parser, &rest);
+        http_request_free(&rest);
+        if (ex->bstate == B_FLOWING || ex->bstate == B_PAUSED) {
+            ex->bstate = B_DONE;
+            if (!ex->ended)
+                ex->sink.end(ex->sink.ctx);
+        }
+    } else if (ev == HTTP_PARSE_ERROR) {
+        body_fail(ex, http_parser_status(c->parser) == 413 ? -EMSGSIZE : -EPROTO);
+    }
+    if (!exchange_settle(ex))
+        return true; /* gone: the next request, if the connection goes on */
+    return ev != HTTP_PARSE_MORE;
+}
+
+/* Parses and dispatches requests from `data`, and feeds a streamed body
+ * while its consumer takes it; returns how many bytes were consumed. */
 static size_t conn_feed(conn *c, const char *data, size_t len)
 {
+    http_server *s = c->srv;
     size_t off = 0;
-    while (!c->cur && !c->closing && !c->close_after_write) {
+    while (!c->closing && !c->close_after_write) {
+        if (c->cur) {
+            /* The body waits for its consumer, or the next request for the response. */
+            if (c->cur->bstate != B_FLOWING || !feed_body(c, c->cur, data, len, &off))
+                break;
+            continue;
+        }
         /* Responses can be much larger than requests: a client that pipelines
          * without reading must not make the server queue without bound. */
         if (c->io.stream.write_queue_size > OUT_HIGH_WATER) {
@@ -680,12 +908,17 @@ static size_t conn_feed(conn *c, const char *data, size_t len)
         off += used;
         if (ev == HTTP_PARSE_MORE)
             break;
-        if (ev == HTTP_PARSE_HEADERS)
-            on_headers(c);
-        else if (ev == HTTP_PARSE_REQUEST)
+        if (ev == HTTP_PARSE_HEADERS) {
+            size_t limit = s->cfg.max_body_bytes;
+            if (s->cfg.stream_body && s->cfg.stream_body(s->data, http_parser_request(c->parser), &limit))
+                dispatch_streamed(c, limit);
+            else
+                on_headers(c);
+        } else if (ev == HTTP_PARSE_REQUEST) {
             dispatch(c);
-        else
+        } else {
             conn_error(c, http_parser_status(c->parser), http_parser_reason(c->parser));
+        }
     }
     return off;
 }
@@ -695,7 +928,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b);
 static void conn_start_reading(conn *c)
 {
     if (c->reading || c->peer_closed || c->closing || c->close_after_write ||
-        c->in.len >= IN_HIGH_WATER)
+        c->in.len >= IN_HIGH_WATER || (c->cur && c->cur->bstate == B_PAUSED))
         return;
     if (uv_read_start(&c->io.stream, on_alloc, on_read) != 0) {
         conn_close(c);
@@ -704,24 +937,34 @@ static void conn_start_reading(conn *c)
     c->reading = true;
 }
 
-/* Goes on after a response: parses buffered requests (unless too much output
- * is still queued), reads again, and sets the timer. */
+/* Goes on after a response, or when a streamed body is wanted again:
+ * parses buffered requests (unless too much output is still queued) or
+ * feeds the body, reads again, and sets the timer. */
 static void conn_continue(conn *c)
 {
-    if (c->closing || c->close_after_write || c->cur)
+    if (c->closing || c->close_after_write)
         return;
-    c->blocked = c->io.stream.write_queue_size > OUT_HIGH_WATER;
-    if (c->blocked)
-        return; /* on_write comes back here */
-    if (c->in.len) {
+    if (c->cur && c->cur->bstate == B_NONE)
+        return;
+    if (!c->cur) {
+        c->blocked = c->io.stream.write_queue_size > OUT_HIGH_WATER;
+        if (c->blocked)
+            return; /* on_write comes back here */
+    }
+    /* A body paused at its last byte completes on an empty feed. */
+    if (c->in.len || (c->cur && c->cur->bstate == B_FLOWING)) {
         size_t used = conn_feed(c, c->in.data, c->in.len);
         buf_consume(&c->in, used);
     }
     if (c->closing || c->close_after_write)
         return;
-    if (!c->cur && c->peer_closed) {
-        conn_close_after_write(c); /* nothing more will come */
-        return;
+    if (c->peer_closed) {
+        if (!c->cur) {
+            conn_close_after_write(c); /* nothing more will come */
+            return;
+        }
+        if (c->in.len == 0)
+            body_fail(c->cur, -ECONNRESET); /* a body still owed never comes */
     }
     conn_start_reading(c);
     conn_update_timer(c, false);
@@ -730,6 +973,21 @@ static void conn_continue(conn *c)
 static void on_resume(uv_idle_t *idle)
 {
     http_server *s = idle->data;
+    /* Errors owed to body consumers: the exchange may end inside. */
+    while (!list_empty(&s->notify)) {
+        exchange *ex = CONTAINER_OF(s->notify.next, exchange, notify);
+        list_remove(&ex->notify);
+        ex->notifying = false;
+        int code = ex->body_err;
+        ex->body_err = 0;
+        if (ex->bstate != B_FAILED || !code || !ex->sink_set)
+            continue;
+        ex->in_handler = true;
+        ex->sink.error(ex->sink.ctx, code);
+        conn *c = ex->c;
+        if (!exchange_settle(ex) && c)
+            queue_conn(c); /* what it had buffered waits for the loop */
+    }
     qlink batch;
     list_init(&batch);
     if (!list_empty(&s->resume)) { /* take the whole queue: continuing may queue again */
@@ -745,7 +1003,7 @@ static void on_resume(uv_idle_t *idle)
         c->queued = false;
         conn_continue(c);
     }
-    if (list_empty(&s->resume))
+    if (list_empty(&s->resume) && list_empty(&s->notify))
         uv_idle_stop(idle);
 }
 
@@ -765,10 +1023,13 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
         /* A half-closed client still gets the answers to what it sent. */
         if (!c->cur && !c->queued && !c->blocked)
             conn_close_after_write(c);
+        else if (c->cur && !c->queued && c->in.len == 0)
+            body_fail(c->cur, -ECONNRESET); /* its body ends short */
         return;
     }
     size_t n = (size_t)nread;
-    if (!c->cur && !c->queued && !c->blocked && c->in.len == 0) {
+    bool direct = !c->queued && c->in.len == 0 && (c->cur ? c->cur->bstate == B_FLOWING : !c->blocked);
+    if (direct) {
         size_t used = conn_feed(c, b->base, n);
         if (used < n && !c->closing && !c->close_after_write)
             append(&c->in, b->base + used, n - used);
@@ -777,8 +1038,8 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
     }
     if (c->closing || c->close_after_write)
         return;
-    if (c->in.len >= IN_HIGH_WATER && c->reading) {
-        uv_read_stop(st); /* a pipelining client waits for its answers */
+    if ((c->in.len >= IN_HIGH_WATER || (c->cur && c->cur->bstate == B_PAUSED)) && c->reading) {
+        uv_read_stop(st); /* a pipelining client waits for its answers, a streamed body for its consumer */
         c->reading = false;
     }
     conn_update_timer(c, true);
@@ -845,6 +1106,7 @@ int http_server_new(uv_loop_t *loop, const http_server_config *cfg, http_handler
     s->rbuf = xmalloc(READ_SIZE);
     list_init(&s->conns);
     list_init(&s->resume);
+    list_init(&s->notify);
     s->resume_idle = xmalloc(sizeof *s->resume_idle);
     uv_idle_init(loop, s->resume_idle);
     s->resume_idle->data = s;

@@ -18,11 +18,21 @@ typedef struct http_server_config {
     uint64_t header_timeout_ms;   /* a request's header section must arrive within this. Default 10 s */
     uint64_t idle_timeout_ms;     /* keep-alive connection without a request. Default 60 s */
     uint64_t body_timeout_ms;     /* no body bytes for this long: close. Default 60 s */
+    /* Optional (NULL: every body is buffered). Called with the handler's
+     * data when a request's header section is complete and a body follows.
+     * Returning true hands the request to the handler at once, its body to
+     * come through req->stream (see message.h) instead of req->body; the
+     * handler may answer before it reads the body. *max_body (preset to
+     * max_body_bytes) may be lowered for this request: a streamed body over
+     * it fails with -EMSGSIZE. Expect: 100-continue is answered when the
+     * body is started, not before. */
+    bool (*stream_body)(void *data, const http_request *req, size_t *max_body);
 } http_server_config;
 
 void http_server_config_defaults(http_server_config *cfg);
 
-/* Called once per complete request, in request order per connection. `req`
+/* Called once per complete request (or once its header section is complete,
+ * for a streamed body), in request order per connection. `req`
  * and `w` stay valid until the handler calls w->end (which it must do
  * exactly once, possibly later from another loop callback). What the handler
  * writes before it returns goes out when it returns (a small response in one

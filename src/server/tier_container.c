@@ -645,6 +645,13 @@ static void on_forward_done(void *data, int status)
         uv_timer_start(&ct->timer, on_timer, ct->tc->idle_timeout_s * 1000, 0);
 }
 
+/* Every request here goes on to a container: its body streams through
+ * (the worker has applied the tenant's limit already). */
+static bool stream_body(void *data, const http_request *req, size_t *max_body)
+{
+    return true;
+}
+
 static void on_request(void *data, http_request *req, http_writer *w)
 {
     containers *cs = data;
@@ -802,6 +809,7 @@ int containers_main(const atoll_config *cfg)
     http_server_config hc;
     http_server_config_defaults(&hc);
     hc.max_body_bytes = 1024u << 20;
+    hc.stream_body = stream_body;
     err e;
     err_clear(&e);
     int status = 1;

@@ -132,6 +132,12 @@ static void on_access_flush(uv_check_t *c)
     uv_check_stop(c);
 }
 
+/* Request body bytes: a streamed body counts what has come so far. */
+static size_t bytes_in(const http_request *req)
+{
+    return req->stream ? (size_t)req->stream->received : req->body.len;
+}
+
 static void access_log(const exchange *ex)
 {
     worker *wk = ex->wk;
@@ -153,7 +159,7 @@ static void access_log(const exchange *ex)
     const char *limit = ex->worker && ex->status >= 503 ? iso_limit(ex->worker) : NULL;
     buf_printf(line, ",\"status\":%d,\"bytes_in\":%zu,\"bytes_out\":%" PRIu64 ",\"cpu_us\":%" PRIu64
                      ",\"wall_us\":%" PRIu64 ",\"cold\":%s,\"limit\":",
-               ex->status, ex->req->body.len, ex->bytes_out, ex->cpu_ns / 1000,
+               ex->status, bytes_in(ex->req), ex->bytes_out, ex->cpu_ns / 1000,
                (clock_mono_ns() - ex->started_ns) / 1000, ex->cold ? "true" : "false");
     if (limit)
         buf_append_json_string(line, limit);
@@ -189,7 +195,7 @@ static void ex_finish(exchange *ex, bool aborted)
     if (ex->wk->opt->access_log)
         access_log(ex);
     if (ex->t && !ex->forwarded) {
-        ex->t->stats->bytes_in += ex->req->body.len;
+        ex->t->stats->bytes_in += bytes_in(ex->req);
         ex->t->stats->bytes_out += ex->bytes_out;
         ex->t->stats->cpu_ns += ex->cpu_ns;
     }
@@ -219,6 +225,25 @@ static size_t ex_queued(http_writer *w)
     return http_writer_queued(((exchange *)w)->inner);
 }
 
+/* Another process answers a cordon's tenants and container tenants: their
+ * bodies stream through this one as they arrive (the proxy forwards them
+ * with backpressure), under the tenant's limit counted as bytes flow. The
+ * isolates' tiers get the whole body. */
+static bool stream_body(void *data, const http_request *req, size_t *max_body)
+{
+    worker *wk = data;
+    if (!wk->tenants)
+        return false;
+    const char *host = http_headers_get(&req->headers, "host");
+    tenant *t = tenants_route(wk->tenants, host ? host : "", req->target);
+    if (!t || !((t->cfg->cordon && !wk->opt->cordon) || t->cfg->tier == TIER_CONTAINER))
+        return false;
+    size_t limit = (size_t)t->cfg->limits.max_body_mb << 20;
+    if (limit < *max_body)
+        *max_body = limit;
+    return true;
+}
+
 static void on_request(void *data, http_request *req, http_writer *w)
 {
     worker *wk = data;
@@ -236,7 +261,8 @@ static void on_request(void *data, http_request *req, http_writer *w)
         http_writer_error(&ex->w, 404, "No worker is routed for this host and path.");
         return;
     }
-    if (req->body.len > (size_t)t->cfg->limits.max_body_mb << 20) {
+    size_t limit = (size_t)t->cfg->limits.max_body_mb << 20;
+    if (req->body.len > limit || (req->stream && req->stream->length > (int64_t)limit)) {
         http_writer_error(&ex->w, 413, "The request body is over this worker's limit (limits.max_body_mb).");
         return;
     }
@@ -425,6 +451,7 @@ int worker_main(const atoll_config *cfg, const worker_options *opt)
         if (cfg->workers[i].limits.max_body_mb > max_body_mb)
             max_body_mb = cfg->workers[i].limits.max_body_mb;
     hc.max_body_bytes = (size_t)max_body_mb << 20;
+    hc.stream_body = stream_body;
     err e;
     err_clear(&e);
     int status = 1;

@@ -65,6 +65,9 @@ static char *parse_log(const char *in, size_t len, long step, size_t at, size_t 
                 buf_printf(&log, "error %d\n", http_parser_status(p));
                 http_parser_free(p);
                 return buf_steal(&log, NULL);
+            case HTTP_PARSE_PAUSED:
+                fail_msg("paused without a body sink");
+                break;
             }
         }
     }
@@ -375,6 +378,113 @@ static void fuzz_seed_corpus_replays(void **state)
     assert_true(n >= 10);
 }
 
+/* A streamed body: the sink gets every body byte (framing removed) and may
+ * stop the feed after any piece; the request after it is parsed as usual. */
+typedef struct sink_state {
+    buf got;
+    int pieces;
+    bool pause;
+    size_t limit;
+} sink_state;
+
+static int test_sink(void *ctx, const char *data, size_t len)
+{
+    sink_state *st = ctx;
+    if (st->got.len + len > st->limit)
+        return HTTP_SINK_TOO_LARGE;
+    buf_append(&st->got, data, len);
+    st->pieces++;
+    return st->pause ? HTTP_SINK_PAUSE : HTTP_SINK_OK;
+}
+
+/* Feeds `in` in steps of `step` bytes; returns "head|body|next-target" or
+ * "error N". */
+static char *stream_parse(const char *in, size_t step, bool pause, size_t limit, int *pauses)
+{
+    size_t len = strlen(in);
+    http_parser *p = http_parser_new(4096, 16);
+    sink_state st = {.pause = pause, .limit = limit};
+    buf_init(&st.got, BUF_UNLIMITED);
+    http_request head;
+    http_request_init(&head);
+    buf out;
+    buf_init(&out, BUF_UNLIMITED);
+    size_t off = 0;
+    *pauses = 0;
+    bool again = false; /* paused: feed again, even with nothing left */
+    while (off < len || again) {
+        again = false;
+        size_t end = off + step < len ? off + step : len;
+        size_t used;
+        http_parse_event ev = http_parser_feed(p, in + off, end - off, &used);
+        off += used;
+        if (ev == HTTP_PARSE_HEADERS) {
+            http_parser_stream_body(p, &head, test_sink, &st);
+            buf_printf(&out, "%s %s|", head.method, head.target);
+        } else if (ev == HTTP_PARSE_PAUSED) {
+            (*pauses)++;
+            again = true;
+        } else if (ev == HTTP_PARSE_REQUEST) {
+            http_request r;
+            http_parser_take(p, &r);
+            if (r.method) { /* the request after the streamed one */
+                buf_printf(&out, "|%s %s ka=%d", r.method, r.target, r.keep_alive);
+            } else {
+                assert_int_equal(r.body.len, 0);
+                buf_append(&out, st.got.data ? st.got.data : "", st.got.len);
+            }
+            http_request_free(&r);
+        } else if (ev == HTTP_PARSE_ERROR) {
+            buf_reset(&out);
+            buf_printf(&out, "error %d", http_parser_status(p));
+            break;
+        }
+    }
+    http_request_free(&head);
+    buf_free(&st.got);
+    http_parser_free(p);
+    return buf_steal(&out, NULL);
+}
+
+static void streamed_body_goes_to_the_sink(void **state)
+{
+    static const char chunked[] = "POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                  "5\r\nhello\r\n1;ext=1\r\n \r\n5\r\nworld\r\n0\r\nTrailer: x\r\n\r\n"
+                                  "GET /next HTTP/1.1\r\nHost: h\r\n\r\n";
+    static const char sized[] = "PUT /sized HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\nhello world"
+                                "GET /next HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
+    static const char alone[] = "PUT /sized HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\nhello world";
+    /* Over the parser's own limit (16): the sink decides. */
+    static const char big[] = "POST /big HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                              "28\r\n0123456789012345678901234567890123456789\r\n0\r\n\r\n";
+    for (size_t step = 1; step <= sizeof chunked; step += 7) {
+        for (int pause = 0; pause < 2; pause++) {
+            int pauses;
+            char *r = stream_parse(chunked, step, pause, 1000, &pauses);
+            assert_string_equal(r, "POST /up|hello world|GET /next ka=1");
+            free(r);
+            if (pause)
+                assert_true(pauses >= 3); /* at least once per chunk */
+            else
+                assert_int_equal(pauses, 0);
+            r = stream_parse(sized, step, pause, 1000, &pauses);
+            assert_string_equal(r, "PUT /sized|hello world|GET /next ka=0");
+            free(r);
+            /* Paused at its last byte, with nothing after it: an empty feed ends it. */
+            r = stream_parse(alone, step, pause, 1000, &pauses);
+            assert_string_equal(r, "PUT /sized|hello world");
+            free(r);
+        }
+    }
+    int pauses;
+    char *r = stream_parse(big, 1000, false, 1000, &pauses);
+    assert_string_equal(r, "POST /big|0123456789012345678901234567890123456789");
+    free(r);
+    r = stream_parse(big, 7, false, 20, &pauses);
+    assert_string_equal(r, "error 413");
+    free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -392,6 +502,7 @@ int main(void)
         cmocka_unit_test(phases),
         cmocka_unit_test(same_outcome_at_every_split),
         cmocka_unit_test(fuzz_seed_corpus_replays),
+        cmocka_unit_test(streamed_body_goes_to_the_sink),
     };
     return cmocka_run_group_tests_name("http_parser", tests, NULL, NULL);
 }

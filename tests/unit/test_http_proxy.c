@@ -66,6 +66,7 @@ typedef struct fixture {
 } fixture;
 
 static fixture *F;
+static uint64_t header_timeout_ms; /* 0: the tests' usual 400 ms */
 
 typedef struct conn_arg {
     int fd, index;
@@ -291,6 +292,13 @@ static int open_upstream(void *data, int *fd)
     return 0;
 }
 
+/* Requests with "sb" in their query have their body streamed. */
+static bool stream_when_asked(void *data, const http_request *req, size_t *max_body)
+{
+    const char *q = strchr(req->target, '?');
+    return q && strstr(q, "sb");
+}
+
 static void on_drained(void *data)
 {
     fixture *f = data;
@@ -336,7 +344,7 @@ static void start(script_fn script)
 
     http_proxy_opts_defaults(&F->opts);
     F->opts.connect_timeout_ms = 1000;
-    F->opts.header_timeout_ms = 400;
+    F->opts.header_timeout_ms = header_timeout_ms ? header_timeout_ms : 400;
     F->opts.idle_timeout_ms = 400;
     F->opts.max_buffered = 256 * 1024;
     F->opts.pool_idle_ms = 1000;
@@ -344,7 +352,11 @@ static void start(script_fn script)
     assert_int_equal(uv_async_init(&F->loop, &F->async, on_async), 0);
     F->async.data = F;
     err e;
-    assert_int_equal(http_server_new(&F->loop, NULL, handler, F, &F->s, &e), 0);
+    http_server_config sc;
+    http_server_config_defaults(&sc);
+    sc.stream_body = stream_when_asked;
+    sc.max_body_bytes = (size_t)1 << 30;
+    assert_int_equal(http_server_new(&F->loop, &sc, handler, F, &F->s, &e), 0);
     assert_int_equal(http_server_listen(F->s, "127.0.0.1", 0, &e), 0);
     F->port = http_server_port(F->s);
     assert_int_equal(http_proxy_upstream_tcp(&F->loop, "127.0.0.1", u->port, &F->opts, &F->tcp, &e), 0);
@@ -1020,6 +1032,255 @@ static void bad_requests_fail_synchronously(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* ---- streamed request bodies ---- */
+
+/* Reads the request head, then echoes the raw bytes that follow (the
+ * body as framed on the wire) in a chunked response as they come, until
+ * the end of a chunked body or EOF. */
+static void script_echo_raw(int fd, int index)
+{
+    buf req;
+    buf_init(&req, BUF_UNLIMITED);
+    char tmp[65536];
+    char *end = NULL;
+    while (!end) {
+        ssize_t n = recv(fd, tmp, sizeof tmp, 0);
+        if (n <= 0)
+            goto out;
+        buf_append(&req, tmp, (size_t)n);
+        end = strstr(req.data, "\r\n\r\n");
+    }
+    pthread_mutex_lock(&F->up.lock);
+    buf_reset(&F->up.last_req);
+    buf_append(&F->up.last_req, req.data, (size_t)(end + 4 - req.data));
+    pthread_mutex_unlock(&F->up.lock);
+    send_str(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    buf seen;
+    buf_init(&seen, BUF_UNLIMITED);
+    size_t have = req.len - (size_t)(end + 4 - req.data);
+    buf_append(&seen, end + 4, have);
+    char line[32];
+    if (have) {
+        snprintf(line, sizeof line, "%zx\r\n", have);
+        send_str(fd, line);
+        send_all(fd, end + 4, have);
+        send_str(fd, "\r\n");
+    }
+    while (!(seen.len >= 5 && memcmp(seen.data + seen.len - 5, "0\r\n\r\n", 5) == 0)) {
+        ssize_t n = recv(fd, tmp, sizeof tmp, 0);
+        if (n <= 0)
+            break;
+        buf_append(&seen, tmp, (size_t)n);
+        snprintf(line, sizeof line, "%zx\r\n", (size_t)n);
+        send_str(fd, line);
+        send_all(fd, tmp, (size_t)n);
+        send_str(fd, "\r\n");
+    }
+    send_str(fd, "0\r\n\r\n");
+    buf_free(&seen);
+out:
+    buf_free(&req);
+}
+
+/* Reads from fd until `want` appears in what was read (5 s at most). */
+static bool read_until(int fd, buf *got, const char *want)
+{
+    char tmp[4096];
+    while (!got->data || !memmem(got->data, got->len, want, strlen(want))) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 5000) <= 0)
+            return false;
+        ssize_t n = recv(fd, tmp, sizeof tmp, 0);
+        if (n <= 0)
+            return false;
+        buf_append(got, tmp, (size_t)n);
+    }
+    return true;
+}
+
+static void streamed_body_is_forwarded_as_it_arrives(void **state)
+{
+    start(script_echo_raw);
+    int fd = client_open();
+    assert_int_equal(send_str(fd, "POST /a?sb HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
+                                  "Connection: close\r\n\r\n5\r\nfirst\r\n"), 0);
+    buf got;
+    buf_init(&got, BUF_UNLIMITED);
+    /* The upstream saw the first piece, chunked, before the client sent more. */
+    assert_true(read_until(fd, &got, "5\r\nfirst\r\n"));
+    char *head = last_request();
+    assert_non_null(strstr(head, "POST /a?sb HTTP/1.1\r\n"));
+    assert_non_null(strstr(head, "\r\nTransfer-Encoding: chunked\r\n"));
+    assert_null(strcasestr(head, "Content-Length"));
+    free(head);
+    assert_int_equal(send_str(fd, "6\r\nsecond\r\n0\r\n\r\n"), 0);
+    assert_true(read_until(fd, &got, "6\r\nsecond\r\n"));
+    /* The body's last chunk as the upstream saw it, echoed inside a chunk, then the response's. */
+    assert_true(read_until(fd, &got, "0\r\n\r\n\r\n0\r\n\r\n"));
+    buf_free(&got);
+    close(fd);
+    for (int i = 0; i < 500 && atomic_load(&F->done_calls) == 0; i++)
+        usleep(10000);
+    assert_int_equal(atomic_load(&F->last_done), 0);
+    stop();
+
+    /* A Content-Length body keeps its length. */
+    start(script_echo_raw);
+    fd = client_open();
+    assert_int_equal(send_str(fd, "PUT /a?sb HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n"
+                                  "Connection: close\r\n\r\n01234"), 0);
+    buf_init(&got, BUF_UNLIMITED);
+    assert_true(read_until(fd, &got, "01234"));
+    head = last_request();
+    assert_non_null(strstr(head, "\r\nContent-Length: 10\r\n"));
+    assert_null(strstr(head, "Transfer-Encoding"));
+    free(head);
+    assert_int_equal(send_str(fd, "56789"), 0);
+    assert_true(read_until(fd, &got, "56789"));
+    buf_free(&got);
+    close(fd);
+    stop();
+}
+
+#define STALL_BODY ((size_t)96 << 20)
+
+static atomic_long up_received;
+
+/* Reads a Content-Length body: 1 MiB, then nothing for a second, then the
+ * rest as fast as it comes; answers with the count. */
+static void script_stall(int fd, int index)
+{
+    char *tmp = xmalloc(65536);
+    size_t head_done = 0, got = 0;
+    buf req;
+    buf_init(&req, BUF_UNLIMITED);
+    bool stalled = false;
+    for (;;) {
+        ssize_t n = recv(fd, tmp, 65536, 0);
+        if (n <= 0)
+            break;
+        if (!head_done) {
+            buf_append(&req, tmp, (size_t)n);
+            char *end = strstr(req.data, "\r\n\r\n");
+            if (!end)
+                continue;
+            head_done = (size_t)(end + 4 - req.data);
+            got = req.len - head_done;
+        } else {
+            got += (size_t)n;
+        }
+        atomic_store(&up_received, (long)got);
+        if (!stalled && got >= (1 << 20)) {
+            stalled = true;
+            usleep(1000 * 1000);
+        }
+        if (got >= STALL_BODY)
+            break;
+    }
+    char resp[128];
+    snprintf(resp, sizeof resp, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%09zu", 9, got);
+    send_str(fd, resp);
+    free(tmp);
+    buf_free(&req);
+}
+
+static void slow_upstream_pushes_back_on_the_client(void **state)
+{
+    atomic_store(&up_received, 0);
+    header_timeout_ms = 3000; /* the upstream's pause is not a timeout */
+    start(script_stall);
+    header_timeout_ms = 0;
+    int fd = client_open();
+    char head[160];
+    snprintf(head, sizeof head, "PUT /big?sb HTTP/1.1\r\nHost: h\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+             STALL_BODY);
+    assert_int_equal(send_str(fd, head), 0);
+    char *piece = xcalloc(1, 65536);
+    size_t sent = 0, sent_in_stall = 0;
+    struct timespec t0 = {0}, now;
+    while (sent < STALL_BODY) {
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        if (poll(&p, 1, 100) == 1) {
+            ssize_t n = send(fd, piece, STALL_BODY - sent < 65536 ? STALL_BODY - sent : 65536, MSG_NOSIGNAL);
+            assert_true(n > 0);
+            sent += (size_t)n;
+        }
+        if (!t0.tv_sec && atomic_load(&up_received) >= (1 << 20))
+            clock_gettime(CLOCK_MONOTONIC, &t0);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        /* Sent while the upstream read nothing: only what buffers hold. */
+        if (t0.tv_sec && now.tv_sec - t0.tv_sec + (now.tv_nsec - t0.tv_nsec) / 1e9 < 0.9)
+            sent_in_stall = sent;
+    }
+    free(piece);
+    response r = read_response(fd);
+    close(fd);
+    assert_int_equal(r.status, 200);
+    char want[16];
+    snprintf(want, sizeof want, "%09zu", STALL_BODY);
+    assert_string_equal(r.body.data, want);
+    response_free(&r);
+    /* Kernel buffers hold some MB on loopback; not the whole body. */
+    assert_true(sent_in_stall < STALL_BODY / 4); /* about 10 MiB here */
+    stop();
+}
+
+/* Answers 413 from the head alone and closes, the body unread. */
+static void script_refuse(int fd, int index)
+{
+    char tmp[4096];
+    buf req;
+    buf_init(&req, BUF_UNLIMITED);
+    while (!req.data || !strstr(req.data, "\r\n\r\n")) {
+        ssize_t n = recv(fd, tmp, sizeof tmp, 0);
+        if (n <= 0)
+            break;
+        buf_append(&req, tmp, (size_t)n);
+    }
+    send_str(fd, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbig!");
+    buf_free(&req);
+}
+
+static void early_upstream_answer_ends_the_exchange(void **state)
+{
+    start(script_refuse);
+    int fd = client_open();
+    assert_int_equal(send_str(fd, "PUT /a?sb HTTP/1.1\r\nHost: h\r\nContent-Length: 8000000\r\n\r\nsome"), 0);
+    response r = read_response(fd); /* until the server closes: it must */
+    close(fd);
+    assert_int_equal(r.status, 413);
+    assert_true(r.complete);
+    assert_string_equal(r.body.data, "big!");
+    response_free(&r);
+    for (int i = 0; i < 500 && atomic_load(&F->done_calls) == 0; i++)
+        usleep(10000);
+    assert_int_equal(atomic_load(&F->done_calls), 1);
+    assert_int_equal(http_proxy_upstream_idle(F->tcp), 0); /* not pooled */
+    stop();
+}
+
+static void script_wait_close(int fd, int index)
+{
+    wait_eof(fd);
+}
+
+static void client_leaving_mid_body_aborts_the_upstream(void **state)
+{
+    start(script_wait_close);
+    int fd = client_open();
+    assert_int_equal(send_str(fd, "PUT /a?sb HTTP/1.1\r\nHost: h\r\nContent-Length: 1000\r\n\r\npart"), 0);
+    usleep(100 * 1000);
+    close(fd);
+    for (int i = 0; i < 500 && !atomic_load(&F->up.saw_close); i++)
+        usleep(10000);
+    assert_true(atomic_load(&F->up.saw_close));
+    for (int i = 0; i < 500 && atomic_load(&F->done_calls) == 0; i++)
+        usleep(10000);
+    assert_int_equal(atomic_load(&F->done_calls), 1);
+    assert_int_equal(atomic_load(&F->last_done), -ECONNRESET);
+    stop();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1045,6 +1306,10 @@ int main(void)
         cmocka_unit_test(unix_and_open_callback_upstreams),
         cmocka_unit_test(callers_own_stream),
         cmocka_unit_test(bad_requests_fail_synchronously),
+        cmocka_unit_test(streamed_body_is_forwarded_as_it_arrives),
+        cmocka_unit_test(slow_upstream_pushes_back_on_the_client),
+        cmocka_unit_test(early_upstream_answer_ends_the_exchange),
+        cmocka_unit_test(client_leaving_mid_body_aborts_the_upstream),
     };
     return cmocka_run_group_tests_name("http_proxy", tests, NULL, NULL);
 }

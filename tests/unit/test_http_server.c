@@ -44,6 +44,9 @@ typedef struct fixture {
     atomic_int stream_ended; /* a streaming handler called end */
     atomic_int handled;    /* requests handed to the handler */
     atomic_int write_rc;   /* what a handler's write returned */
+    atomic_int body_err;   /* the error a streamed body's consumer got */
+    atomic_int paused_data; /* data that came while the consumer was paused */
+    atomic_int pauses;     /* times a consumer paused */
 } fixture;
 
 static fixture *F;
@@ -93,10 +96,129 @@ static long query_num(const char *target, const char *key, long dflt)
     return q ? strtol(q + strlen(key), NULL, 10) : dflt;
 }
 
+/* ---- a consumer of streamed bodies (targets /sbody...) ----
+ * /sbody          answers at the end: "got N: BODY"
+ * /sbody?echo     answers at once (chunked) and echoes each piece as it comes
+ * /sbody?pause    pauses after each piece and resumes 1 ms later
+ * /sbody?nostart  answers 403 without reading the body
+ * limit=N         the body limit for the request
+ * Errors: 413 for -EMSGSIZE, else 400; the code goes to F->body_err. */
+typedef struct consumer {
+    uv_timer_t timer;
+    http_request *req;
+    http_writer *w;
+    buf got;
+    bool echo, pause, paused, done;
+} consumer;
+
+static void consumer_closed(uv_handle_t *h)
+{
+    consumer *k = h->data;
+    buf_free(&k->got);
+    free(k);
+}
+
+static void consumer_finish(consumer *k)
+{
+    k->done = true;
+    uv_close((uv_handle_t *)&k->timer, consumer_closed);
+}
+
+static void consumer_resume(uv_timer_t *t)
+{
+    consumer *k = t->data;
+    k->paused = false;
+    k->req->stream->resume(k->req->stream);
+}
+
+static void consumer_data(void *ctx, const char *data, size_t len)
+{
+    consumer *k = ctx;
+    if (k->paused)
+        atomic_fetch_add(&F->paused_data, 1);
+    buf_append(&k->got, data, len);
+    if (k->echo)
+        k->w->write(k->w, data, len);
+    if (k->pause) {
+        k->paused = true;
+        atomic_fetch_add(&F->pauses, 1);
+        k->req->stream->pause(k->req->stream);
+        uv_timer_start(&k->timer, consumer_resume, 1, 0);
+    }
+}
+
+static void consumer_end(void *ctx)
+{
+    consumer *k = ctx;
+    if (k->echo) {
+        k->w->end(k->w);
+    } else {
+        buf b;
+        buf_init(&b, BUF_UNLIMITED);
+        buf_printf(&b, "got %zu: ", k->got.len);
+        if (k->got.len <= 1000)
+            buf_append(&b, k->got.data, k->got.len);
+        else /* a big body is checked here: byte i is 'a' + i % 23 */
+            for (size_t i = 0; i < k->got.len; i++)
+                if (k->got.data[i] != (char)('a' + i % 23)) {
+                    buf_printf(&b, "mismatch at %zu", i);
+                    break;
+                }
+        http_writer_respond(k->w, 200, NULL, b.data, b.len);
+        buf_free(&b);
+    }
+    consumer_finish(k);
+}
+
+static void consumer_error(void *ctx, int code)
+{
+    consumer *k = ctx;
+    atomic_store(&F->body_err, code);
+    if (k->echo)
+        http_writer_abort(k->w);
+    else
+        http_writer_error(k->w, code == -EMSGSIZE ? 413 : 400, "body failed");
+    consumer_finish(k);
+}
+
+static bool stream_body(void *data, const http_request *req, size_t *max_body)
+{
+    if (strncmp(req->target, "/sbody", 6) != 0)
+        return false;
+    long limit = query_num(req->target, "limit=", -1);
+    if (limit >= 0)
+        *max_body = (size_t)limit;
+    return true;
+}
+
+static void consume(fixture *f, http_request *req, http_writer *w)
+{
+    if (strstr(req->target, "nostart")) {
+        http_writer_error(w, 403, "not wanted");
+        return;
+    }
+    consumer *k = xcalloc(1, sizeof *k);
+    k->req = req;
+    k->w = w;
+    buf_init(&k->got, BUF_UNLIMITED);
+    k->echo = strstr(req->target, "echo") != NULL;
+    k->pause = strstr(req->target, "pause") != NULL;
+    uv_timer_init(&f->loop, &k->timer);
+    k->timer.data = k;
+    http_body_sink sink = {.data = consumer_data, .end = consumer_end, .error = consumer_error, .ctx = k};
+    req->stream->start(req->stream, &sink);
+    if (k->echo) /* after start: a response before it would say the connection closes */
+        w->start(w, 200, NULL, -1);
+}
+
 static void handler(void *data, http_request *req, http_writer *w)
 {
     fixture *f = data;
     atomic_fetch_add(&f->handled, 1);
+    if (req->stream) {
+        consume(f, req, w);
+        return;
+    }
     if (strncmp(req->target, "/slow", 5) == 0 || strncmp(req->target, "/stream", 7) == 0) {
         job *j = xcalloc(1, sizeof *j);
         j->w = w;
@@ -986,6 +1108,235 @@ static void listen_checks_address_and_shares_port(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* ---- streamed request bodies ---- */
+
+static http_server_config stream_config(void)
+{
+    http_server_config cfg = small_config();
+    cfg.stream_body = stream_body;
+    cfg.max_body_bytes = 64 << 20;
+    return cfg;
+}
+
+/* Reads a status line and header section of a chunked response, and then
+ * exactly one chunk's data into out. */
+static void read_chunk(client *c, buf *out)
+{
+    char *line = client_line(c);
+    assert_non_null(line);
+    size_t n = strtoul(line, NULL, 16);
+    free(line);
+    assert_true(n > 0);
+    assert_true(client_bytes(c, n, out));
+    line = client_line(c);
+    assert_string_equal(line, "");
+    free(line);
+}
+
+static void streamed_body_reaches_the_handler_as_it_arrives(void **state)
+{
+    http_server_config cfg = stream_config();
+    start_server(&cfg);
+    client c;
+    client_open(&c);
+    /* The first piece is answered before the rest is sent. */
+    client_send(&c, "POST /sbody?echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+    char *line = client_line(&c);
+    assert_string_equal(line, "HTTP/1.1 200 OK");
+    free(line);
+    while ((line = client_line(&c)) && *line)
+        free(line);
+    free(line);
+    buf got;
+    buf_init(&got, BUF_UNLIMITED);
+    read_chunk(&c, &got);
+    assert_int_equal(got.len, 5);
+    assert_memory_equal(got.data, "hello", 5);
+    client_send(&c, "6\r\n world\r\n0\r\n\r\n");
+    read_chunk(&c, &got);
+    assert_memory_equal(got.data, "hello world", 11);
+    line = client_line(&c); /* the last chunk */
+    assert_string_equal(line, "0");
+    free(line);
+    line = client_line(&c);
+    assert_string_equal(line, "");
+    free(line);
+    buf_free(&got);
+    /* The connection goes on: a Content-Length body, then a plain request
+     * pipelined right behind it. */
+    client_send(&c, "PUT /sbody HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"
+                    "GET /after HTTP/1.1\r\nHost: a\r\n\r\n");
+    response r;
+    assert_true(read_response(&c, &r, false));
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body.data, "got 3: abc");
+    response_free(&r);
+    assert_true(read_response(&c, &r, false));
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body.data, "GET /after"));
+    response_free(&r);
+    /* 100-continue is sent when the body is wanted. */
+    client_send(&c, "PUT /sbody HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
+    assert_true(read_response(&c, &r, false));
+    assert_int_equal(r.status, 100);
+    response_free(&r);
+    client_send(&c, "ok");
+    assert_true(read_response(&c, &r, false));
+    assert_string_equal(r.body.data, "got 2: ok");
+    response_free(&r);
+    client_close(&c);
+    assert_int_equal(atomic_load(&F->body_err), 0);
+    stop_server();
+}
+
+typedef struct sender {
+    int fd;
+    size_t len;
+    bool chunked;
+} sender;
+
+/* Sends a body of `len` bytes of the 'a' + i % 23 pattern, in 64 KiB
+ * pieces (chunks when chunked). */
+static void *send_body(void *arg)
+{
+    sender *sd = arg;
+    char *piece = xmalloc(65536 + 32);
+    for (size_t off = 0; off < sd->len;) {
+        size_t n = sd->len - off < 65536 ? sd->len - off : 65536;
+        size_t h = sd->chunked ? (size_t)sprintf(piece, "%zx\r\n", n) : 0;
+        for (size_t i = 0; i < n; i++)
+            piece[h + i] = (char)('a' + (off + i) % 23);
+        if (sd->chunked)
+            memcpy(piece + h + n, "\r\n", 2);
+        size_t total = h + n + (sd->chunked ? 2 : 0);
+        if (send(sd->fd, piece, total, MSG_NOSIGNAL) != (ssize_t)total)
+            break;
+        off += n;
+    }
+    if (sd->chunked)
+        send(sd->fd, "0\r\n\r\n", 5, MSG_NOSIGNAL);
+    free(piece);
+    return NULL;
+}
+
+static void paused_consumer_gets_nothing_until_it_resumes(void **state)
+{
+    http_server_config cfg = stream_config();
+    start_server(&cfg);
+    for (int chunked = 0; chunked < 2; chunked++) {
+        client c;
+        client_open(&c);
+        size_t len = 3 << 20;
+        char head[200];
+        if (chunked)
+            snprintf(head, sizeof head, "POST /sbody?pause HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
+        else
+            snprintf(head, sizeof head, "POST /sbody?pause HTTP/1.1\r\nHost: a\r\nContent-Length: %zu\r\n\r\n", len);
+        client_send(&c, head);
+        sender sd = {.fd = c.fd, .len = len, .chunked = chunked};
+        pthread_t t;
+        pthread_create(&t, NULL, send_body, &sd);
+        response r;
+        assert_true(read_response(&c, &r, false));
+        pthread_join(t, NULL);
+        assert_int_equal(r.status, 200);
+        char want[64];
+        snprintf(want, sizeof want, "got %zu: ", len);
+        assert_string_equal(r.body.data, want); /* every byte, in order */
+        response_free(&r);
+        client_close(&c);
+    }
+    assert_int_equal(atomic_load(&F->paused_data), 0);
+    assert_true(atomic_load(&F->pauses) > 20);
+    stop_server();
+}
+
+static void streamed_body_over_its_limit_is_413(void **state)
+{
+    http_server_config cfg = stream_config();
+    start_server(&cfg);
+    /* Content-Length over the request's limit: refused before a byte is
+     * read (no 100 Continue), and the connection closes. */
+    client c;
+    client_open(&c);
+    client_send(&c, "PUT /sbody?limit=10 HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 11\r\n\r\n");
+    response r;
+    assert_true(read_response(&c, &r, false));
+    assert_int_equal(r.status, 413);
+    assert_string_equal(hdr(&r, "Connection"), "close");
+    response_free(&r);
+    expect_closed(&c);
+    client_close(&c);
+    assert_int_equal(atomic_load(&F->body_err), -EMSGSIZE);
+    atomic_store(&F->body_err, 0);
+    /* Chunked: counted as it flows. */
+    client_open(&c);
+    client_send(&c, "POST /sbody?limit=10 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "6\r\n123456\r\n6\r\n789012\r\n0\r\n\r\n");
+    assert_true(read_response(&c, &r, false));
+    assert_int_equal(r.status, 413);
+    response_free(&r);
+    expect_closed(&c);
+    client_close(&c);
+    assert_int_equal(atomic_load(&F->body_err), -EMSGSIZE);
+    /* Bad chunk framing: the consumer hears -EPROTO. */
+    client_open(&c);
+    client_send(&c, "POST /sbody HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
+    assert_true(read_response(&c, &r, false));
+    assert_int_equal(r.status, 400);
+    response_free(&r);
+    expect_closed(&c);
+    client_close(&c);
+    assert_int_equal(atomic_load(&F->body_err), -EPROTO);
+    stop_server();
+}
+
+static void client_leaving_mid_body_is_an_error_for_the_consumer(void **state)
+{
+    http_server_config cfg = stream_config();
+    start_server(&cfg);
+    client c;
+    client_open(&c);
+    client_send(&c, "PUT /sbody HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\nonly this");
+    usleep(50 * 1000);
+    shutdown(c.fd, SHUT_WR); /* the rest never comes */
+    response r;
+    assert_true(read_response(&c, &r, false));
+    assert_int_equal(r.status, 400);
+    response_free(&r);
+    client_close(&c);
+    assert_int_equal(atomic_load(&F->body_err), -ECONNRESET);
+    atomic_store(&F->body_err, 0);
+    /* A reset, while the consumer echoes. */
+    client_open(&c);
+    client_send(&c, "PUT /sbody?echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\nonly this");
+    usleep(50 * 1000);
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    client_close(&c);
+    wait_for(&F->body_err, 2000);
+    assert_int_equal(atomic_load(&F->body_err), -ECONNRESET);
+    stop_server();
+}
+
+static void answer_without_reading_the_body_closes_after_it(void **state)
+{
+    http_server_config cfg = stream_config();
+    start_server(&cfg);
+    client c;
+    client_open(&c);
+    client_send(&c, "PUT /sbody?nostart HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 100000\r\n\r\n");
+    response r;
+    assert_true(read_response(&c, &r, false)); /* no 100 first */
+    assert_int_equal(r.status, 403);
+    assert_string_equal(hdr(&r, "Connection"), "close");
+    response_free(&r);
+    expect_closed(&c);
+    client_close(&c);
+    assert_int_equal(atomic_load(&F->handled), 1);
+    stop_server();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1006,6 +1357,11 @@ int main(void)
         cmocka_unit_test(fuzz_seeds_against_the_server),
         cmocka_unit_test(listens_on_ipv6),
         cmocka_unit_test(listen_checks_address_and_shares_port),
+        cmocka_unit_test(streamed_body_reaches_the_handler_as_it_arrives),
+        cmocka_unit_test(paused_consumer_gets_nothing_until_it_resumes),
+        cmocka_unit_test(streamed_body_over_its_limit_is_413),
+        cmocka_unit_test(client_leaving_mid_body_is_an_error_for_the_consumer),
+        cmocka_unit_test(answer_without_reading_the_body_closes_after_it),
     };
     return cmocka_run_group_tests_name("http_server", tests, NULL, NULL);
 }
