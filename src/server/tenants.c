@@ -361,6 +361,25 @@ tenant *tenants_get(tenant_table *tt, const char *name)
 int tenants_isolate(tenant_table *tt, tenant *t, bool *cold, err *e)
 {
     *cold = false;
+    /* An isolate that broke a limit with no request in it (a timer or a
+     * waitUntil still running after the response) is replaced here, before
+     * it answers an innocent request with that limit's status; its limit
+     * is counted now, as no request's end will count it. */
+    if (t->live && iso_broken(t->live)) {
+        const char *limit = iso_limit(t->live);
+        if (iso_inflight(t->live) == 0) {
+            if (limit && strcmp(limit, "memory") == 0)
+                t->stats->limit_memory++;
+            else if (limit && strcmp(limit, "wall") == 0)
+                t->stats->limit_wall++;
+            else
+                t->stats->limit_cpu++;
+        }
+        log_tenant(LOG_WARN, t->cfg->name, "isolate discarded after exceeding its %s limit between requests",
+                   limit ? limit : "resource");
+        retire_isolate(tt, t);
+        tt->generation++;
+    }
     if (t->live) {
         lru_unlink(tt, t);
         lru_push_front(tt, t);
