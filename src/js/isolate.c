@@ -1069,6 +1069,21 @@ static char *normalize(JSContext *ctx, const char *base, const char *spec, void 
                                import_line(base, spec));
         return NULL;
     }
+    /* Modules come from the main module's directory tree, as wrangler
+     * uploads them: in a server of many tenants, an absolute or ../ import
+     * (or a symlink) must not load another tenant's code or any other file
+     * the process can read. */
+    const char *main = opaque ? *(char *const *)opaque : NULL;
+    const char *cut = main ? strrchr(main, '/') : NULL;
+    size_t root = cut ? (size_t)(cut - main) : 0;
+    if (cut && (strncmp(real, main, root) != 0 || real[root] != '/')) {
+        JS_ThrowReferenceError(ctx,
+                               "Cannot import '%s' at %s:%d: it is outside the worker's directory %.*s "
+                               "(modules must be beside or below the main module)",
+                               spec, base, import_line(base, spec), (int)(root ? root : 1), root ? main : "/");
+        free(real);
+        return NULL;
+    }
     char *out = js_malloc(ctx, strlen(real) + 1);
     if (out)
         strcpy(out, real);
@@ -1273,7 +1288,9 @@ static iso *iso_blank(uv_loop_t *loop)
     JS_SetRuntimeOpaque(i->rt, i);
     JS_SetInterruptHandler(i->rt, on_interrupt, i);
     JS_SetHostPromiseRejectionTracker(i->rt, on_rejection, i);
-    JS_SetModuleLoaderFunc(i->rt, normalize, load_module, i);
+    /* normalize confines imports to the main module's directory: it reads
+     * i->path, set when a tenant's script is loaded. */
+    JS_SetModuleLoaderFunc(i->rt, normalize, load_module, &i->path);
     jsapi_register_classes(i->rt);
 
     i->ctx = jsapi_new_context(i->rt);
@@ -1515,7 +1532,7 @@ int iso_check_script(const char *path, err *e)
     /* A deploy cannot make the host compile without bound. */
     JS_SetMemoryLimit(rt, CHECK_MEMORY_LIMIT);
     JS_SetMaxStackSize(rt, 512u << 10);
-    JS_SetModuleLoaderFunc(rt, normalize, load_module, NULL);
+    JS_SetModuleLoaderFunc(rt, normalize, load_module, &abs);
     JSContext *ctx = jsapi_new_context(rt);
     if (!ctx)
         abort();

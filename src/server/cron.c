@@ -149,3 +149,24 @@ time_t cron_next(const cron_expr *c, time_t after)
     }
     return (time_t)-1;
 }
+
+void cron_clock_init(cron_clock *c, time_t now)
+{
+    c->last = now - now % 60;
+}
+
+time_t cron_clock_due(cron_clock *c, time_t now)
+{
+    time_t minute = now - now % 60;
+    if (minute <= c->last)
+        return (time_t)-1;
+    c->last = minute;
+    return minute;
+}
+
+uint64_t cron_clock_delay_ms(const cron_clock *c, uint64_t now_ms)
+{
+    uint64_t next_ms = (uint64_t)(c->last + 60) * 1000;
+    /* A few ms past the boundary, so that time() already reads the new minute. */
+    return now_ms >= next_ms ? 0 : next_ms - now_ms + 5;
+}

@@ -159,10 +159,11 @@ static void on_request(void *data, http_request *req, http_writer *w)
         free(msg);
         return;
     }
-    /* Broken after its last response (a microtask loop, a waitUntil): no
-     * request's end replaced it, and this request must not pay for it. */
+    /* An isolate that broke a limit between requests (a timer or a
+     * waitUntil after the response) is replaced before it would answer
+     * this request with that limit's status. */
     if (iso_broken(dev->worker) && !dev->draining) {
-        log_warn("discarding the isolate of %s after a limit violation", dev->opt->script);
+        log_warn("discarding the isolate of %s after a limit violation between requests", dev->opt->script);
         load_worker(dev, true);
     }
     iso_dispatch(dev->worker, req, &ex->w);

@@ -381,9 +381,11 @@ int tenants_isolate(tenant_table *tt, tenant *t, bool *cold, err *e)
         const char *limit = iso_limit(t->live);
         if (iso_inflight(t->live) == 0)
             count_limit(t->stats, 0, limit);
-        log_tenant(LOG_WARN, t->cfg->name, "isolate discarded after exceeding its %s limit (no request in flight)",
+        log_tenant(LOG_WARN, t->cfg->name,
+                   "isolate discarded after exceeding its %s limit between requests (no request in flight)",
                    limit ? limit : "resource");
         retire_isolate(tt, t);
+        tt->generation++;
     }
     if (t->live) {
         lru_unlink(tt, t);

@@ -25,6 +25,7 @@
 #include "js/isolate.h"
 #include "kv/kv.h"
 #include "sandbox/sandbox.h"
+#include "server/cron.h"
 #include "server/tenants.h"
 #include "server/tier_container.h"
 #include "server/tier_wasm.h"
@@ -42,6 +43,7 @@ typedef struct worker {
     uv_fs_event_t journal_watch;
     uv_timer_t metrics_timer;
     uv_timer_t cron_timer;     /* at each minute, in the process that runs triggers */
+    cron_clock cron_clock;     /* which minute the cron timer's next tick runs */
     char *metrics_path;
     uint64_t published_generation;
     http_proxy_upstream *containers; /* the containers process, for container tenants */
@@ -335,8 +337,9 @@ static void schedule_cron_tick(worker *wk);
 static void on_cron_tick(uv_timer_t *t)
 {
     worker *wk = t->data;
-    time_t now = time(NULL);
-    tenants_run_crons(wk->tenants, now - now % 60);
+    time_t minute = cron_clock_due(&wk->cron_clock, time(NULL));
+    if (minute != (time_t)-1) /* else an early tick: it waits for the boundary */
+        tenants_run_crons(wk->tenants, minute);
     schedule_cron_tick(wk);
 }
 
@@ -344,8 +347,9 @@ static void schedule_cron_tick(worker *wk)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t ms_into_minute = (uint64_t)(ts.tv_sec % 60) * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-    uv_timer_start(&wk->cron_timer, on_cron_tick, 60000 - ms_into_minute + 5, 0);
+    uint64_t now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    uv_update_time(&wk->loop); /* the timer counts from the loop's cached time */
+    uv_timer_start(&wk->cron_timer, on_cron_tick, cron_clock_delay_ms(&wk->cron_clock, now_ms), 0);
 }
 
 static void on_journal_change(uv_fs_event_t *h, const char *filename, int events, int status)
@@ -530,6 +534,7 @@ int worker_main(const atoll_config *cfg, const worker_options *opt)
     uv_timer_init(&wk.loop, &wk.cron_timer);
     wk.cron_timer.data = &wk;
     if (opt->index == 0) { /* each group's first process runs its tenants' triggers */
+        cron_clock_init(&wk.cron_clock, time(NULL));
         schedule_cron_tick(&wk);
         uv_unref((uv_handle_t *)&wk.cron_timer);
     }

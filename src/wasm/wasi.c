@@ -565,10 +565,12 @@ static uint32_t guest_path(wasm__run *r, uint32_t ptr, uint32_t len, char **out)
 }
 
 /* openat2 beneath `dir`: "..", absolute paths and symlinks that would lead
- * out of it fail with EXDEV; /proc-style magic links are refused. */
+ * out of it fail with EXDEV; /proc-style magic links are refused. Unlike
+ * openat, openat2 refuses O_PATH combined with any flag but O_DIRECTORY,
+ * O_NOFOLLOW and O_CLOEXEC (EINVAL), so O_NOCTTY only goes with real opens. */
 static int open_beneath(int dir, const char *path, uint64_t flags)
 {
-    struct open_how how = {.flags = flags | O_CLOEXEC | O_NOCTTY,
+    struct open_how how = {.flags = flags | O_CLOEXEC | ((flags & O_PATH) ? 0 : O_NOCTTY),
                            .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
     return (int)syscall(SYS_openat2, dir, path, &how, sizeof how);
 }

@@ -182,6 +182,39 @@ def a_limit_hit_after_the_response_fails_no_later_request():
         assert "no request in flight" in s.stderr(), s.stderr()[-2000:]
 
 
+BURN_AFTER_RESPONSE = """
+let ticks = 0;
+export default {
+  fetch(r) {
+    if (r.url.endsWith('/start')) {
+      // Runs on after the response, until it exceeds the CPU limit.
+      setInterval(() => { ticks++; let x = 0; for (let i = 0; i < 3e6; i++) x += i; }, 1);
+      return new Response('started');
+    }
+    return new Response('ticks ' + ticks);
+  },
+};
+"""
+
+
+@test
+def an_isolate_broken_between_requests_is_replaced_before_the_next():
+    # A timer that runs past the CPU limit after the response breaks the
+    # isolate with no request in it; the next request must get a fresh
+    # isolate, not that limit's 503.
+    cfg = {"workers": [{"name": "burn", "main": tenant("burn", BURN_AFTER_RESPONSE), "routes": ["burn.test/*"]}]}
+    with Serve(cfg, processes=1, sandbox=False) as s:
+        status, _, body = s.get("burn.test", "/start")
+        assert (status, body) == (200, b"started"), (status, body)
+        deadline = time.time() + 20
+        while "exceeded its CPU time limit" not in s.stderr() and time.time() < deadline:
+            time.sleep(0.1)
+        assert "exceeded its CPU time limit" in s.stderr(), s.stderr()
+        status, _, body = s.get("burn.test", "/")
+        assert (status, body) == (200, b"ticks 0"), (status, body, s.stderr()[-2000:])
+        assert "between requests" in s.stderr(), s.stderr()
+
+
 def worker_status(pid):
     status = open("/proc/%d/status" % pid).read()
     return dict((k, v.strip()) for k, v in (line.split(":", 1) for line in status.splitlines() if ":" in line))

@@ -52,6 +52,25 @@ test("functions, symbols and platform objects throw DataCloneError", () => {
   }
 });
 
+test("Blob, File, FormData and streams (JavaScript classes) throw DataCloneError too", () => {
+  // They were copied as ordinary objects: husks whose methods threw
+  // "not a function" later.
+  const platform = [new Blob(["x"]), new File(["x"], "f.txt"), new FormData(), new ReadableStream(),
+                    new WritableStream(), new TransformStream(), new TextEncoderStream(),
+                    { nested: [new Blob(["y"])] }];
+  for (const v of platform) {
+    const e = throws(() => structuredClone(v));
+    eq(e.name, "DataCloneError");
+    assert(e instanceof DOMException);
+  }
+  assert(throws(() => structuredClone(new Blob(["x"]))).message.includes("Blob"));
+  // A subclass of a user's own class still clones as a plain object.
+  class Mine {}
+  class Sub extends Mine { constructor() { super(); this.v = 1; } }
+  deq(structuredClone(new Sub()), { v: 1 });
+  deq(structuredClone(Object.create(null)), {});
+});
+
 test("getters are read, prototypes and non-enumerables dropped", () => {
   class K { constructor() { this.a = 1; } get g() { return 2; } }
   const c = structuredClone(new K());

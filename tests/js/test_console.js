@@ -30,6 +30,45 @@ test("format specifiers %s %d %i %f %j %o %%", (t) => {
   t.expectLog('c5 str|42|3|1.5|{"j":1}|[ 1 ]|%|%x rest');
 });
 
+test("assert, count, time, trace, dir, table and group exist and print", async (t) => {
+  // Workers code calls V8's whole console; a missing method was a TypeError.
+  for (const m of ["assert", "count", "countReset", "time", "timeLog", "timeEnd", "trace", "dir",
+                   "table", "group", "groupCollapsed", "groupEnd"])
+    eq(typeof console[m], "function", m);
+  console.assert(true, "c9 never printed");
+  console.assert(false, "c9 assert %s", "fmt");
+  t.expectLog("Assertion failed: c9 assert fmt");
+  console.assert(0, { c9: "obj" });
+  t.expectLog("Assertion failed: { c9: 'obj' }");
+  console.count("c9count");
+  console.count("c9count");
+  t.expectLog("c9count: 2");
+  console.countReset("c9count");
+  console.count("c9count");
+  t.expectLog("c9count: 1");
+  console.time("c9t");
+  await new Promise((r) => setTimeout(r, 5));
+  console.timeLog("c9t", "half");
+  t.expectLog("c9t: ");
+  t.expectLog("ms half");
+  console.timeEnd("c9t");
+  console.timeEnd("c9t");
+  t.expectLog("Timer 'c9t' does not exist");
+  console.trace("c9 trace");
+  t.expectLog("Trace: c9 trace\n    at ");
+  console.dir({ c9dir: "s" });
+  t.expectLog("{ c9dir: 's' }");
+  console.table([{ c9table: 1 }]);
+  t.expectLog("[ { c9table: 1 } ]");
+  console.group("c9 group");
+  console.log("c9 nested");
+  console.groupEnd();
+  console.groupEnd(); // one too many: no effect
+  console.log("c9 after");
+  t.expectLog("   c9 nested"); // indented two spaces after the tenant tag
+  t.expectLog("] c9 after");
+});
+
 test("errors print with their stack", (t) => {
   console.error("c6", new TypeError("bad thing"));
   t.expectLog("c6 TypeError: bad thing\n    at ");

@@ -140,4 +140,16 @@ test("DigestStream digests what is written", async () => {
   eq(hex(await ds.digest), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 });
 
+test("timingSafeEqual, as Workers has it: synchronous, same lengths only", () => {
+  // Webhook signature checks written for Workers call it; it was missing.
+  const s = crypto.subtle;
+  eq(s.timingSafeEqual(new Uint8Array([1, 2, 3]), new Uint8Array([1, 2, 3])), true);
+  eq(s.timingSafeEqual(new Uint8Array([1, 2, 3]), new Uint8Array([1, 2, 4])), false);
+  eq(s.timingSafeEqual(new Uint8Array([1, 2]).buffer, new DataView(new Uint8Array([0, 1, 2]).buffer, 1)), true);
+  eq(s.timingSafeEqual(new ArrayBuffer(0), new Uint8Array(0)), true);
+  throws(() => s.timingSafeEqual(new Uint8Array(2), new Uint8Array(3)), TypeError);
+  throws(() => s.timingSafeEqual("ab", "ab"), TypeError);
+  throws(() => s.timingSafeEqual(new Uint8Array(1)), TypeError);
+});
+
 export default run();

@@ -53,6 +53,22 @@ test("init from sequence, record, and Headers; bad sequences throw", () => {
   throws(() => new Headers(5), TypeError);
 });
 
+test("init from any iterable of pairs: Map, entries(), generators, Set pairs", () => {
+  // WebIDL converts an object with Symbol.iterator as a sequence, so these
+  // are not records with no own properties (they were read as empty).
+  deq([...new Headers(new Map([["X-A", "1"], ["b", "2"]]))], [["b", "2"], ["x-a", "1"]]);
+  const src = new Headers({ a: "1", "set-cookie": "s=1" });
+  deq([...new Headers(src.entries())], [["a", "1"], ["set-cookie", "s=1"]]);
+  deq([...new Headers((function* () { yield ["g", "1"]; yield new Set(["h", "2"]); })())],
+      [["g", "1"], ["h", "2"]]);
+  deq([...new Headers(Object.entries({ k: "v" }))], [["k", "v"]]);
+  const r = new Response("x", { headers: new Map([["x-m", "y"]]) });
+  eq(r.headers.get("x-m"), "y");
+  throws(() => new Headers(new Map([["a b", "1"]])), TypeError);
+  throws(() => new Headers(new Set(["ab"])), TypeError);
+  throws(() => new Headers({ [Symbol.iterator]: 5 }), TypeError);
+});
+
 test("forEach visits in sorted order with (value, name, headers)", () => {
   const h = new Headers({ b: "2", a: "1" });
   const seen = [];

@@ -1,4 +1,5 @@
-/* Unit tests for src/server/cron: parsing and the next matching minute. */
+/* Unit tests for src/server/cron: parsing, the next matching minute, and
+ * the minute timer's bookkeeping (early ticks, no minute twice). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -64,12 +65,39 @@ static void bad_expressions_are_refused_with_the_field(void **state)
     }
 }
 
+/* A server started at 21:48:37 whose timer fires 35 ms before 21:49:00
+ * (seen under `atoll serve`: "* * * * *" then ran at 21:48:59.965 and
+ * again at 21:49:00.010). The early tick runs nothing and waits for the
+ * boundary; each minute runs once. */
+static void the_minute_timer_runs_each_minute_once(void **state)
+{
+    time_t start = utc(2026, 11, 27, 21, 48) + 37, boundary = utc(2026, 11, 27, 21, 49);
+    cron_clock c;
+    cron_clock_init(&c, start);
+    assert_int_equal(cron_clock_delay_ms(&c, (uint64_t)start * 1000), 23 * 1000 + 5);
+    /* Early: 21:48:59.965. Nothing runs; the next tick is just past 21:49. */
+    assert_int_equal(cron_clock_due(&c, boundary - 1), (time_t)-1);
+    assert_int_equal(cron_clock_delay_ms(&c, (uint64_t)boundary * 1000 - 35), 35 + 5);
+    /* On time: 21:49:00.010 runs 21:49, once. */
+    assert_int_equal(cron_clock_due(&c, boundary), boundary);
+    assert_int_equal(cron_clock_due(&c, boundary + 30), (time_t)-1);
+    assert_int_equal(cron_clock_delay_ms(&c, (uint64_t)boundary * 1000 + 10), 60000 - 10 + 5);
+    /* Early again at 21:49:59.990: 21:49 does not run a second time. */
+    assert_int_equal(cron_clock_due(&c, boundary + 59), (time_t)-1);
+    assert_int_equal(cron_clock_due(&c, boundary + 60), boundary + 60);
+    /* A loop blocked past a boundary: the tick is due at once and runs the
+     * current minute. */
+    assert_int_equal(cron_clock_delay_ms(&c, (uint64_t)(boundary + 185) * 1000), 0);
+    assert_int_equal(cron_clock_due(&c, boundary + 185), boundary + 180);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(next_minute_matches),
         cmocka_unit_test(impossible_dates_have_no_next),
         cmocka_unit_test(bad_expressions_are_refused_with_the_field),
+        cmocka_unit_test(the_minute_timer_runs_each_minute_once),
     };
     return cmocka_run_group_tests_name("cron", tests, NULL, NULL);
 }

@@ -456,6 +456,41 @@ static void load_errors_name_file_and_line(void **state)
     expect_load_error("no_such_file.js", "No such file", NULL);
 }
 
+/* A tenant's modules come from its main module's directory tree: an import
+ * by ../, by absolute path or through a symlink pointing out read any file
+ * the process could (another tenant's code, say). */
+static void imports_stay_in_the_worker_directory(void **state)
+{
+    expect_load_error("confined/static_escape.js", "outside the worker's directory", "static_escape.js:3");
+    err e;
+    err_clear(&e);
+    assert_true(iso_check_script(FIXTURES "confined/static_escape.js", &e) < 0);
+    if (!strstr(e.msg, "outside the worker's directory"))
+        fail_msg("%s", e.msg);
+    const char *link = FIXTURES "confined/escape_link.js";
+    unlink(link);
+    assert_int_equal(symlink("../hello_module.js", link), 0);
+    char *outside = realpath(FIXTURES "hello_module.js", NULL);
+    assert_non_null(outside);
+    iso *i = load("confined/dynamic.js");
+    expect_body(i, "/?spec=./inner.js", 200, "loaded inner");
+    const char *refused[] = {"../hello_module.js", outside, "./escape_link.js", "/etc/passwd"};
+    for (size_t k = 0; k < sizeof refused / sizeof *refused; k++) {
+        char *target = xasprintf("/?spec=%s", refused[k]);
+        capture c;
+        request(i, &c, "GET", target, NULL, NULL);
+        assert_int_equal(c.status, 200);
+        if (!strstr(cap_body(&c), "ReferenceError: Cannot import") ||
+            !strstr(cap_body(&c), "outside the worker's directory"))
+            fail_msg("%s: %s", refused[k], cap_body(&c));
+        cap_free(&c);
+        free(target);
+    }
+    finish(i);
+    unlink(link);
+    free(outside);
+}
+
 static void wait_until_runs_after_response(void **state)
 {
     iso *i = load("wait_until.js");
@@ -1043,6 +1078,7 @@ int main(void)
         cmocka_unit_test(runaway_allocation_hits_memory_limit),
         cmocka_unit_test(deep_recursion_is_a_clean_error),
         cmocka_unit_test(load_errors_name_file_and_line),
+        cmocka_unit_test(imports_stay_in_the_worker_directory),
         cmocka_unit_test(wait_until_runs_after_response),
         cmocka_unit_test(second_isolate_uses_cached_bytecode),
         cmocka_unit_test(changed_file_is_recompiled),

@@ -486,6 +486,8 @@ static void the_preopened_directory_is_read_only_and_closed_below(void **state)
     assert_non_null(strstr(b, "create="));
     assert_non_null(strstr(b, "[hello.txt]"));
     assert_non_null(strstr(b, "raw=76,76,76\n")); /* ENOTCAPABLE from the host itself */
+    assert_non_null(strstr(b, "\nstat=15\n")); /* stat() answers, as open() does */
+    assert_null(strstr(b, "stat_escape=OPENED"));
     wasm_response_free(&resp);
     /* Without a preopened directory there is no file system at all. */
     run(guest, NULL, "/?files", &resp);

@@ -42,6 +42,7 @@ typedef struct jsapi_state {
     uint64_t origin_loop_ms;      /* uv_now() at install: performance.now()'s zero */
     double origin_wall_ms;        /* performance.timeOrigin */
     JSValue bundles[JSAPI_NBUNDLES]; /* exports of streams.js, blob.js, inspect.js; JS_UNDEFINED until first use */
+    unsigned console_group;       /* console.group() depth: lines are indented 2 spaces a level */
 } jsapi_state;
 
 static inline jsapi_state *jsapi_state_of(JSContext *ctx) { return JS_GetContextOpaque(ctx); }

@@ -4,9 +4,11 @@
  * typed arrays and DataView, Error types and primitive wrappers, with
  * shared and circular references kept; transferred ArrayBuffers are
  * detached. Anything else (functions, symbols, Promise, WeakMap, host
- * objects) is a DataCloneError DOMException. */
+ * objects, including the bundles' Blob, FormData and streams) is a
+ * DataCloneError DOMException. */
 #include "js/api/api_internal.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* QuickJS's built-in class ids (quickjs.c, 2025-04-26), which quickjs.h
@@ -100,6 +102,70 @@ static JSValue data_clone_error(JSContext *ctx, const char *what)
 }
 
 static JSValue clone_value(clone_state *s, JSValueConst v);
+static JSValue global_ctor(JSContext *ctx, const char *name);
+
+/* Blob, FormData, ReadableStream … are JavaScript classes of the bundles,
+ * so QuickJS sees ordinary objects; copied as such they would lose their
+ * private state and come out as husks whose methods throw. They are
+ * platform objects that this structuredClone does not serialize: throws a
+ * DataCloneError naming the class and returns -1 for one of them (only
+ * objects with a prototype other than Object's are looked at, and only
+ * bundles already loaded: before that no such object exists). */
+static int refuse_platform_object(JSContext *ctx, JSValueConst v)
+{
+    JSValue proto = JS_GetPrototype(ctx, v);
+    if (JS_IsException(proto))
+        return -1;
+    JSValue object = global_ctor(ctx, "Object");
+    JSValue object_proto = JS_IsException(object) ? JS_EXCEPTION : JS_GetPropertyStr(ctx, object, "prototype");
+    JS_FreeValue(ctx, object);
+    if (JS_IsException(object_proto)) {
+        JS_FreeValue(ctx, proto);
+        return -1;
+    }
+    bool plain = JS_IsNull(proto) || JS_VALUE_GET_PTR(proto) == JS_VALUE_GET_PTR(object_proto);
+    JS_FreeValue(ctx, proto);
+    JS_FreeValue(ctx, object_proto);
+    if (plain)
+        return 0;
+    jsapi_state *st = jsapi_state_of(ctx);
+    static const int bundles[] = {JSAPI_BUNDLE_BLOB, JSAPI_BUNDLE_STREAMS};
+    for (size_t b = 0; b < sizeof bundles / sizeof *bundles; b++) {
+        if (JS_IsUndefined(st->bundles[bundles[b]]))
+            continue;
+        JSValue globals = JS_GetPropertyStr(ctx, st->bundles[bundles[b]], "globals");
+        JSPropertyEnum *props = NULL;
+        uint32_t n = 0;
+        if (JS_IsException(globals) ||
+            JS_GetOwnPropertyNames(ctx, &props, &n, globals, JS_GPN_STRING_MASK | JS_GPN_ENUM_ONLY) < 0) {
+            JS_FreeValue(ctx, globals);
+            return -1;
+        }
+        int rc = 0;
+        for (uint32_t i = 0; i < n && rc == 0; i++) {
+            JSValue ctor = JS_GetProperty(ctx, globals, props[i].atom);
+            int is = JS_IsException(ctor) ? -1 : JS_IsFunction(ctx, ctor) ? JS_IsInstanceOf(ctx, v, ctor) : 0;
+            JS_FreeValue(ctx, ctor);
+            if (is < 0) {
+                rc = -1;
+            } else if (is > 0) {
+                const char *name = JS_AtomToCString(ctx, props[i].atom);
+                char what[96];
+                snprintf(what, sizeof what, "%s object", name ? name : "This platform");
+                JS_FreeCString(ctx, name);
+                data_clone_error(ctx, what);
+                rc = -1;
+            }
+        }
+        for (uint32_t i = 0; i < n; i++)
+            JS_FreeAtom(ctx, props[i].atom);
+        js_free(ctx, props);
+        JS_FreeValue(ctx, globals);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
 
 /* A global constructor by name, for the types without a C constructor. */
 static JSValue global_ctor(JSContext *ctx, const char *name)
@@ -295,6 +361,8 @@ static JSValue clone_object(clone_state *s, JSValueConst v)
     JSValue out;
     switch (id) {
     case QJS_OBJECT:
+        if (refuse_platform_object(ctx, v) < 0)
+            return JS_EXCEPTION;
         out = JS_NewObject(ctx);
         break;
     case QJS_ARRAY: {

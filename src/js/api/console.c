@@ -1,5 +1,6 @@
 /* console: log/info/warn/error/debug as log lines tagged with the tenant's
- * name. The text is formatted by inspect.js (a bytecode bundle loaded on
+ * name, and V8's other console methods (assert, count, time, trace, dir,
+ * table, group) that code written for Workers calls. The text is formatted by inspect.js (a bytecode bundle loaded on
  * the first console call: format specifiers, Map/Set/typed arrays, Web API
  * objects by their getters, as Node's util.inspect does); the small C
  * formatter here is the fallback, and what the host uses for uncaught
@@ -239,6 +240,31 @@ static bool plain_args(JSContext *ctx, int argc, JSValueConst *argv)
     return true;
 }
 
+/* Logs text, each line indented by the console.group() depth. */
+static void emit(JSContext *ctx, log_level level, const char *text)
+{
+    jsapi_state *st = jsapi_state_of(ctx);
+    const char *tenant = st ? st->host.name : "?";
+    unsigned depth = st ? st->console_group : 0;
+    if (!depth) {
+        log_tenant(level, tenant, "%s", text);
+        return;
+    }
+    buf b;
+    buf_init(&b, CONSOLE_MAX_BYTES + 64);
+    for (const char *p = text;;) {
+        const char *nl = strchr(p, '\n');
+        for (unsigned i = 0; i < depth && i < 32; i++)
+            buf_append_str(&b, "  ");
+        buf_append(&b, p, nl ? (size_t)(nl - p + 1) : strlen(p));
+        if (!nl)
+            break;
+        p = nl + 1;
+    }
+    log_tenant(level, tenant, "%s", b.data ? b.data : "");
+    buf_free(&b);
+}
+
 static JSValue console_print(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv,
                              int magic)
 {
@@ -262,9 +288,71 @@ static JSValue console_print(JSContext *ctx, JSValueConst this_val, int argc, JS
             buf_append_str(&b, " ");
         inspect(ctx, argv[i], &b, 0, true);
     }
-    jsapi_state *st = jsapi_state_of(ctx);
-    log_tenant((log_level)magic, st ? st->host.name : "?", "%s", b.data ? b.data : "");
+    emit(ctx, (log_level)magic, b.data ? b.data : "");
     buf_free(&b);
+    return JS_UNDEFINED;
+}
+
+enum { EXTRA_ASSERT, EXTRA_COUNT, EXTRA_COUNT_RESET, EXTRA_TIME, EXTRA_TIME_LOG, EXTRA_TIME_END,
+       EXTRA_TRACE, EXTRA_DIR, EXTRA_TABLE };
+static const char *const extra_names[] = {"assert", "count", "countReset", "time", "timeLog",
+                                          "timeEnd", "trace", "dir", "table"};
+
+/* console.assert, count, time … (inspect.js's extra() decides what to print).
+ * Code written for Workers calls them; a missing one would be a TypeError
+ * in the middle of a handler. */
+static JSValue console_extra(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv,
+                             int magic)
+{
+    if (magic == EXTRA_ASSERT && argc > 0 && JS_ToBool(ctx, argv[0]) > 0)
+        return JS_UNDEFINED; /* the common case loads nothing */
+    JSValue args[2] = {JS_NewString(ctx, extra_names[magic]), JS_NewArray(ctx)};
+    for (int i = 0; i < argc && !JS_IsException(args[1]); i++)
+        JS_SetPropertyUint32(ctx, args[1], (uint32_t)i, JS_DupValue(ctx, argv[i]));
+    JSValue r = JS_IsException(args[0]) || JS_IsException(args[1])
+                    ? JS_EXCEPTION
+                    : jsapi_bundle_call(ctx, JSAPI_BUNDLE_INSPECT, "extra", 2, (JSValueConst *)args);
+    JS_FreeValue(ctx, args[0]);
+    JS_FreeValue(ctx, args[1]);
+    if (JS_IsException(r))
+        return r;
+    if (JS_IsObject(r)) {
+        JSValue lv = JS_GetPropertyUint32(ctx, r, 0), tv = JS_GetPropertyUint32(ctx, r, 1);
+        const char *level = JS_ToCString(ctx, lv), *text = JS_ToCString(ctx, tv);
+        if (level && text)
+            emit(ctx, !strcmp(level, "error") ? LOG_ERROR : !strcmp(level, "warn") ? LOG_WARN : LOG_INFO,
+                 text);
+        JS_FreeCString(ctx, level);
+        JS_FreeCString(ctx, text);
+        JS_FreeValue(ctx, lv);
+        JS_FreeValue(ctx, tv);
+        if (!level || !text) {
+            JS_FreeValue(ctx, r);
+            return JS_EXCEPTION;
+        }
+    }
+    JS_FreeValue(ctx, r);
+    return JS_UNDEFINED;
+}
+
+/* group(...label) / groupCollapsed: the label as log prints it, then what
+ * follows is indented; groupEnd() undoes one level. */
+static JSValue console_group(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv,
+                             int magic)
+{
+    jsapi_state *st = jsapi_state_of(ctx);
+    if (magic) {
+        if (st && st->console_group)
+            st->console_group--;
+        return JS_UNDEFINED;
+    }
+    if (argc > 0) {
+        JSValue r = console_print(ctx, this_val, argc, argv, LOG_INFO);
+        if (JS_IsException(r))
+            return r;
+    }
+    if (st && st->console_group < 1000)
+        st->console_group++;
     return JS_UNDEFINED;
 }
 
@@ -274,6 +362,18 @@ static const JSCFunctionListEntry console_funcs[] = {
     JS_CFUNC_MAGIC_DEF("warn", 0, console_print, LOG_WARN),
     JS_CFUNC_MAGIC_DEF("error", 0, console_print, LOG_ERROR),
     JS_CFUNC_MAGIC_DEF("debug", 0, console_print, LOG_DEBUG),
+    JS_CFUNC_MAGIC_DEF("assert", 0, console_extra, EXTRA_ASSERT),
+    JS_CFUNC_MAGIC_DEF("count", 0, console_extra, EXTRA_COUNT),
+    JS_CFUNC_MAGIC_DEF("countReset", 0, console_extra, EXTRA_COUNT_RESET),
+    JS_CFUNC_MAGIC_DEF("time", 0, console_extra, EXTRA_TIME),
+    JS_CFUNC_MAGIC_DEF("timeLog", 0, console_extra, EXTRA_TIME_LOG),
+    JS_CFUNC_MAGIC_DEF("timeEnd", 0, console_extra, EXTRA_TIME_END),
+    JS_CFUNC_MAGIC_DEF("trace", 0, console_extra, EXTRA_TRACE),
+    JS_CFUNC_MAGIC_DEF("dir", 0, console_extra, EXTRA_DIR),
+    JS_CFUNC_MAGIC_DEF("table", 0, console_extra, EXTRA_TABLE),
+    JS_CFUNC_MAGIC_DEF("group", 0, console_group, 0),
+    JS_CFUNC_MAGIC_DEF("groupCollapsed", 0, console_group, 0),
+    JS_CFUNC_MAGIC_DEF("groupEnd", 0, console_group, 1),
 };
 
 JSValue jsapi_console_create(JSContext *ctx)

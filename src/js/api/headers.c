@@ -174,7 +174,71 @@ static int append_js(JSContext *ctx, jsapi_headers *h, JSValueConst name, JSValu
     return rc;
 }
 
-/* Fills h from a HeadersInit: Headers, a sequence of [name, value] pairs,
+/* Array.from(v): the iterator protocol run for us, for sequences that are
+ * not arrays (a Map, another Headers' entries(), a generator …). */
+static JSValue array_from(JSContext *ctx, JSValueConst v)
+{
+    JSValue global = JS_GetGlobalObject(ctx);
+    JSValue array = JS_GetPropertyStr(ctx, global, "Array");
+    JSValue from = JS_GetPropertyStr(ctx, array, "from");
+    JSValue r = JS_Call(ctx, from, array, 1, &v);
+    JS_FreeValue(ctx, from);
+    JS_FreeValue(ctx, array);
+    JS_FreeValue(ctx, global);
+    return r;
+}
+
+/* init[Symbol.iterator]: undefined when init is not iterable (a record). */
+static JSValue iterator_method(JSContext *ctx, JSValueConst init)
+{
+    /* No public atom for Symbol.iterator: take it from Symbol. */
+    JSValue global = JS_GetGlobalObject(ctx);
+    JSValue symbol = JS_GetPropertyStr(ctx, global, "Symbol");
+    JS_FreeValue(ctx, global);
+    JSValue sym = JS_GetPropertyStr(ctx, symbol, "iterator");
+    JS_FreeValue(ctx, symbol);
+    JSAtom a = JS_ValueToAtom(ctx, sym);
+    JS_FreeValue(ctx, sym);
+    JSValue m = a == JS_ATOM_NULL ? JS_EXCEPTION : JS_GetProperty(ctx, init, a);
+    JS_FreeAtom(ctx, a);
+    return m;
+}
+
+/* Appends each [name, value] pair of an array (of arrays or other
+ * iterables of two). */
+static int fill_pairs(JSContext *ctx, jsapi_headers *h, JSValueConst list)
+{
+    int64_t len;
+    if (jsapi_get_length(ctx, list, &len) < 0)
+        return -1;
+    for (int64_t i = 0; i < len; i++) {
+        JSValue pair = JS_GetPropertyUint32(ctx, list, (uint32_t)i);
+        if (!JS_IsException(pair) && JS_IsObject(pair) && JS_IsArray(ctx, pair) == 0) {
+            JSValue arr = array_from(ctx, pair);
+            JS_FreeValue(ctx, pair);
+            pair = arr;
+        }
+        int64_t plen = -1;
+        if (JS_IsException(pair) || !JS_IsObject(pair) || jsapi_get_length(ctx, pair, &plen) < 0 ||
+            plen != 2) {
+            JS_FreeValue(ctx, pair);
+            if (!JS_HasException(ctx))
+                JS_ThrowTypeError(ctx, "Headers init pairs must be [name, value]");
+            return -1;
+        }
+        JSValue n = JS_GetPropertyUint32(ctx, pair, (uint32_t)0), v = JS_GetPropertyUint32(ctx, pair, (uint32_t)1);
+        int rc = JS_IsException(n) || JS_IsException(v) ? -1 : append_js(ctx, h, n, v);
+        JS_FreeValue(ctx, n);
+        JS_FreeValue(ctx, v);
+        JS_FreeValue(ctx, pair);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Fills h from a HeadersInit: Headers, a sequence of [name, value] pairs
+ * (any iterable, as WebIDL converts one: an array, a Map, entries() …),
  * or a record of names to values. */
 static int fill(JSContext *ctx, jsapi_headers *h, JSValueConst init)
 {
@@ -195,29 +259,23 @@ static int fill(JSContext *ctx, jsapi_headers *h, JSValueConst init)
     int is_array = JS_IsArray(ctx, init);
     if (is_array < 0)
         return -1;
-    if (is_array) {
-        int64_t len;
-        if (jsapi_get_length(ctx, init, &len) < 0)
+    if (is_array)
+        return fill_pairs(ctx, h, init);
+    JSValue m = iterator_method(ctx, init);
+    if (JS_IsException(m))
+        return -1;
+    bool iterable = !JS_IsUndefined(m) && !JS_IsNull(m);
+    bool callable = JS_IsFunction(ctx, m);
+    JS_FreeValue(ctx, m);
+    if (iterable) {
+        if (!callable) {
+            JS_ThrowTypeError(ctx, "Headers init: Symbol.iterator is not a function");
             return -1;
-        for (int64_t i = 0; i < len; i++) {
-            JSValue pair = JS_GetPropertyUint32(ctx, init, (uint32_t)i);
-            int64_t plen = -1;
-            if (JS_IsException(pair) || !JS_IsObject(pair) || jsapi_get_length(ctx, pair, &plen) < 0 ||
-                plen != 2) {
-                JS_FreeValue(ctx, pair);
-                if (!JS_HasException(ctx))
-                    JS_ThrowTypeError(ctx, "Headers init pairs must be [name, value]");
-                return -1;
-            }
-            JSValue n = JS_GetPropertyUint32(ctx, pair, (uint32_t)0), v = JS_GetPropertyUint32(ctx, pair, (uint32_t)1);
-            int rc = JS_IsException(n) || JS_IsException(v) ? -1 : append_js(ctx, h, n, v);
-            JS_FreeValue(ctx, n);
-            JS_FreeValue(ctx, v);
-            JS_FreeValue(ctx, pair);
-            if (rc < 0)
-                return -1;
         }
-        return 0;
+        JSValue arr = array_from(ctx, init);
+        int rc = JS_IsException(arr) ? -1 : fill_pairs(ctx, h, arr);
+        JS_FreeValue(ctx, arr);
+        return rc;
     }
     JSPropertyEnum *props;
     uint32_t nprops;

@@ -224,5 +224,60 @@
     return out.join(' ');
   }
 
-  return { globals: {}, format, inspect };
+  // console's other methods, as V8's console (and so Workers) has them:
+  // assert, count/countReset, time/timeLog/timeEnd, trace, dir and table
+  // (printed like log). console.c calls extra(name, args) and prints the
+  // [level, text] it returns; null prints nothing. The counters and timers
+  // live here, one set per isolate; group indentation is console.c's.
+  const counts = new Map(), timers = new Map();
+  const label = (args) => (args.length && args[0] !== undefined ? String(args[0]) : 'default');
+  function extra(name, args) {
+    switch (name) {
+      case 'assert': {
+        if (args[0]) return null;
+        const rest = args.slice(1);
+        if (!rest.length) return ['error', 'Assertion failed'];
+        if (typeof rest[0] === 'string') rest[0] = 'Assertion failed: ' + rest[0];
+        else rest.unshift('Assertion failed:');
+        return ['error', format(rest)];
+      }
+      case 'count': {
+        const l = label(args), n = (counts.get(l) || 0) + 1;
+        counts.set(l, n);
+        return ['info', l + ': ' + n];
+      }
+      case 'countReset': {
+        const l = label(args);
+        if (!counts.has(l)) return ['warn', "Count for '" + l + "' does not exist"];
+        counts.set(l, 0);
+        return null;
+      }
+      case 'time': {
+        const l = label(args);
+        if (timers.has(l)) return ['warn', "Timer '" + l + "' already exists"];
+        timers.set(l, performance.now());
+        return null;
+      }
+      case 'timeLog': case 'timeEnd': {
+        const l = label(args), t = timers.get(l);
+        if (t === undefined) return ['warn', "Timer '" + l + "' does not exist"];
+        if (name === 'timeEnd') timers.delete(l);
+        // The clock stands still while JavaScript runs (the timing defence):
+        // only time across I/O shows.
+        let s = l + ': ' + (performance.now() - t).toFixed(3) + 'ms';
+        if (name === 'timeLog' && args.length > 1) s += ' ' + format(args.slice(1));
+        return ['info', s];
+      }
+      case 'trace': {
+        // Frames after console.trace's own (native) one: the caller's.
+        const st = String(new Error().stack || '').split('\n');
+        const frames = st.slice(st.findIndex((l) => l.includes('(native)')) + 1).filter((l) => l).join('\n');
+        return ['info', 'Trace' + (args.length ? ': ' + format(args) : '') + (frames ? '\n' + frames : '')];
+      }
+      case 'dir': return ['info', inspect(args[0])];
+      default: return ['info', format(args)]; // table
+    }
+  }
+
+  return { globals: {}, format, inspect, extra };
 })

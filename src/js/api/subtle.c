@@ -2,10 +2,11 @@
  * it) on OpenSSL 3: digest, sign/verify (HMAC, ECDSA, Ed25519,
  * RSASSA-PKCS1-v1_5), encrypt/decrypt (AES-GCM, AES-CBC),
  * deriveBits/deriveKey (PBKDF2, HKDF), and the entry points of
- * importKey/exportKey/generateKey (their work is in crypto_key.c).
+ * importKey/exportKey/generateKey (their work is in crypto_key.c), and
+ * Workers' timingSafeEqual (synchronous, as there).
  *
- * Every method returns a promise and reports every error by rejecting it,
- * never by throwing. The work is done synchronously (it takes
+ * Every method but timingSafeEqual returns a promise and reports every
+ * error by rejecting it, never by throwing. The work is done synchronously (it takes
  * microseconds), except PBKDF2 with many iterations (and RSA key
  * generation, crypto_key.c), which go to the thread pool (crypto.c). */
 #include "js/api/crypto_internal.h"
@@ -648,6 +649,28 @@ static JSValue generate_key(JSContext *ctx, JSValueConst this_val, int argc, JSV
     return to_promise(ctx, crypto_generate_key(ctx, argv[0], JS_ToBool(ctx, argv[1]), usages));
 }
 
+/* crypto.subtle.timingSafeEqual(a, b), Workers' extension that webhook
+ * signature checks written for Workers call: a synchronous boolean, in
+ * constant time for the length; buffers of different lengths are a
+ * TypeError, as in Workers (callers compare the lengths first). */
+static JSValue timing_safe_equal(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+    const uint8_t *a, *b;
+    size_t na, nb;
+    for (int i = 0; i < 2; i++) {
+        int k = jsapi_buffer_source(ctx, i < argc ? argv[i] : JS_UNDEFINED, i ? &b : &a, i ? &nb : &na);
+        if (k < 0)
+            return JS_EXCEPTION;
+        if (k == 0)
+            return JS_ThrowTypeError(ctx, "timingSafeEqual: argument %d must be an ArrayBuffer or an ArrayBufferView",
+                                     i + 1);
+    }
+    if (na != nb)
+        return JS_ThrowTypeError(ctx, "timingSafeEqual: input buffers must have the same byte length (%zu and %zu)",
+                                 na, nb);
+    return JS_NewBool(ctx, na == 0 || CRYPTO_memcmp(a, b, na) == 0);
+}
+
 static const JSCFunctionListEntry subtle_funcs[] = {
     JS_CFUNC_DEF("digest", 2, digest),
     JS_CFUNC_MAGIC_DEF("sign", 3, sign_or_verify, 0),
@@ -659,6 +682,7 @@ static const JSCFunctionListEntry subtle_funcs[] = {
     JS_CFUNC_DEF("importKey", 5, import_key),
     JS_CFUNC_DEF("exportKey", 2, export_key),
     JS_CFUNC_DEF("generateKey", 3, generate_key),
+    JS_CFUNC_DEF("timingSafeEqual", 2, timing_safe_equal),
     JS_PROP_STRING_DEF("[Symbol.toStringTag]", "SubtleCrypto", JS_PROP_CONFIGURABLE),
 };
 
