@@ -231,8 +231,9 @@ static void report_exception(iso *i, const char *what)
  * thread's CPU clock is a system call — three of them were a tenth of a
  * hello-world request's cost — while the monotonic clock is read from the
  * vDSO. So a slice is charged its wall time until the interrupt handler
- * first polls within it; by then it has run long enough for a system call
- * not to matter, and anchor_cpu() starts charging the rest exactly. Wall
+ * is first called within it (some 10,000 operations in); by then it has run
+ * long enough for a system call not to matter, and anchor_cpu() starts
+ * charging the rest exactly. Wall
  * time is never less than the thread's CPU time: the charge can only err
  * upwards, by time the thread was preempted in that first stretch. */
 static uint64_t slice_cpu_ns(const iso *i)
@@ -259,9 +260,11 @@ static int on_interrupt(JSRuntime *rt, void *opaque)
         set_limit(i, LIMIT_MEMORY);
         return 1;
     }
-    if (!i->opt.cpu_ms || i->depth == 0 || ++i->polls % CPU_POLL_EVERY)
+    if (i->depth == 0)
         return 0;
-    anchor_cpu(i);
+    anchor_cpu(i); /* at the first call of a slice: a few thousand operations in */
+    if (!i->opt.cpu_ms || ++i->polls % CPU_POLL_EVERY)
+        return 0;
     uint64_t used = i->cpu_base + slice_cpu_ns(i);
     if (used > i->opt.cpu_ms * 1000000u) {
         set_limit(i, LIMIT_CPU);

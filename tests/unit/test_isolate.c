@@ -818,20 +818,23 @@ static void cpu_time_per_request_and_total(void **state)
     iso *i = load_opt("cpu_report.js", &opt);
     uint64_t loaded = iso_cpu_ns_total(i);
     cpu_probe = i;
-    uint64_t t0 = clock_thread_cpu_ns();
+    uint64_t t0 = clock_thread_cpu_ns(), w0 = clock_mono_ns();
     capture c;
     request(i, &c, "GET", "/", NULL, NULL);
-    uint64_t spent = clock_thread_cpu_ns() - t0;
+    uint64_t spent = clock_thread_cpu_ns() - t0, wall = clock_mono_ns() - w0;
     cpu_probe = NULL;
     assert_int_equal(c.status, 200);
-    /* The handler's loop dominates the request's CPU time. */
+    /* The handler's loop dominates the request's CPU time. A slice's first
+     * few thousand operations are charged their wall time (isolate.c's
+     * slice_cpu_ns), so the charge is bounded by the wall time, and by the
+     * thread's CPU time only where nothing preempted the thread. */
     assert_true(c.cpu_at_end > 0);
-    assert_true(c.cpu_at_end <= spent);
+    assert_true(c.cpu_at_end <= wall);
     assert_true(c.cpu_at_end >= spent / 4);
     assert_true(iso_cpu_ns_total(i) - loaded >= c.cpu_at_end / 2);
     /* The last request answered, until the next: now with its whole slice. */
     assert_true(iso_request_cpu_ns(i, &c.w) >= c.cpu_at_end);
-    assert_true(iso_request_cpu_ns(i, &c.w) <= spent);
+    assert_true(iso_request_cpu_ns(i, &c.w) <= wall);
     assert_int_equal(iso_request_cpu_ns(i, NULL), 0);
     cap_free(&c);
     finish(i);
