@@ -29,6 +29,7 @@ struct http_parser {
     http_parse_event event; /* set by a callback that pauses llhttp */
     bool closed;          /* the last request ended the connection */
     bool keep_alive;      /* of the request being parsed (its struct may be taken early) */
+    bool require_host;    /* http_parser_require_host */
     http_parser_sink sink; /* set: the body streams there (http_parser_stream_body) */
     void *sink_ctx;
     int status;           /* set on error */
@@ -246,8 +247,10 @@ static int check_host(http_parser *p)
             count++;
             value = r->headers.items[i].value;
         }
-    /* An HTTP/1.1 request without Host is let through (routed as host "")
-     * for clients and tests that never sent one. */
+    /* RFC 9112 3.2: an HTTP/1.1 request without Host is a 400 (HTTP/1.0
+     * clients may omit it: they are routed as host ""). */
+    if (p->require_host && count == 0 && r->version_major == 1 && r->version_minor >= 1)
+        return fail(p, 400, "HTTP/1.1 request without a Host header");
     if (count > 1)
         return fail(p, 400, "more than one Host header");
     if (value && !valid_host(value))
@@ -364,6 +367,11 @@ http_parser *http_parser_new(size_t max_header_bytes, size_t max_body_bytes)
     buf_init(&p->value, BUF_UNLIMITED);
     p->phase = HTTP_PHASE_IDLE;
     return p;
+}
+
+void http_parser_require_host(http_parser *p, bool on)
+{
+    p->require_host = on;
 }
 
 void http_parser_free(http_parser *p)

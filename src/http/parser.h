@@ -32,6 +32,10 @@ typedef enum http_parse_phase {
 /* The parser owns the request it is assembling until it is taken. */
 http_parser *http_parser_new(size_t max_header_bytes, size_t max_body_bytes);
 void http_parser_free(http_parser *p);
+/* RFC 9112 3.2: refuse (400) an HTTP/1.1 request without a Host header.
+ * Off by default, so that a test can feed the shortest requests; servers
+ * turn it on. */
+void http_parser_require_host(http_parser *p, bool on);
 
 /* Consumes bytes until the next event; *used says how many (the rest must be
  * fed again, after handling the event). A zero-length feed is valid. After a

@@ -179,6 +179,7 @@ static size_t conn_feed(conn *c, const char *data, size_t len);
 void http_server_config_defaults(http_server_config *cfg)
 {
     cfg->max_header_bytes = 32 * 1024;
+    cfg->require_host = true;
     cfg->max_body_bytes = 100 * 1024 * 1024;
     cfg->header_timeout_ms = 10 * 1000;
     cfg->idle_timeout_ms = 60 * 1000;
@@ -1062,6 +1063,7 @@ static void on_connection(uv_stream_t *listener, int status)
     c->io.handle.data = c->timer.data = c;
     c->handles = 2;
     c->parser = http_parser_new(s->cfg.max_header_bytes, s->cfg.max_body_bytes);
+    http_parser_require_host(c->parser, s->cfg.require_host);
     buf_init(&c->in, BUF_UNLIMITED);
     buf_init(&c->out, BUF_UNLIMITED);
     list_init(&c->resume);

@@ -18,6 +18,7 @@ typedef struct http_server_config {
     uint64_t header_timeout_ms;   /* a request's header section must arrive within this. Default 10 s */
     uint64_t idle_timeout_ms;     /* keep-alive connection without a request. Default 60 s */
     uint64_t body_timeout_ms;     /* no body bytes for this long: close. Default 60 s */
+    bool require_host;            /* HTTP/1.1 requests without Host: 400 (RFC 9112). Default true */
     /* Optional (NULL: every body is buffered). Called with the handler's
      * data when a request's header section is complete and a body follows.
      * Returning true hands the request to the handler at once, its body to

@@ -266,6 +266,30 @@ static void host_rules_and_absolute_form(void **state)
                  "GET /p?q=1 1.1 ka=1 [Host=h.test:81] body=\n");
     EXPECT_PARSE("GET https://h.test?q HTTP/1.1\r\n\r\n", "GET /?q 1.1 ka=1 [Host=h.test] body=\n");
     EXPECT_PARSE("GET http:///p HTTP/1.1\r\nHost: a\r\n\r\n", "error 400\n");
+    /* Without Host: a 400 for HTTP/1.1 when required (as servers do), never
+     * for HTTP/1.0; an absolute-form target brings its own. */
+    static const struct { const char *in; http_parse_event ev; } cases[] = {
+        {"GET / HTTP/1.1\r\n\r\n", HTTP_PARSE_ERROR},
+        {"GET / HTTP/1.1\r\nHost: a\r\n\r\n", HTTP_PARSE_REQUEST},
+        {"GET / HTTP/1.0\r\n\r\n", HTTP_PARSE_REQUEST},
+        {"GET http://h.test/ HTTP/1.1\r\n\r\n", HTTP_PARSE_REQUEST},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        http_parser *p = http_parser_new(MAXH, MAXB);
+        http_parser_require_host(p, true);
+        size_t used;
+        http_parse_event ev = http_parser_feed(p, cases[k].in, strlen(cases[k].in), &used);
+        if (ev != cases[k].ev)
+            fail_msg("%s: event %d, expected %d", cases[k].in, ev, cases[k].ev);
+        if (ev == HTTP_PARSE_ERROR)
+            assert_int_equal(http_parser_status(p), 400);
+        if (ev == HTTP_PARSE_REQUEST) {
+            http_request r;
+            http_parser_take(p, &r);
+            http_request_free(&r);
+        }
+        http_parser_free(p);
+    }
 }
 
 static void chunk_extensions_and_trailers_are_bounded(void **state)

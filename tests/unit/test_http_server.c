@@ -621,7 +621,7 @@ static void chunked_request_and_response(void **state)
     assert_string_equal(r.body.data, "chunk 0\nchunk 1\nchunk 2\n");
     response_free(&r);
     /* Still usable afterwards. */
-    r = get(&c, "GET /after HTTP/1.1\r\n\r\n", false);
+    r = get(&c, "GET /after HTTP/1.1\r\nHost: a\r\n\r\n", false);
     assert_non_null(strstr(r.body.data, "GET /after"));
     response_free(&r);
     client_close(&c);
@@ -640,12 +640,12 @@ static void head_has_length_but_no_body(void **state)
     /* The echo of "HEAD" is one byte longer than that of "GET". */
     assert_int_equal(strtoul(hdr(&h, "Content-Length"), NULL, 10), g.body.len + 1);
     /* No body bytes: the next thing on the wire is the next response. */
-    response n = get(&c, "GET /next HTTP/1.1\r\n\r\n", false);
+    response n = get(&c, "GET /next HTTP/1.1\r\nHost: a\r\n\r\n", false);
     assert_int_equal(n.status, 200);
     assert_non_null(strstr(n.body.data, "GET /next"));
-    response h2 = get(&c, "HEAD /stream?n=2&ms=1 HTTP/1.1\r\n\r\n", true);
+    response h2 = get(&c, "HEAD /stream?n=2&ms=1 HTTP/1.1\r\nHost: a\r\n\r\n", true);
     assert_string_equal(hdr(&h2, "Transfer-Encoding"), "chunked");
-    response n2 = get(&c, "GET /next2 HTTP/1.1\r\n\r\n", false);
+    response n2 = get(&c, "GET /next2 HTTP/1.1\r\nHost: a\r\n\r\n", false);
     assert_non_null(strstr(n2.body.data, "GET /next2"));
     response_free(&g);
     response_free(&h);
@@ -714,31 +714,32 @@ static void bad_input_gets_status_and_close(void **state)
     /* An idle keep-alive connection must not be harmed by the others. */
     client other;
     client_open(&other);
-    response r = get(&other, "GET /before HTTP/1.1\r\n\r\n", false);
+    response r = get(&other, "GET /before HTTP/1.1\r\nHost: a\r\n\r\n", false);
     response_free(&r);
 
     expect_refused("GARBAGE\r\n\r\n", 11, 400);
-    expect_refused("GET / HTTP/1.1\r\nBad Header\r\n\r\n", 30, 400);
-    expect_refused("GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 55, 400);
+    expect_refused("GET / HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n", 39, 400);
+    expect_refused("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 64, 400);
     char big[2048];
-    int n = snprintf(big, sizeof big, "GET / HTTP/1.1\r\nX-Big: %01500d\r\n\r\n", 0);
+    int n = snprintf(big, sizeof big, "GET / HTTP/1.1\r\nHost: a\r\nX-Big: %01500d\r\n\r\n", 0);
     expect_refused(big, (size_t)n, 431);
-    expect_refused("POST / HTTP/1.1\r\nContent-Length: 65\r\n\r\n", 39, 413);
-    const char *chunked = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    expect_refused("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 65\r\n\r\n", 48, 413);
+    const char *chunked = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
                           "40\r\n" "0123456789012345678901234567890123456789012345678901234567890123"
                           "\r\n1\r\nx\r\n0\r\n\r\n";
     expect_refused(chunked, strlen(chunked), 413);
-    const char *gz = "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n";
+    const char *gz = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n";
     expect_refused(gz, strlen(gz), 501);
-    const char *nl = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n";
+    const char *nl = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n";
     expect_refused(nl, strlen(nl), 501);
     expect_refused("GET / HTTP/2.0\r\n\r\n", 18, 505);
+    expect_refused("GET / HTTP/1.1\r\n\r\n", 18, 400); /* RFC 9112: HTTP/1.1 needs Host */
 
     /* A bad request after a good one on the same connection: the good one is
      * answered first. */
     client c;
     client_open(&c);
-    client_send(&c, "GET /ok HTTP/1.1\r\n\r\nBAD\r\n\r\n");
+    client_send(&c, "GET /ok HTTP/1.1\r\nHost: a\r\n\r\nBAD\r\n\r\n");
     assert_true(read_response(&c, &r, false));
     assert_int_equal(r.status, 200);
     response_free(&r);
@@ -748,7 +749,7 @@ static void bad_input_gets_status_and_close(void **state)
     expect_closed(&c);
     client_close(&c);
 
-    r = get(&other, "GET /after HTTP/1.1\r\n\r\n", false);
+    r = get(&other, "GET /after HTTP/1.1\r\nHost: a\r\n\r\n", false);
     assert_int_equal(r.status, 200);
     response_free(&r);
     client_close(&other);
@@ -772,7 +773,7 @@ static void slow_headers_time_out_with_408(void **state)
     double t0 = now_ms();
     /* A byte every 20 ms, as slowloris does, for longer than the timeout:
      * bytes must not extend the deadline. */
-    const char *part = "GET / HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const char *part = "GET / HTTP/1.1\r\nHost: a\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     for (const char *p = part; *p; p++) {
         struct pollfd pfd = {.fd = c.fd, .events = POLLIN};
         if (poll(&pfd, 1, 20) > 0)
@@ -804,7 +805,7 @@ static void idle_and_stalled_connections_close(void **state)
     start_server(&cfg);
     client c;
     client_open(&c);
-    response r = get(&c, "GET / HTTP/1.1\r\n\r\n", false);
+    response r = get(&c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", false);
     response_free(&r);
     double t0 = now_ms();
     expect_closed(&c); /* idle keep-alive: closed without a response */
@@ -812,7 +813,7 @@ static void idle_and_stalled_connections_close(void **state)
     client_close(&c);
 
     client_open(&c);
-    client_send(&c, "POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nab");
+    client_send(&c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nab");
     expect_closed(&c);
     assert_int_equal(atomic_load(&F->handled), 1);
     client_close(&c);
@@ -850,7 +851,7 @@ static void http10_and_connection_close(void **state)
     /* Connection: close on HTTP/1.1: answered, said so, closed; a request
      * pipelined after it is not answered. */
     client_open(&c);
-    r = get(&c, "GET /a HTTP/1.1\r\nConnection: close\r\n\r\nGET /b HTTP/1.1\r\n\r\n", false);
+    r = get(&c, "GET /a HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n", false);
     assert_string_equal(hdr(&r, "Connection"), "close");
     response_free(&r);
     expect_closed(&c);
@@ -858,7 +859,7 @@ static void http10_and_connection_close(void **state)
 
     /* A handler that ends without starting gets a 500. */
     client_open(&c);
-    r = get(&c, "GET /noend-start HTTP/1.1\r\n\r\n", false);
+    r = get(&c, "GET /noend-start HTTP/1.1\r\nHost: a\r\n\r\n", false);
     assert_int_equal(r.status, 500);
     response_free(&r);
     client_close(&c);
@@ -871,21 +872,21 @@ static void handler_framing_mistakes_are_contained(void **state)
     start_server(&cfg);
     client c;
     client_open(&c);
-    response r = get(&c, "GET /long HTTP/1.1\r\n\r\n", false);
+    response r = get(&c, "GET /long HTTP/1.1\r\nHost: a\r\n\r\n", false);
     assert_string_equal(r.body.data, "abc");
     assert_int_equal(atomic_load(&F->write_rc), -EINVAL);
     response_free(&r);
-    r = get(&c, "GET /nocontent HTTP/1.1\r\n\r\n", false);
+    r = get(&c, "GET /nocontent HTTP/1.1\r\nHost: a\r\n\r\n", false);
     assert_int_equal(r.status, 204);
     assert_null(hdr(&r, "Content-Length"));
     assert_null(hdr(&r, "Transfer-Encoding"));
     response_free(&r);
     /* Both left the connection in sync: the next response parses. */
-    r = get(&c, "GET /next HTTP/1.1\r\n\r\n", false);
+    r = get(&c, "GET /next HTTP/1.1\r\nHost: a\r\n\r\n", false);
     assert_non_null(strstr(r.body.data, "GET /next"));
     response_free(&r);
     /* A body shorter than promised: the close tells the client. */
-    client_send(&c, "GET /short HTTP/1.1\r\n\r\n");
+    client_send(&c, "GET /short HTTP/1.1\r\nHost: a\r\n\r\n");
     char *line = client_line(&c);
     assert_string_equal(line, "HTTP/1.1 200 OK");
     free(line);
@@ -906,7 +907,7 @@ static void client_leaving_mid_response_is_survived(void **state)
     start_server(&cfg);
     client c;
     client_open(&c);
-    client_send(&c, "GET /stream?n=100000&ms=2 HTTP/1.1\r\n\r\n");
+    client_send(&c, "GET /stream?n=100000&ms=2 HTTP/1.1\r\nHost: a\r\n\r\n");
     char *line = client_line(&c);
     assert_non_null(line);
     assert_string_equal(line, "HTTP/1.1 200 OK");
@@ -920,7 +921,7 @@ static void client_leaving_mid_response_is_survived(void **state)
     assert_true(atomic_load(&F->epipe));
     /* The server goes on serving. */
     client_open(&c);
-    response r = get(&c, "GET /still HTTP/1.1\r\n\r\n", false);
+    response r = get(&c, "GET /still HTTP/1.1\r\nHost: a\r\n\r\n", false);
     assert_int_equal(r.status, 200);
     response_free(&r);
     client_close(&c);
@@ -933,7 +934,7 @@ static void client_closing_mid_response_is_survived(void **state)
     start_server(&cfg);
     client c;
     client_open(&c);
-    client_send(&c, "GET /stream?n=100000&ms=1 HTTP/1.1\r\n\r\n");
+    client_send(&c, "GET /stream?n=100000&ms=1 HTTP/1.1\r\nHost: a\r\n\r\n");
     assert_int_equal(client_fill(&c), 1);
     client_close(&c); /* an orderly close this time: the server learns of it from a failed write */
     wait_for(&F->stream_ended, 5000);
@@ -948,10 +949,10 @@ static void drain_finishes_in_flight_then_calls_done(void **state)
     start_server(&cfg);
     client idle, busy;
     client_open(&idle);
-    response r = get(&idle, "GET / HTTP/1.1\r\n\r\n", false);
+    response r = get(&idle, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", false);
     response_free(&r);
     client_open(&busy);
-    client_send(&busy, "GET /slow?ms=300 HTTP/1.1\r\n\r\n");
+    client_send(&busy, "GET /slow?ms=300 HTTP/1.1\r\nHost: a\r\n\r\n");
     wait_for(&F->handled, 2000);
     while (atomic_load(&F->handled) < 2)
         usleep(1000);
@@ -1055,7 +1056,7 @@ static void fuzz_seeds_against_the_server(void **state)
     assert_true(files >= 10);
     client c;
     client_open(&c);
-    response r = get(&c, "GET /alive HTTP/1.1\r\n\r\n", false);
+    response r = get(&c, "GET /alive HTTP/1.1\r\nHost: a\r\n\r\n", false);
     assert_int_equal(r.status, 200);
     response_free(&r);
     client_close(&c);
@@ -1075,7 +1076,7 @@ static void listens_on_ipv6(void **state)
     start_server_at(&cfg, "::1");
     client c;
     client_open_at(&c, "::1", F->port);
-    response r = get(&c, "GET /v6 HTTP/1.1\r\n\r\n", false);
+    response r = get(&c, "GET /v6 HTTP/1.1\r\nHost: a\r\n\r\n", false);
     assert_int_equal(r.status, 200);
     response_free(&r);
     client_close(&c);
