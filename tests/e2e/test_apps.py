@@ -158,6 +158,8 @@ def check_hono_basics(port):
     assert st == 200 and json.loads(b) == {"id": "42", "postId": "7", "q": "hi", "tags": ["a", "b"]}, (st, b)
     st, h, b = http(port, "GET", "/nope")
     assert st == 404 and json.loads(b) == {"error": "not found", "path": "/nope"}, (st, b)
+    st, h, b = http(port, "GET", "/runtime")
+    assert st == 200 and json.loads(b) == {"runtime": "workerd", "bindings": True}, (st, b)
 
 
 @test

@@ -5,8 +5,11 @@
  * (performance lives in clock.c, on the same frozen clock as Date.) */
 #include "js/api/api_internal.h"
 
+/* Workers' own value: libraries tell runtimes apart by it (Hono's
+ * getRuntimeKey() says "workerd" and its env() adapter then hands the app
+ * its bindings), and atoll runs Workers code. */
 static const JSCFunctionListEntry navigator_funcs[] = {
-    JS_PROP_STRING_DEF("userAgent", "atoll", JS_PROP_ENUMERABLE),
+    JS_PROP_STRING_DEF("userAgent", "Cloudflare-Workers", JS_PROP_ENUMERABLE),
     JS_PROP_STRING_DEF("[Symbol.toStringTag]", "Navigator", JS_PROP_CONFIGURABLE),
 };
 

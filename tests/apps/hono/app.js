@@ -9,6 +9,7 @@ import { cors } from "hono/cors";
 import { etag } from "hono/etag";
 import { sign, verify } from "hono/jwt";
 import { basicAuth } from "hono/basic-auth";
+import { env, getRuntimeKey } from "hono/adapter";
 
 const SECRET = "jwt-secret";
 
@@ -29,6 +30,9 @@ app.use("/admin/*", async (c, next) => {
 });
 
 app.get("/", (c) => c.text("Hello Hono!"));
+// Hono tells runtimes apart by navigator.userAgent: on atoll it must see
+// Workers ("workerd"), or env(c) hands the app {} instead of the bindings.
+app.get("/runtime", (c) => c.json({ runtime: getRuntimeKey(), bindings: env(c) === c.env }));
 
 // Built-in middleware: CORS, ETag, basic auth; JWT on crypto.subtle (HMAC).
 app.use("/api/*", cors({ origin: "https://app.example", allowMethods: ["GET", "POST"] }));
