@@ -338,6 +338,34 @@ static void finish(http_transfer *t, int rc, const char *error)
     transfer_free(t);
 }
 
+/* curl decodes what it asked for (CURLOPT_ACCEPT_ENCODING): the body the
+ * worker sees is no longer in that encoding, nor of that length, so the
+ * fields that said so go — a worker passing the response on would
+ * otherwise label plain bytes gzip. Called at the end of the final head. */
+static void drop_decoded_framing(http_transfer *t)
+{
+    const char *enc = http_headers_get(&t->res.headers, "content-encoding");
+    if (!enc)
+        return;
+    static const char *const decoded[] = {"gzip", "x-gzip", "deflate", "br", "zstd", "identity"};
+    /* "gzip, br": every coding listed must be one curl undid. */
+    const char *p = enc;
+    while (*p) {
+        p += strspn(p, " \t,");
+        size_t n = strcspn(p, " \t,");
+        if (n == 0)
+            break;
+        bool known = false;
+        for (size_t k = 0; k < sizeof decoded / sizeof decoded[0] && !known; k++)
+            known = strlen(decoded[k]) == n && strncasecmp(p, decoded[k], n) == 0;
+        if (!known)
+            return;
+        p += n;
+    }
+    http_headers_remove(&t->res.headers, "content-encoding");
+    http_headers_remove(&t->res.headers, "content-length");
+}
+
 /* Status lines start a new header block (1xx responses come first). */
 static size_t on_header(char *data, size_t size, size_t n, void *userp)
 {
@@ -360,8 +388,10 @@ static size_t on_header(char *data, size_t size, size_t n, void *userp)
         return len;
     }
     const char *colon = memchr(data, ':', end);
-    if (end == 0 && t->on_head && t->res.status >= 200) {
-        t->head_ready = true; /* the blank line ending the final head */
+    if (end == 0 && t->res.status >= 200) { /* the blank line ending the final head */
+        drop_decoded_framing(t);
+        if (t->on_head)
+            t->head_ready = true;
         return len;
     }
     if (!colon || colon == data)
@@ -514,6 +544,9 @@ int http_transfer_start(http_client *c, const http_transfer_opts *o, http_transf
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
     curl_easy_setopt(e, CURLOPT_USERAGENT, NULL);
+    /* As Workers' fetch: compressed responses are asked for and arrive
+     * decoded (a worker's own Accept-Encoding replaces the one sent). */
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip, deflate, br");
     /* Cancelling during DNS must not wait for the resolver thread (that
      * would block the loop for as long as the lookup takes). */
     curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);

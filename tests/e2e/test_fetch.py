@@ -2,6 +2,7 @@
 dev`, and `atoll serve` with its sandboxed worker processes) against an
 upstream HTTP server this test starts on loopback. Only loopback traffic."""
 import http.server
+import gzip
 import json
 import os
 import signal
@@ -39,6 +40,14 @@ class Upstream(http.server.BaseHTTPRequestHandler):
             self.reply(303, b"", [("Location", "/echo")])
         elif self.path == "/cookies":
             self.reply(200, b"c", [("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")])
+        elif self.path == "/gzip":
+            # Compressed when asked for; says what was asked in a header.
+            text = b"squeeze me " * 100
+            asked = self.headers.get("accept-encoding") or ""
+            if "gzip" in asked:
+                self.reply(200, gzip.compress(text), [("Content-Encoding", "gzip"), ("X-Asked", asked)])
+            else:
+                self.reply(200, text, [("X-Asked", asked)])
         elif self.path == "/slow":
             time.sleep(3)
             self.reply(200, b"late")
@@ -80,6 +89,14 @@ export default {
         const r = await fetch(up + "/cookies");
         return new Response(JSON.stringify(r.headers.getSetCookie()));
       }
+      if (path === "/gz" || path === "/gz-identity") {
+        const headers = path === "/gz-identity" ? { "accept-encoding": "identity" } : {};
+        const r = await fetch(up + "/gzip", { headers });
+        const text = await r.text();
+        return Response.json({ asked: r.headers.get("x-asked"), encoding: r.headers.get("content-encoding"),
+                               length: r.headers.get("content-length"), ok: text === "squeeze me ".repeat(100) });
+      }
+      if (path === "/gz-pass") return fetch(up + "/gzip");
       if (path === "/many") {
         const rs = await Promise.all(Array.from({ length: 20 }, () => fetch(up + "/echo").then((r) => r.json())));
         return new Response(String(rs.filter((j) => j.method === "GET").length));
@@ -113,6 +130,18 @@ def dev_fetch_get_post_redirect_cookies():
         assert json.loads(body) == ["a=1", "b=2"], body
         status, _, body = get(s, "/many", up.base)
         assert (status, body) == (200, b"20"), (status, body)
+        # Compressed responses are asked for and arrive decoded, as on Workers;
+        # a response passed on unread reaches the client decoded and unlabelled.
+        status, _, body = get(s, "/gz", up.base)
+        got = json.loads(body)
+        assert status == 200 and got["ok"] and got["encoding"] is None and got["length"] is None, body
+        assert "gzip" in got["asked"], got
+        status, _, body = get(s, "/gz-identity", up.base)
+        got = json.loads(body)
+        assert got == {"asked": "identity", "encoding": None, "length": "1100", "ok": True}, body
+        status, headers, body = get(s, "/gz-pass", up.base)
+        assert status == 200 and body == b"squeeze me " * 100, (status, body[:100])
+        assert "content-encoding" not in {k.lower() for k in headers}, headers
 
 
 @test
