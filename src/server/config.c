@@ -589,6 +589,16 @@ static int validate_tenant(reader *r, const char *keypath, tenant_config *t)
         if (cron_parse(t->crons[i], &c, &ce) != 0)
             return fail(r, keypath, "worker \"%s\": triggers.crons[%zu]: %s", t->name, i, ce.msg);
     }
+    /* A wasm tenant gets its vars as environment variables NAME=VALUE: a
+     * name with '=' (or an empty one) would read back as another. */
+    for (size_t j = 0; t->tier == TIER_WASM && j < t->nvars; j++)
+        if (!t->vars[j].name[0] || strchr(t->vars[j].name, '=')) {
+            char *k = key_join(keypath, "vars");
+            rc = fail(r, k, "var \"%s\": a WebAssembly worker's vars are environment variables, whose names "
+                            "cannot be empty or contain '='", t->vars[j].name);
+            free(k);
+            return rc;
+        }
     /* env has one namespace: a var and a KV binding of the same name would
      * hide one another. */
     for (size_t i = 0; i < t->nkv; i++)

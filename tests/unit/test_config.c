@@ -263,6 +263,8 @@ static void errors_name_file_key_and_expectation(void **state)
          "already defined"},
         {"{ \"workers\": [ { \"name\": \"a\", \"main\": \"a.js\", \"kv_namespaces\": [ { \"binding\": \"K\" } ] } ] }",
          "workers[0].kv_namespaces[0].id: missing"},
+        {"{ \"workers\": [ { \"name\": \"a\", \"main\": \"a.js\", \"tier\": \"wasm\", \"vars\": { \"A=B\": 1 } } ] }",
+         "workers[0].vars: var \"A=B\": a WebAssembly worker's vars are environment variables"},
         {"{ \"kv\": \"redis://x\" }", "kv: expected an object"},
         {"{ \"kv\": { \"redis\": \"http://x\" } }", "kv.redis: expected \"redis://host[:port][/db]\""},
         {"{ \"kv\": { \"min_ttl\": 0 } }", "kv.min_ttl: expected an integer from 1"},
