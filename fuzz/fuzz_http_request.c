@@ -24,22 +24,22 @@
 
 /* The streamed run's sink: collects the body under the body limit and
  * pauses the feed every few pieces. */
-typedef struct sink_state {
+typedef struct fuzz_sink_state {
     buf body;
     size_t max_body;
     unsigned pieces;
-} sink_state;
+} fuzz_sink_state;
 
-static int sink(void *ctx, const char *data, size_t len)
+static int fuzz_sink(void *ctx, const char *data, size_t len)
 {
-    sink_state *st = ctx;
+    fuzz_sink_state *st = ctx;
     if (len > st->max_body - st->body.len)
         return HTTP_SINK_TOO_LARGE;
     buf_append(&st->body, data, len);
     return ++st->pieces % 3 == 0 ? HTTP_SINK_PAUSE : HTTP_SINK_OK;
 }
 
-static void log_request(buf *log, size_t off, const http_request *r, const char *body, size_t body_len)
+static void fuzz_log_request(buf *log, size_t off, const http_request *r, const char *body, size_t body_len)
 {
     buf_printf(log, "@%zu request %s %s %d.%d ka=%d body=%zu:", off, r->method, r->target, r->version_major,
                r->version_minor, r->keep_alive, body_len);
@@ -56,7 +56,7 @@ static void fuzz_run(const char *data, size_t len, size_t max_header, size_t max
 {
     http_parser *p = http_parser_new(max_header, max_body);
     http_parser_require_host(p, require_host);
-    sink_state st = {.max_body = max_body};
+    fuzz_sink_state st = {.max_body = max_body};
     buf_init(&st.body, BUF_UNLIMITED);
     http_request streamed;
     bool streaming = false;
@@ -100,13 +100,13 @@ static void fuzz_run(const char *data, size_t len, size_t max_header, size_t max
                            r->headers.count);
                 if (stream) {
                     buf_reset(&st.body);
-                    http_parser_stream_body(p, &streamed, sink, &st);
+                    http_parser_stream_body(p, &streamed, fuzz_sink, &st);
                     streaming = true;
                 }
             } else if (ev == HTTP_PARSE_REQUEST && streaming) {
                 if (http_parser_phase(p) != HTTP_PHASE_IDLE || streamed.body.len)
                     abort();
-                log_request(log, off, &streamed, st.body.data, st.body.len);
+                fuzz_log_request(log, off, &streamed, st.body.data, st.body.len);
                 http_request_free(&streamed);
                 streaming = false;
             } else if (ev == HTTP_PARSE_REQUEST) {
@@ -115,7 +115,7 @@ static void fuzz_run(const char *data, size_t len, size_t max_header, size_t max
                 if (!r.method || !r.target || r.body.len > max_body ||
                     http_parser_phase(p) != HTTP_PHASE_IDLE)
                     abort();
-                log_request(log, off, &r, r.body.data, r.body.len);
+                fuzz_log_request(log, off, &r, r.body.data, r.body.len);
                 http_request_free(&r);
             } else {
                 int st = http_parser_status(p);

@@ -911,10 +911,18 @@ static size_t conn_feed(conn *c, const char *data, size_t len)
             break;
         if (ev == HTTP_PARSE_HEADERS) {
             size_t limit = s->cfg.max_body_bytes;
-            if (s->cfg.stream_body && s->cfg.stream_body(s->data, http_parser_request(c->parser), &limit))
+            http_request *r = http_parser_request(c->parser);
+            const char *length = http_headers_get(&r->headers, "content-length");
+            if (s->cfg.stream_body && s->cfg.stream_body(s->data, r, &limit)) {
                 dispatch_streamed(c, limit);
-            else
+            } else if (length && strtoull(length, NULL, 10) > limit) {
+                /* Over this request's own limit, known from its headers: refused
+                 * before the client sends it (no 100 Continue). */
+                conn_error(c, 413, "Content-Length over the body limit");
+                break;
+            } else {
                 on_headers(c);
+            }
         } else if (ev == HTTP_PARSE_REQUEST) {
             dispatch(c);
         } else {

@@ -25,7 +25,8 @@ typedef struct http_server_config {
      * come through req->stream (see message.h) instead of req->body; the
      * handler may answer before it reads the body. *max_body (preset to
      * max_body_bytes) may be lowered for this request: a streamed body over
-     * it fails with -EMSGSIZE. Expect: 100-continue is answered when the
+     * it fails with -EMSGSIZE. Lowered for a buffered body (returning false),
+     * it refuses a Content-Length over it at once with 413. Expect: 100-continue is answered when the
      * body is started, not before. */
     bool (*stream_body)(void *data, const http_request *req, size_t *max_body);
 } http_server_config;

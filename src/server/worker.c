@@ -238,12 +238,14 @@ static bool stream_body(void *data, const http_request *req, size_t *max_body)
         return false;
     const char *host = http_headers_get(&req->headers, "host");
     tenant *t = tenants_route(wk->tenants, host ? host : "", req->target);
-    if (!t || !((t->cfg->cordon && !wk->opt->cordon) || t->cfg->tier == TIER_CONTAINER))
+    if (!t)
         return false;
+    /* The tenant's own limit, also for the bodies that are buffered: a
+     * Content-Length over it is refused before the client sends the body. */
     size_t limit = (size_t)t->cfg->limits.max_body_mb << 20;
     if (limit < *max_body)
         *max_body = limit;
-    return true;
+    return (t->cfg->cordon && !wk->opt->cordon) || t->cfg->tier == TIER_CONTAINER;
 }
 
 static void on_request(void *data, http_request *req, http_writer *w)

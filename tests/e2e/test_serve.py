@@ -336,6 +336,40 @@ def a_taken_port_refuses_to_start():
 
 
 @test
+def a_body_over_the_tenants_limit_is_refused():
+    echo = "export default { async fetch(r) { return new Response(String((await r.arrayBuffer()).byteLength)); } };\n"
+    cfg = {"workers": [
+        {"name": "small", "main": tenant("small", echo), "routes": ["small.test/*"], "limits": {"max_body_mb": 1}},
+        {"name": "big", "main": tenant("big", echo), "routes": ["big.test/*"], "limits": {"max_body_mb": 8}},
+    ]}
+    with Serve(cfg, processes=1, sandbox=False) as s:
+        # Content-Length over the limit: 413 at once, no 100 Continue, and
+        # the client need not send the body.
+        with socket.create_connection(("127.0.0.1", s.port), timeout=10) as c:
+            c.sendall(b"POST / HTTP/1.1\r\nHost: small.test\r\nContent-Length: 2000000\r\n"
+                      b"Expect: 100-continue\r\n\r\n")
+            head = c.recv(4096)
+            assert head.startswith(b"HTTP/1.1 413 "), head[:200]
+        # Under it, and for the other tenant (whose limit is higher), accepted.
+        status, _, body = request(s.port, method="POST", path="/", headers={"Host": "small.test"}, body=b"x" * 1000000)
+        assert (status, body) == (200, b"1000000"), (status, body)
+        status, _, body = request(s.port, method="POST", path="/", headers={"Host": "big.test"}, body=b"x" * 2000000)
+        assert (status, body) == (200, b"2000000"), (status, body)
+        # A chunked body over the limit is refused too, once it passes it.
+        with socket.create_connection(("127.0.0.1", s.port), timeout=10) as c:
+            c.sendall(b"POST / HTTP/1.1\r\nHost: small.test\r\nTransfer-Encoding: chunked\r\n\r\n")
+            chunk = b"x" * 65536
+            try:
+                for _ in range(40):
+                    c.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                c.sendall(b"0\r\n\r\n")
+            except OSError:
+                pass  # refused mid-body: the server may close first
+            got = c.recv(4096)
+            assert got.startswith(b"HTTP/1.1 413 "), got[:200]
+
+
+@test
 def unknown_keys_are_warned_about():
     cfg = basic_config()
     cfg["colour"] = "blue"
