@@ -32,7 +32,10 @@ static const char *const v1_names[CG_N] = {"memory", "pids", "cpu"};
 struct ctr__cgroup {
     bool v2;
     char *dir[CG_N];     /* v2: only dir[0]; owned */
-    bool created[CG_N];  /* removed on destroy only when we made it */
+    bool created[CG_N];  /* dir[i] is ours: made by us, removed on destroy */
+    size_t top[CG_N];    /* length of the highest parent of dir[i] we made
+                          * (a cgroupsPath "a/b" may make "a" too), 0 when
+                          * none: removed up to there */
 };
 
 /* Our own cgroup in a hierarchy, from /proc/self/cgroup: "0::/x" for v2,
@@ -129,37 +132,52 @@ static const char *usable_v2(int need, char **own)
     return mnt;
 }
 
-/* mkdir -p, remembering whether the last component is new. */
-static int make_dir(const char *path, bool *created, err *e)
+/* mkdir -p whose last component must be new: a container's cgroup is
+ * its own. Joining an existing one (a cgroupsPath naming the host's root
+ * cgroup, atoll's own or another container's) would put the container's
+ * limits on processes that are not the container's, and the teardown,
+ * which SIGKILLs everything in the cgroup, would kill them. *top gets the
+ * length of the highest directory made here (the parents of the last
+ * component may be new too), for ctr__cgroup_destroy. */
+static int make_dir(const char *path, bool *created, size_t *top, err *e)
 {
     *created = false;
+    *top = 0;
     if (mkdir(path, 0755) == 0) {
         *created = true;
         return 0;
     }
     if (errno == EEXIST)
-        return 0;
+        return err_set(e, -EEXIST, "%s already exists: a container gets a cgroup of its own", path);
     if (errno != ENOENT)
         return err_set(e, -errno, "mkdir %s: %s", path, strerror(errno));
-    char *parent = xstrdup(path), *slash = strrchr(parent, '/');
-    int rc = 0;
-    bool dummy;
-    if (slash && slash != parent) {
+    /* Parents: made as needed, existing ones are fine. */
+    char *p = xstrdup(path);
+    size_t first_made = 0;
+    for (char *slash = strchr(p + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
         *slash = '\0';
-        rc = make_dir(parent, &dummy, e);
+        if (mkdir(p, 0755) == 0) {
+            if (!first_made)
+                first_made = strlen(p);
+        } else if (errno != EEXIST) {
+            int rc = err_set(e, -errno, "mkdir %s: %s", p, strerror(errno));
+            *top = first_made;
+            free(p);
+            return rc;
+        }
+        *slash = '/';
     }
-    free(parent);
-    if (rc < 0)
-        return rc;
-    if (mkdir(path, 0755) < 0 && errno != EEXIST)
-        return err_set(e, -errno, "mkdir %s: %s", path, strerror(errno));
+    free(p);
+    *top = first_made;
+    if (mkdir(path, 0755) < 0)
+        return errno == EEXIST ? err_set(e, -EEXIST, "%s already exists: a container gets a cgroup of its own", path)
+                               : err_set(e, -errno, "mkdir %s: %s", path, strerror(errno));
     *created = true;
     return 0;
 }
 
-static char *cg_path(const char *mnt, const char *own, const ctr_spec *spec, const char *name)
+static char *cg_path(const char *mnt, const char *own, const char *p, const char *name)
 {
-    const char *p = spec->cgroups_path;
     if (p && p[0] == '/')
         return xasprintf("%s%s", mnt, p);
     if (strcmp(own, "/") == 0)
@@ -243,7 +261,7 @@ static int apply_v1(ctr__cgroup *cg, const ctr_spec *s, err *e)
     return 0;
 }
 
-int ctr__cgroup_create(const ctr_spec *spec, const char *name, ctr__cgroup **out, err *e)
+int ctr__cgroup_create(const ctr_spec *spec, const char *path, const char *name, ctr__cgroup **out, err *e)
 {
     ctr__cgroup *cg = xcalloc(1, sizeof *cg);
     char *own = NULL;
@@ -252,8 +270,8 @@ int ctr__cgroup_create(const ctr_spec *spec, const char *name, ctr__cgroup **out
     const char *mnt = usable_v2(need, &own);
     if (mnt) {
         cg->v2 = true;
-        cg->dir[0] = cg_path(mnt, own, spec, name);
-        rc = make_dir(cg->dir[0], &cg->created[0], e);
+        cg->dir[0] = cg_path(mnt, own, path, name);
+        rc = make_dir(cg->dir[0], &cg->created[0], &cg->top[0], e);
         if (rc < 0)
             goto fail;
         if (need) {
@@ -294,9 +312,9 @@ int ctr__cgroup_create(const ctr_spec *spec, const char *name, ctr__cgroup **out
                 }
                 continue;
             }
-            cg->dir[i] = cg_path(mount_point, own, spec, name);
+            cg->dir[i] = cg_path(mount_point, own, path, name);
             free(mount_point);
-            rc = make_dir(cg->dir[i], &cg->created[i], e);
+            rc = make_dir(cg->dir[i], &cg->created[i], &cg->top[i], e);
             if (rc < 0)
                 goto fail;
         }
@@ -356,10 +374,11 @@ int ctr__cgroup_kill(ctr__cgroup *cg)
     /* v2 and v1 alike: every process is listed in cgroup.procs of any
      * directory (the first one that exists is enough). v2 also has
      * cgroup.kill (5.14), which cannot miss a process forking meanwhile. */
-    if (cg->v2)
+    if (cg->v2 && cg->created[0])
         write_file(cg->dir[0], "cgroup.kill", "1", NULL);
     for (int i = 0; i < CG_N; i++) {
-        if (!cg->dir[i])
+        /* Only a cgroup we made holds nothing but the container. */
+        if (!cg->dir[i] || !cg->created[i])
             continue;
         char *path = xasprintf("%s/cgroup.procs", cg->dir[i]);
         FILE *f = fopen(path, "re");
@@ -416,6 +435,13 @@ int ctr__cgroup_destroy(ctr__cgroup *cg, err *e)
             }
             ctr__cgroup_kill(cg);
             nanosleep(&(struct timespec){0, 500000}, NULL);
+        }
+        /* Then the parents we made, deepest first, while they are empty. */
+        for (char *slash; cg->top[i] && (slash = strrchr(cg->dir[i], '/')) &&
+                          (size_t)(slash - cg->dir[i]) >= cg->top[i];) {
+            *slash = '\0';
+            if (rmdir(cg->dir[i]) < 0)
+                break;
         }
         free(cg->dir[i]);
     }

@@ -314,6 +314,19 @@ static void setup_rootfs(ctr__launch *l)
     int rootfd = open(s->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (rootfd < 0)
         fail(errno, "open rootfs %s", s->rootfs);
+    /* In a new user namespace we still have the host's uid, which the
+     * maps need not contain (0 -> 100000): then the filesystems mounted
+     * below (owned by the new namespace) refuse to create files for us
+     * with EOVERFLOW. Be the container's root from here on, as crun and
+     * runc are; the rootfs was reached with the host's uid (its bundle
+     * directory may be private to it). EINVAL: the maps have no root,
+     * stay as we are. */
+    if (s->clone_flags & CLONE_NEWUSER) {
+        if (syscall(SYS_setresgid, 0, 0, 0) < 0 && errno != EINVAL)
+            fail(errno, "setgid 0 in the user namespace");
+        if (syscall(SYS_setresuid, 0, 0, 0) < 0 && errno != EINVAL)
+            fail(errno, "setuid 0 in the user namespace");
+    }
     /* /proc and /dev come first so that the spec's /dev/pts, /dev/mqueue
      * land on them rather than below them. */
     if (!spec_mounts(s, "/proc"))
@@ -503,7 +516,6 @@ void ctr__child(ctr__launch *l)
     /* Its own session: signals reach it from atoll only, not from our tty. */
     if (setsid() < 0)
         fail(errno, "setsid");
-
     setup_rootfs(l);
     if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0)
         fail(errno, "sethostname");

@@ -176,7 +176,7 @@ int ctr_start(const ctr_spec *s, const ctr_opts *o, ctr **out, err *e)
         goto fail;
     }
     name = o->name ? xstrdup(o->name) : xasprintf("atoll-%d-%u", (int)getpid(), __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED));
-    rc = ctr__cgroup_create(s, name, &c->cg, e);
+    rc = ctr__cgroup_create(s, o->ignore_cgroups_path ? NULL : s->cgroups_path, name, &c->cg, e);
     if (rc < 0)
         goto fail;
     rc = ctr__cgroup_join_fds(c->cg, l.join_fds, e);

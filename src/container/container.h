@@ -44,6 +44,9 @@ typedef struct ctr_opts {
     size_t n_extra_fds;
     bool listen_fds;        /* also set LISTEN_FDS=n and LISTEN_PID (socket activation) */
     const char *name;       /* names the cgroup; default "atoll-<pid>-<n>" */
+    bool ignore_cgroups_path; /* place the cgroup below ours by `name` even when the
+                               * spec has linux.cgroupsPath: for bundles atoll does
+                               * not trust to choose where their limits go */
     unsigned start_timeout_ms; /* 0: wait as long as the setup takes */
 } ctr_opts;
 

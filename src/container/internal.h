@@ -86,7 +86,9 @@ int ctr__seccomp_compile(struct json_t *profile, const char *where,
 /* cgroup.c: one per-container cgroup, v2 where the unified hierarchy has
  * the controllers, otherwise one directory per v1 controller. */
 typedef struct ctr__cgroup ctr__cgroup;
-int ctr__cgroup_create(const ctr_spec *spec, const char *name, ctr__cgroup **out, err *e);
+/* `path` is linux.cgroupsPath to honour, or NULL: then `name` below our
+ * own cgroup. The cgroup must not exist yet (-EEXIST). */
+int ctr__cgroup_create(const ctr_spec *spec, const char *path, const char *name, ctr__cgroup **out, err *e);
 /* How the child gets into its cgroup before it runs anything. Writing its
  * pid to cgroup.procs from the parent would take the kernel's global
  * threadgroup lock, whose RCU grace period costs ~10 ms per start. So:

@@ -511,6 +511,8 @@ static int parse_linux(ctr_spec *s, json_t *lx, err *e)
         return -EINVAL;
     if (v) {
         const char *p = json_string_value(v);
+        if (!*p || strcmp(p, "/") == 0)
+            return bad(e, "linux.cgroupsPath", "must name a cgroup (not empty, not the root)");
         if (strstr(p, "..") || strchr(p, ':'))
             return bad(e, "linux.cgroupsPath", "must be a plain path (no .., no systemd slice:prefix:name)");
         s->cgroups_path = xstrdup(p);

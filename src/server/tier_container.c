@@ -428,6 +428,10 @@ static int start_container(ctenant *ct, err *e)
     ctr_opts_init(&o);
     o.stdio[1] = o.stdio[2] = logp[1];
     o.start_timeout_ms = (unsigned)ct->tc->start_timeout_ms;
+    /* Below atoll's own cgroup, by a name of atoll's: a tenant's bundle
+     * does not choose where its limits go, and an old version draining
+     * after a deploy must not share its cgroup with the new one. */
+    o.ignore_cgroups_path = true;
     if (!ct->tc->container_port) {
         free(ct->sock_path);
         /* Per version: an old one may still drain while the new one starts. */

@@ -402,6 +402,57 @@ int main(void) {
     report("user namespace maps root to the caller",
            fields[:3] == ["0", str(os.geteuid()), "1"] and fields[3] == "0", r)
 
+    # Maps that leave out the host's uid (root is 100000 outside, as with
+    # subordinate ids): the setup runs as the container's root, or the
+    # tmpfs mounts owned by the new namespace refuse to create its files.
+    c = base_config()
+    c["linux"]["namespaces"].append({"type": "user"})
+    c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    c["process"]["user"] = {"uid": 1000, "gid": 1000, "additionalGids": [5, 6]}
+    r = run(b.make(c), ["sh", "-c", "id -u; id -G; head -1 /proc/self/uid_map; touch /tmp/x && ls -n /tmp"])
+    lines = r.stdout.split("\n")
+    report("user namespace with subordinate ids (0 -> 100000): starts, ids applied",
+           r.returncode == 0 and lines[:2] == ["1000", "1000 5 6"] and lines[2].split() == ["0", "100000", "65536"]
+           and "1000" in lines[-2], r)
+
+    # linux.cgroupsPath naming a cgroup that already exists: joining it
+    # would put the limit on its processes and the teardown (which kills
+    # everything in the container's cgroup) would kill them. Here a victim
+    # in a cgroup of its own, next to where atoll puts containers.
+    pids_dir = [d for d in own_cgroup_dirs() if d.startswith("/sys/fs/cgroup/pids")]
+    if pids_dir:
+        victim_cg = os.path.join(pids_dir[0], "atoll-test-victim")
+        os.makedirs(victim_cg, exist_ok=True)
+        victim = subprocess.Popen(["sleep", "31340"])
+        try:
+            with open(os.path.join(victim_cg, "cgroup.procs"), "w") as f:
+                f.write(str(victim.pid))
+            c = base_config()
+            c["linux"]["cgroupsPath"] = victim_cg[len("/sys/fs/cgroup/pids"):]
+            c["linux"]["resources"] = {"pids": {"limit": 5}}
+            r = run(b.make(c), ["true"])
+            time.sleep(0.2)
+            limit = open(os.path.join(victim_cg, "pids.max")).read().strip()
+            report("cgroupsPath of an existing cgroup is refused; its processes live on",
+                   r.returncode == 125 and "already exists" in r.stderr and victim.poll() is None
+                   and limit == "max", (r, victim.poll(), limit))
+        finally:
+            victim.kill()
+            victim.wait()
+            time.sleep(0.1)
+            os.rmdir(victim_cg)
+    # "" and "/" (our own cgroup, the root one) are refused when parsed:
+    # tests/unit/test_container.c checks that without starting a container,
+    # since a regression here would SIGKILL every process of the machine.
+    c = base_config()
+    c["linux"]["cgroupsPath"] = "atoll-test-nest/inner"
+    c["linux"]["resources"] = {"pids": {"limit": 5}}
+    r = run(b.make(c), ["sh", "-c", "grep pids /proc/self/cgroup"])
+    left = [d for d in own_cgroup_dirs() if os.path.exists(os.path.join(d, "atoll-test-nest"))]
+    report("a nested cgroupsPath is used, and its new parent removed afterwards",
+           r.returncode == 0 and "/atoll-test-nest/inner" in r.stdout and not left, (r, left))
+
     r = run(b.make(raw="{\"process\": {"), ["true"])
     report("broken config.json: clear error naming the file and place",
            r.returncode == 125 and "config.json: line" in r.stderr, r)

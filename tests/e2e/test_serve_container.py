@@ -232,6 +232,45 @@ def a_broken_bundle_answers_502_and_the_server_keeps_serving():
         assert s.stop() == 0
 
 
+@test
+def a_bundles_cgroups_path_is_ignored_by_serve():
+    """A tenant's linux.cgroupsPath must not choose where its limits go:
+    naming an existing cgroup put the container in it, wrote its pids limit
+    there and, when the container stopped, SIGKILLed every process in it."""
+    if os.geteuid() != 0:
+        return
+    own = [l.split(":", 2)[2].strip() for l in open("/proc/self/cgroup") if l.split(":")[1] == "pids"]
+    if not own or not os.path.isdir("/sys/fs/cgroup/pids"):
+        return
+    base = "/sys/fs/cgroup/pids" + (own[0] if own[0] != "/" else "")
+    victim_cg = os.path.join(base, "atoll-serve-victim")
+    os.makedirs(victim_cg, exist_ok=True)
+    victim = subprocess.Popen(["sleep", "31341"])
+    try:
+        write(os.path.join(victim_cg, "cgroup.procs"), str(victim.pid))
+        b = build_bundle("cgpath")
+        with open(os.path.join(b, "config.json")) as f:
+            config = json.load(f)
+        config["linux"]["cgroupsPath"] = victim_cg[len("/sys/fs/cgroup/pids"):]
+        write(os.path.join(b, "config.json"), json.dumps(config))
+        s = Serve([{"name": "cgpath", "tier": "container", "main": b, "routes": ["*/*"]}])
+        try:
+            status, _, body = s.get("x.test")
+            assert status == 200, (status, body, s.stderr()[-2000:])
+            procs = open(os.path.join(victim_cg, "cgroup.procs")).read().split()
+            assert procs == [str(victim.pid)], procs
+        finally:
+            assert s.stop() == 0
+        time.sleep(0.2)
+        assert victim.poll() is None, "the container's teardown killed a process of another cgroup"
+        assert open(os.path.join(victim_cg, "pids.max")).read().strip() == "max"
+    finally:
+        victim.kill()
+        victim.wait()
+        time.sleep(0.1)
+        os.rmdir(victim_cg)
+
+
 def lines(body):
     return body.decode().split()
 

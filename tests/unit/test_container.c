@@ -147,6 +147,11 @@ static void spec_errors_name_the_key(void **state)
          "linux.seccomp.defaultAction: missing or unknown action"},
         {CONFIG("", ",\"linux\":{\"seccomp\":{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":[{\"names\":[\"read\"],\"action\":\"X\"}]}}"),
          "linux.seccomp.syscalls[0].action: unknown action"},
+        /* Checked here, never by starting one: with the bug, the container
+         * joined the host's root cgroup and its teardown SIGKILLed every
+         * process of the machine. */
+        {CONFIG("", ",\"linux\":{\"cgroupsPath\":\"\"}"), "linux.cgroupsPath: must name a cgroup"},
+        {CONFIG("", ",\"linux\":{\"cgroupsPath\":\"/\"}"), "linux.cgroupsPath: must name a cgroup"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         ctr_spec *s = (ctr_spec *)1;
