@@ -344,7 +344,7 @@ static const char *gp_cold =
     "  set autoscale y\n"
     "  stats \"cold_start.dat\" using 2 nooutput name \"P50\"\n"
     "  stats \"cold_start.dat\" using 3 nooutput name \"P99\"\n"
-    "  set yrange [10**floor(log10(P50_min/3)):10**ceil(log10(P99_max*1.5))]\n"
+    "  set yrange [10**floor(log10(P50_min/2)):10**ceil(log10(P99_max*1.5))]\n"
     "  set output \"cold_start.\".fmt\n"
     "  set title \"Cold start at the client: first request to a tenant never loaded (log scale, lower is better)\"\n"
     "  set ylabel \"milliseconds\"\n"
@@ -354,7 +354,7 @@ static const char *gp_cold =
 static const char *gp_memory =
     "  set autoscale y\n"
     "  stats \"memory.dat\" using 2 nooutput name \"MEM\"\n"
-    "  set yrange [10**floor(log10(MEM_min/3)):10**ceil(log10(MEM_max*1.5))]\n"
+    "  set yrange [10**floor(log10(MEM_min/2)):10**ceil(log10(MEM_max*1.5))]\n"
     "  unset key  # one series, named by the title and the y label\n"
     "  set output \"memory.\".fmt\n"
     "  set title \"Memory per idle hello-world instance (log scale, lower is better)\"\n"

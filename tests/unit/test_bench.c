@@ -417,7 +417,7 @@ static void charts_skip_empty(void **state)
     fclose(f);
     assert_non_null(strstr(script, "cold_start.dat"));
     assert_non_null(strstr(script, "memory.dat"));
-    assert_non_null(strstr(script, "set yrange [10**floor(log10(P50_min/3))"));
+    assert_non_null(strstr(script, "set yrange [10**floor(log10(P50_min/2))"));
     if (rc == 0) {
         static const char *drawn[] = {"cold_start.png", "cold_start.svg", "memory.png", "memory.svg"};
         for (int i = 0; i < 4; i++) {
