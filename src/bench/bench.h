@@ -105,6 +105,9 @@ void bench_report_command(bench_report *r, const char *fmt, ...) __attribute__((
 void bench_report_missing(bench_report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void bench_report_free(bench_report *r);
 
+/* s quoted for a POSIX shell ('...' with ' as '\''), allocated: for the
+ * commands the bench runs through sh and the ones it writes down. */
+char *bench_sh_quote(const char *s);
 /* Instances per GB from memory per instance in KB (0 when unknown). */
 double bench_per_gb(double mem_kb);
 /* The isolation boundary of a tier, in words. */
@@ -114,8 +117,10 @@ void bench_write_table(FILE *f, const bench_report *r);
 int bench_write_csv(FILE *f, const bench_report *r);
 int bench_write_json(const char *path, const bench_report *r, err *e);
 /* Writes the gnuplot data and script into dir and runs gnuplot (when
- * installed) for cold_start.{png,svg} and memory.{png,svg}. 1 when gnuplot
- * is missing (the data and script are still written), 0 done, <0 error. */
+ * installed) for cold_start.{png,svg} and memory.{png,svg}; a chart with no
+ * measured figure is not drawn (and an old one of that name removed). 1
+ * when gnuplot is missing (the data and script are still written), 0 done,
+ * <0 error. */
 int bench_write_charts(const char *dir, const bench_report *r, err *e);
 
 /* ---- the whole run ---- */

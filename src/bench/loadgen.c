@@ -7,6 +7,7 @@
  * data. */
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -52,6 +53,8 @@ int bench_parse_response_head(const char *buf, size_t len, size_t *head_len, int
             size_t vlen = (size_t)(eol - v);
             if (name_len == 14 && strncasecmp(line, "content-length", 14) == 0) {
                 long long cl = 0;
+                while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+                    vlen--; /* optional whitespace after a field value (RFC 9110 5.5) */
                 if (vlen == 0)
                     return -1;
                 for (size_t i = 0; i < vlen; i++) {
@@ -74,7 +77,8 @@ int bench_parse_response_head(const char *buf, size_t len, size_t *head_len, int
     return 1;
 }
 
-/* wrk prints latencies as 1.23us, 4.56ms, 1.20s or 2.00m. */
+/* wrk prints latencies as 1.23us, 4.56ms, 1.20s, 2.00m or 1.00h
+ * (format_time_us in its units.c). */
 static int wrk_ms(const char *s, double *out)
 {
     char *end;
@@ -89,7 +93,30 @@ static int wrk_ms(const char *s, double *out)
         v *= 1000;
     else if (*end == 'm')
         v *= 60000;
+    else if (*end == 'h')
+        v *= 3600000;
     else
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* A count as wrk and its forks print it: plain, or with a k/M/G suffix
+ * (wrk's Req/Sec column; some builds format Requests/sec the same way).
+ * Without the suffix 1.23k would be read as 1.23. */
+static int wrk_count(const char *s, double *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || !isfinite(v) || v < 0)
+        return -1;
+    if (*end == 'k' || *end == 'K')
+        v *= 1e3, end++;
+    else if (*end == 'M')
+        v *= 1e6, end++;
+    else if (*end == 'G')
+        v *= 1e9, end++;
+    if (*end && !isspace((unsigned char)*end))
         return -1;
     *out = v;
     return 0;
@@ -102,9 +129,7 @@ int bench_parse_wrk(const char *text, double *rps, double *p50_ms, double *p99_m
         while (*line == ' ' || *line == '\t')
             line++;
         if (strncmp(line, "Requests/sec:", 13) == 0) {
-            char *end;
-            *rps = strtod(line + 13, &end);
-            have_rps = end != line + 13;
+            have_rps = wrk_count(line + 13 + strspn(line + 13, " \t"), rps) == 0;
         } else if (strncmp(line, "50%", 3) == 0 || strncmp(line, "50.000%", 7) == 0) {
             const char *v = line + strcspn(line, " \t");
             v += strspn(v, " \t");

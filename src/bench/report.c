@@ -64,6 +64,26 @@ void bench_report_free(bench_report *r)
     memset(r, 0, sizeof *r);
 }
 
+char *bench_sh_quote(const char *s)
+{
+    size_t n = 3;
+    for (const char *c = s; *c; c++)
+        n += *c == '\'' ? 4 : 1;
+    char *q = xmalloc(n), *o = q;
+    *o++ = '\'';
+    for (const char *c = s; *c; c++) {
+        if (*c == '\'') {
+            memcpy(o, "'\\''", 4);
+            o += 4;
+        } else {
+            *o++ = *c;
+        }
+    }
+    *o++ = '\'';
+    *o = 0;
+    return q;
+}
+
 double bench_per_gb(double mem_kb)
 {
     return mem_kb > 0 ? 1024.0 * 1024.0 / mem_kb : 0;
@@ -141,9 +161,11 @@ void bench_write_table(FILE *f, const bench_report *r)
     bool wide_any = false;
     fprintf(f, "atoll bench — %s UTC — %d cores, load %.2f %.2f %.2f — %s\n\n", r->started, r->cores, r->load[0],
             r->load[1], r->load[2], r->cpu);
-    fprintf(f, "%-9s %-9s %-8s %9s %9s %9s %9s %9s %9s %10s %9s\n", "runtime", "tier", "service", "cold p50",
+    /* Each column is as wide as its longest header ("KB/instance": 11), so
+     * that the headers stay above their figures. */
+    fprintf(f, "%-9s %-9s %-8s %9s %9s %9s %9s %9s %9s %11s %9s\n", "runtime", "tier", "service", "cold p50",
             "cold p99", "warm p50", "warm p99", "req/s", "wrk req/s", "KB/instance", "per GB");
-    fprintf(f, "%-9s %-9s %-8s %9s %9s %9s %9s %9s %9s %10s %9s\n", "", "", "", "ms", "ms", "ms", "ms", "", "", "(idle)",
+    fprintf(f, "%-9s %-9s %-8s %9s %9s %9s %9s %9s %9s %11s %9s\n", "", "", "", "ms", "ms", "ms", "ms", "", "", "(idle)",
             "");
     for (size_t i = 0; i < r->n_rows; i++) {
         const bench_row *w = &r->rows[i];
@@ -156,7 +178,7 @@ void bench_write_table(FILE *f, const bench_report *r)
             snprintf(pg, sizeof pg, "-");
         }
         wide_any |= (w->cold_ms.n && w->cold_ms.too_wide) || (w->warm_ms.n && w->warm_ms.too_wide);
-        fprintf(f, "%-9s %-9s %-8s %9s %9s %9s %9s %9s %9s %10s %9s\n", w->runtime, w->tier, w->service,
+        fprintf(f, "%-9s %-9s %-8s %9s %9s %9s %9s %9s %9s %11s %9s\n", w->runtime, w->tier, w->service,
                 fmt_ms(a[0], sizeof a[0], w->cold_ms.p50, w->cold_ms.n > 0, w->cold_ms.too_wide),
                 fmt_ms(a[1], sizeof a[1], w->cold_ms.p99, w->cold_ms.n > 0, false),
                 fmt_ms(a[2], sizeof a[2], w->warm_ms.p50, w->warm_ms.n > 0, w->warm_ms.too_wide),
@@ -279,9 +301,11 @@ int bench_write_json(const char *path, const bench_report *r, err *e)
     return rc;
 }
 
-/* One bar per runtime/tier/service: the label and the value. */
-static void write_dat(FILE *f, const bench_report *r, bool memory)
+/* One bar per runtime/tier/service: the label and the value. Returns the
+ * number of bars. */
+static size_t write_dat(FILE *f, const bench_report *r, bool memory)
 {
+    size_t bars = 0;
     for (size_t i = 0; i < r->n_rows; i++) {
         const bench_row *w = &r->rows[i];
         double v = memory ? w->mem_kb : w->cold_ms.p50;
@@ -291,10 +315,14 @@ static void write_dat(FILE *f, const bench_report *r, bool memory)
             fprintf(f, "\"%s\\n%s\" %g\n", w->runtime, w->tier, v);
         else
             fprintf(f, "\"%s\\n%s\\n%s\" %g %g\n", w->runtime, w->tier, w->service, v, w->cold_ms.p99);
+        bars++;
     }
+    return bars;
 }
 
-static const char *gp_script =
+/* The script in parts: a chart without data is left out, since gnuplot
+ * stops at an empty data file and would take the other chart with it. */
+static const char *gp_head =
     "# gnuplot script written by atoll bench; rerun with: gnuplot charts.gp\n"
     "do for [fmt in \"png svg\"] {\n"
     "  if (fmt eq \"png\") { set terminal pngcairo size 1200,650 font \"DejaVu Sans,12\" } "
@@ -307,24 +335,48 @@ static const char *gp_script =
     "  set grid ytics mytics\n"
     "  set key top left\n"
     "  set xtics font \",11\"\n"
-    "  set bmargin 6\n"
+    "  set bmargin 6\n";
+static const char *gp_cold =
+    "  # The y range spans whole decades with room below the smallest bar and\n"
+    "  # above the tallest label: autoscale put the floor just under the\n"
+    "  # smallest value, which drew that bar as a sliver.\n"
+    "  # stats honours the y range in force: the other chart's would hide points.\n"
+    "  set autoscale y\n"
+    "  stats \"cold_start.dat\" using 2 nooutput name \"P50\"\n"
+    "  stats \"cold_start.dat\" using 3 nooutput name \"P99\"\n"
+    "  set yrange [10**floor(log10(P50_min/2)):10**ceil(log10(P99_max*1.5))]\n"
     "  set output \"cold_start.\".fmt\n"
     "  set title \"Cold start at the client: first request to a tenant never loaded (log scale, lower is better)\"\n"
     "  set ylabel \"milliseconds\"\n"
     "  plot \"cold_start.dat\" using 2:xtic(1) title \"p50\" lc rgb \"#2b7bba\", "
     "\"\" using 3 title \"p99\" lc rgb \"#f28e2b\", "
-    "\"\" using ($0-0.15):($2*1.25):(sprintf(\"%.3g\",$2)) with labels notitle font \",10\"\n"
+    "\"\" using ($0-0.15):($2*1.25):(sprintf(\"%.3g\",$2)) with labels notitle font \",10\"\n";
+static const char *gp_memory =
+    "  set autoscale y\n"
+    "  stats \"memory.dat\" using 2 nooutput name \"MEM\"\n"
+    "  set yrange [10**floor(log10(MEM_min/2)):10**ceil(log10(MEM_max*1.5))]\n"
+    "  unset key  # one series, named by the title and the y label\n"
     "  set output \"memory.\".fmt\n"
     "  set title \"Memory per idle hello-world instance (log scale, lower is better)\"\n"
     "  set ylabel \"KB per instance\"\n"
-    "  plot \"memory.dat\" using 2:xtic(1) title \"KB per idle instance\" lc rgb \"#59a14f\", "
-    "\"\" using 0:($2*1.25):(sprintf(\"%.0f KB\",$2)) with labels notitle font \",10\"\n"
+    "  plot \"memory.dat\" using 2:xtic(1) notitle lc rgb \"#59a14f\", "
+    "\"\" using 0:($2*1.25):(sprintf(\"%.0f KB\",$2)) with labels notitle font \",10\"\n";
+static const char *gp_tail =
     "  unset output\n"
     "}\n";
 
 int bench_write_charts(const char *dir, const bench_report *r, err *e)
 {
     static const char *names[] = {"cold_start.dat", "memory.dat", "charts.gp"};
+    static const char *charts[] = {"cold_start.png", "cold_start.svg", "memory.png", "memory.svg"};
+    size_t bars[2] = {0, 0};
+    /* Charts of an earlier run into the same directory would pass for this
+     * run's when this one has no data for them. */
+    for (int i = 0; i < 4; i++) {
+        char *p = xasprintf("%s/%s", dir, charts[i]);
+        unlink(p);
+        free(p);
+    }
     for (int i = 0; i < 3; i++) {
         char *p = xasprintf("%s/%s", dir, names[i]);
         FILE *f = fopen(p, "w");
@@ -335,11 +387,13 @@ int bench_write_charts(const char *dir, const bench_report *r, err *e)
         }
         free(p);
         if (i == 2)
-            fputs(gp_script, f);
+            fprintf(f, "%s%s%s%s", gp_head, bars[0] ? gp_cold : "", bars[1] ? gp_memory : "", gp_tail);
         else
-            write_dat(f, r, i == 1);
+            bars[i] = write_dat(f, r, i == 1);
         fclose(f);
     }
+    if (!bars[0] && !bars[1])
+        return 0; /* nothing measured: nothing to draw */
     pid_t pid = fork();
     if (pid < 0)
         return err_set(e, -errno, "fork: %s", strerror(errno));

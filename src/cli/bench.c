@@ -1,6 +1,9 @@
 /* `atoll bench`: measures the three tiers (and, with --peers, workerd and
  * crun) on this machine and prints the trade-off table; writes CSV, JSON
  * and charts into --out. The measuring lives in src/bench/. */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +31,21 @@ static const char *usage_text =
     "  --samples N    N samples of everything (tests; env ATOLL_BENCH_SAMPLES)\n"
     "  --no-progress  no progress line on stderr\n";
 
+/* A sample count: a whole number from 1 to 100000 (strtoul would take
+ * "abc" as 0, the default, and "-5" as a huge count). */
+static int parse_samples(const char *s, const char *what, size_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (!isdigit((unsigned char)*s) || *end || errno || v < 1 || v > 100000) {
+        fprintf(stderr, "atoll bench: %s: '%s' is not a sample count (1 to 100000)\n", what, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 static int parse_tiers(const char *s, bool tiers[3])
 {
     static const char *names[] = {"js", "wasm", "container"};
@@ -47,6 +65,10 @@ static int parse_tiers(const char *s, bool tiers[3])
         tiers[k] = true;
     }
     free(copy);
+    if (rc == 0 && !tiers[0] && !tiers[1] && !tiers[2]) {
+        fprintf(stderr, "atoll bench: --tiers '%s' names no tier (js, wasm, container)\n", s);
+        rc = -1;
+    }
     return rc;
 }
 
@@ -60,8 +82,8 @@ int cli_bench(int argc, char **argv)
     };
     bench_opts o = {.tiers = {true, true, true}, .out_dir = "bench-results", .progress = true};
     const char *env = getenv("ATOLL_BENCH_SAMPLES");
-    if (env)
-        o.samples = strtoul(env, NULL, 10);
+    if (env && *env && parse_samples(env, "ATOLL_BENCH_SAMPLES", &o.samples) != 0)
+        return 2;
     int c;
     while ((c = getopt_long(argc, argv, "t:po:qs:nh", longopts, NULL)) != -1) {
         switch (c) {
@@ -72,13 +94,17 @@ int cli_bench(int argc, char **argv)
         case 'p': o.peers = true; break;
         case 'o': o.out_dir = optarg; break;
         case 'q': o.quick = true; break;
-        case 's': o.samples = strtoul(optarg, NULL, 10); break;
+        case 's':
+            if (parse_samples(optarg, "--samples", &o.samples) != 0)
+                return 2;
+            break;
         case 'n': o.progress = false; break;
         case 'h': fputs(usage_text, stdout); return 0;
         default: fputs(usage_text, stderr); return 2;
         }
     }
     if (optind != argc) {
+        fprintf(stderr, "atoll bench: unexpected argument '%s'\n", argv[optind]);
         fputs(usage_text, stderr);
         return 2;
     }
@@ -90,12 +116,33 @@ int cli_bench(int argc, char **argv)
     }
     self[n] = 0;
     o.self = self;
-    mkdir(o.out_dir, 0755);
-    char *out_abs = realpath(o.out_dir, NULL);
-    if (!out_abs) {
-        fprintf(stderr, "atoll bench: %s: cannot create the output directory\n", o.out_dir);
+    /* The output directory is checked before the run, not after minutes of
+     * measuring: it must be (or become) a directory we can write into. */
+    if (mkdir(o.out_dir, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "atoll bench: --out %s: cannot create the directory: %s\n", o.out_dir, strerror(errno));
         return 1;
     }
+    struct stat st;
+    if (stat(o.out_dir, &st) != 0) {
+        fprintf(stderr, "atoll bench: --out %s: %s\n", o.out_dir, strerror(errno));
+        return 1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "atoll bench: --out %s: exists and is not a directory\n", o.out_dir);
+        return 1;
+    }
+    char *out_abs = realpath(o.out_dir, NULL);
+    char *probe = out_abs ? xasprintf("%s/.atoll-bench-probe", out_abs) : NULL;
+    int pfd = probe ? open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
+    if (pfd < 0) {
+        fprintf(stderr, "atoll bench: --out %s: cannot write there: %s\n", o.out_dir, strerror(errno));
+        free(probe);
+        free(out_abs);
+        return 1;
+    }
+    close(pfd);
+    unlink(probe);
+    free(probe);
     o.out_dir = out_abs;
 
     bench_report r = {0};
@@ -106,7 +153,12 @@ int cli_bench(int argc, char **argv)
     /* The command line itself, first among the commands. */
     char *line = xstrdup("atoll bench");
     for (int i = 1; i < argc; i++) {
-        char *next = xasprintf("%s %s", line, argv[i]);
+        /* Quoted where the shell would split or expand it: rerunnable. */
+        bool plain = argv[i][0] && strspn(argv[i], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                    "0123456789-_=.,/:+@%") == strlen(argv[i]);
+        char *q = plain ? xstrdup(argv[i]) : bench_sh_quote(argv[i]);
+        char *next = xasprintf("%s %s", line, q);
+        free(q);
         free(line);
         line = next;
     }
@@ -145,8 +197,16 @@ int cli_bench(int argc, char **argv)
     printf("\ncommands (also in %s/table.txt):\n", out_abs);
     for (size_t i = 0; i < r.n_commands; i++)
         printf("  %s\n", r.commands[i]);
-    printf("results: %s/{table.txt,results.csv,results.json%s}\n", out_abs,
-           ch == 0 ? ",cold_start.png,cold_start.svg,memory.png,memory.svg" : "");
+    /* Only the charts that were drawn: one without data is not. */
+    printf("results: %s/{table.txt,results.csv,results.json", out_abs);
+    static const char *charts[] = {"cold_start.png", "cold_start.svg", "memory.png", "memory.svg"};
+    for (size_t i = 0; ch == 0 && i < sizeof charts / sizeof *charts; i++) {
+        p = xasprintf("%s/%s", out_abs, charts[i]);
+        if (access(p, F_OK) == 0)
+            printf(",%s", charts[i]);
+        free(p);
+    }
+    printf("}\n");
     bench_report_free(&r);
     free(out_abs);
     return rc == 0 ? 0 : 1;

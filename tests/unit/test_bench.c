@@ -97,7 +97,11 @@ static void response_heads_parse(void **state)
     const char *h10ka = "HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n";
     assert_int_equal(bench_parse_response_head(h10ka, strlen(h10ka), &head, &status, &cl, &chunked, &close), 1);
     assert_false(close);
-    const char *bad[] = {"HTTP/1.1 2x0 OK\r\n\r\n", "SIP/2.0 200 OK\r\n\r\n",
+    /* Whitespace after the value is optional whitespace, not a bad length. */
+    const char *ows = "HTTP/1.1 200 OK\r\nContent-Length: 7 \t\r\n\r\n";
+    assert_int_equal(bench_parse_response_head(ows, strlen(ows), &head, &status, &cl, &chunked, &close), 1);
+    assert_int_equal(cl, 7);
+    const char *bad[] = {"HTTP/1.1 200 OK\r\nContent-Length:  \r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 1 2\r\n\r\n","HTTP/1.1 2x0 OK\r\n\r\n", "SIP/2.0 200 OK\r\n\r\n",
                          "HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n",
                          "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
@@ -128,6 +132,26 @@ static void wrk_output_parses(void **state)
     assert_int_equal(bench_parse_wrk(slow, &rps, &p50, &p99), 0);
     assert_float_equal(p50, 1500, 1e-9);
     assert_float_equal(p99, 120000, 1e-9);
+    /* wrk's largest time unit is hours; counts may carry k/M suffixes,
+     * which must scale rather than be cut off (1.23k is not 1.23). */
+    const char *hours = "     50%    1.00h\n     99%    2.50h\nRequests/sec:      0.01\n";
+    assert_int_equal(bench_parse_wrk(hours, &rps, &p50, &p99), 0);
+    assert_float_equal(p50, 3600000, 1e-6);
+    assert_float_equal(p99, 9000000, 1e-6);
+    const char *kilo = "     50%  100.00us\n     99%    1.00ms\nRequests/sec:     61.23k\n";
+    assert_int_equal(bench_parse_wrk(kilo, &rps, &p50, &p99), 0);
+    assert_float_equal(rps, 61230, 1e-6);
+    const char *mega = "\t50.000%  10.00us\n\t99.000%  20.00us\nRequests/sec:\t1.50M\n";
+    assert_int_equal(bench_parse_wrk(mega, &rps, &p50, &p99), 0);
+    assert_float_equal(rps, 1.5e6, 1e-3);
+    assert_float_equal(p50, 0.01, 1e-9);
+    assert_float_equal(p99, 0.02, 1e-9);
+    /* Unknown units and garbage are no figure, not a wrong one. */
+    assert_int_equal(bench_parse_wrk("     50%  1.00xs\n     99%  1.00ms\nRequests/sec: 5\n", &rps, &p50, &p99), -1);
+    assert_int_equal(bench_parse_wrk("     50%  1.00us\n     99%  1.00ms\nRequests/sec: 5q\n", &rps, &p50, &p99), -1);
+    assert_int_equal(bench_parse_wrk("     50%  1.00us\n     99%  1.00ms\nRequests/sec: nan-ish\n", &rps, &p50, &p99),
+                     -1);
+    assert_int_equal(bench_parse_wrk("     50%  1.00us\n     99%  1.00ms\nRequests/sec: inf\n", &rps, &p50, &p99), -1);
     /* wrk without --latency, or failed: no figure is made up. */
     assert_int_equal(bench_parse_wrk("Requests/sec:  100\n", &rps, &p50, &p99), -1);
     assert_int_equal(bench_parse_wrk("unable to connect to 127.0.0.1:1 Connection refused\n", &rps, &p50, &p99), -1);
@@ -202,6 +226,19 @@ static void csv_json_table_write(void **state)
     bench_write_table(f, &r);
     fclose(f);
     assert_non_null(strstr(text, "2 cores"));
+    /* Aligned: each header ends in the column where the figures below it
+     * end (right-aligned), e.g. "KB/instance" over "100" and "per GB" over
+     * the per-GB figure. */
+    const char *hdr = strstr(text, "runtime "), *line = strstr(text, "\natoll ");
+    assert_non_null(hdr);
+    assert_non_null(line);
+    line++;
+    const char *hdr_end = strchr(hdr, '\n'), *line_end = strchr(line, '\n');
+    assert_int_equal(hdr_end - hdr, line_end - line);
+    const char *kb = strstr(hdr, "KB/instance"), *mem = strstr(line, " 100 ");
+    assert_non_null(kb);
+    assert_non_null(mem);
+    assert_int_equal(kb + strlen("KB/instance") - hdr, mem + 4 - line);
     assert_non_null(strstr(text, "0.020~")); /* the warm p50 whose tail is too wide */
     assert_non_null(strstr(text, "WARNING"));
     assert_non_null(strstr(text, "cold start p50                0.001  (atoll better)"));
@@ -324,6 +361,94 @@ static void loadgen_refused_is_an_error(void **state)
     assert_int_not_equal(bench_load_run(&none, &r, &e), 0);
 }
 
+static void shell_quoting(void **state)
+{
+    char *q = bench_sh_quote("/tmp/o'ut dir");
+    assert_string_equal(q, "'/tmp/o'\\''ut dir'");
+    free(q);
+    q = bench_sh_quote("");
+    assert_string_equal(q, "''");
+    free(q);
+    /* Through sh: the word comes back as it went in. */
+    q = bench_sh_quote("a'b $HOME `x` \"c\"");
+    char *cmd = NULL;
+    assert_true(asprintf(&cmd, "printf %%s %s", q) > 0);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char got[128] = "";
+    assert_non_null(fgets(got, sizeof got, p));
+    pclose(p);
+    assert_string_equal(got, "a'b $HOME `x` \"c\"");
+    free(cmd);
+    free(q);
+}
+
+/* Charts: a chart with no measured figure is not drawn and leaves no chart
+ * of an earlier run behind; the script keeps a decade below the smallest
+ * bar (autoscale's floor just under it drew a sliver). */
+static void charts_skip_empty(void **state)
+{
+    char dir[] = "/tmp/atoll-test-charts-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/memory.png", dir);
+    FILE *old = fopen(path, "w");
+    assert_non_null(old);
+    fputs("an old chart", old);
+    fclose(old);
+    bench_report r = {0};
+    bench_row *w = bench_report_add(&r, "atoll", "js", "hello");
+    double cold[] = {0.3, 0.4, 0.5, 0.4, 0.4};
+    bench_summarize(cold, 5, &w->cold_ms); /* cold start measured, memory not */
+    /* A second row whose memory lies far outside the cold-start range:
+     * each chart's range must come from its own data. */
+    bench_row *m = bench_report_add(&r, "atoll", "wasm", "hello");
+    bench_summarize(cold, 5, &m->cold_ms);
+    m->mem_kb = 250;
+    err e = {0};
+    int rc = bench_write_charts(dir, &r, &e);
+    assert_true(rc == 0 || rc == 1); /* 1: gnuplot is not installed */
+    snprintf(path, sizeof path, "%s/charts.gp", dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char script[8192];
+    size_t n = fread(script, 1, sizeof script - 1, f);
+    script[n] = 0;
+    fclose(f);
+    assert_non_null(strstr(script, "cold_start.dat"));
+    assert_non_null(strstr(script, "memory.dat"));
+    assert_non_null(strstr(script, "set yrange [10**floor(log10(P50_min/2))"));
+    if (rc == 0) {
+        static const char *drawn[] = {"cold_start.png", "cold_start.svg", "memory.png", "memory.svg"};
+        for (int i = 0; i < 4; i++) {
+            snprintf(path, sizeof path, "%s/%s", dir, drawn[i]);
+            assert_int_equal(access(path, F_OK), 0);
+        }
+    }
+    /* Without any memory figure, no memory chart. */
+    m->mem_kb = 0;
+    rc = bench_write_charts(dir, &r, &e);
+    assert_true(rc == 0 || rc == 1);
+    snprintf(path, sizeof path, "%s/memory.png", dir);
+    assert_int_equal(access(path, F_OK), -1);
+    snprintf(path, sizeof path, "%s/charts.gp", dir);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    n = fread(script, 1, sizeof script - 1, f);
+    script[n] = 0;
+    fclose(f);
+    assert_null(strstr(script, "memory.dat"));
+    if (rc == 0) {
+        snprintf(path, sizeof path, "%s/cold_start.png", dir);
+        assert_int_equal(access(path, F_OK), 0);
+    }
+    char *cmd = NULL;
+    assert_true(asprintf(&cmd, "rm -rf %s", dir) > 0);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    bench_report_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -332,6 +457,8 @@ int main(void)
         cmocka_unit_test(response_heads_parse),
         cmocka_unit_test(wrk_output_parses),
         cmocka_unit_test(csv_json_table_write),
+        cmocka_unit_test(shell_quoting),
+        cmocka_unit_test(charts_skip_empty),
         cmocka_unit_test(loadgen_keep_alive),
         cmocka_unit_test(loadgen_reconnects),
         cmocka_unit_test(loadgen_refused_is_an_error),
