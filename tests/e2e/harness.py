@@ -2,6 +2,7 @@
 HTTP to it over raw sockets, and reports one line per test ("ok - name" or
 "not ok - name: reason") for tests/run.sh to count."""
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -149,6 +150,17 @@ def write(path, text):
         f.write(text)
 
 
+_tempdirs = []
+
+
+def tempdir(prefix):
+    """A scratch directory for a test file, removed when all its tests pass
+    (kept on failure, or with ATOLL_E2E_KEEP=1, to look into)."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    _tempdirs.append(path)
+    return path
+
+
 def main():
     passed = failed = 0
     only = sys.argv[1:]
@@ -164,4 +176,7 @@ def main():
             traceback.print_exc(file=sys.stdout)
             failed += 1
     print("%d passed, %d failed" % (passed, failed))
+    if not failed and not os.environ.get("ATOLL_E2E_KEEP"):
+        for path in _tempdirs:
+            shutil.rmtree(path, ignore_errors=True)
     sys.exit(1 if failed else 0)

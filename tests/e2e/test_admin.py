@@ -12,9 +12,9 @@ import threading
 import time
 import urllib.request
 
-from harness import ATOLL, free_port, main, request, test, write
+from harness import ATOLL, free_port, main, request, tempdir, test, write
 
-TMP = tempfile.mkdtemp(prefix="atoll-admin-")
+TMP = tempdir("atoll-admin-")
 os.chmod(TMP, 0o755)
 TOKEN = "test-token-123"
 

@@ -8,9 +8,9 @@ import re
 import shutil
 import tempfile
 
-from harness import main, run_cli, test
+from harness import main, run_cli, tempdir, test
 
-TMP = tempfile.mkdtemp(prefix="atoll-bench-e2e-")
+TMP = tempdir("atoll-bench-e2e-")
 
 
 @test

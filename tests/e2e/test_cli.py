@@ -7,11 +7,11 @@ import tempfile
 import threading
 import time
 
-from harness import (ROOT, Server, main, read_response, request, run_cli, test, write)
+from harness import ROOT, main, read_response, request, run_cli, Server, tempdir, test, write
 
 HELLO = os.path.join(ROOT, "examples", "hello", "worker.js")
 SW = os.path.join(ROOT, "examples", "service-worker", "worker.js")
-TMP = tempfile.mkdtemp(prefix="atoll-e2e-")
+TMP = tempdir("atoll-e2e-")
 
 ECHO = """
 export default {

@@ -10,9 +10,9 @@ import subprocess
 import tempfile
 import time
 
-from harness import ATOLL, free_port, main, request, run_cli, test, write
+from harness import ATOLL, free_port, main, request, run_cli, tempdir, test, write
 
-TMP = tempfile.mkdtemp(prefix="atoll-crypto-")
+TMP = tempdir("atoll-crypto-")
 os.chmod(TMP, 0o755)  # sandboxed workers may run as another user
 
 WORKER = r"""

@@ -10,9 +10,9 @@ import tempfile
 import time
 import urllib.request
 
-from harness import ATOLL, ROOT, free_port, main, request, test, write
+from harness import ATOLL, ROOT, free_port, main, request, tempdir, test, write
 
-TMP = tempfile.mkdtemp(prefix="atoll-examples-")
+TMP = tempdir("atoll-examples-")
 os.chmod(TMP, 0o755)
 EXAMPLES = os.path.join(ROOT, "examples", "atoll.jsonc")
 TOKEN = "examples-token"

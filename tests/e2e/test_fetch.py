@@ -12,9 +12,9 @@ import tempfile
 import threading
 import time
 
-from harness import ATOLL, Server, free_port, main, request, test, write
+from harness import ATOLL, free_port, main, request, Server, tempdir, test, write
 
-TMP = tempfile.mkdtemp(prefix="atoll-fetch-")
+TMP = tempdir("atoll-fetch-")
 os.chmod(TMP, 0o755)  # sandboxed workers run as nobody
 
 

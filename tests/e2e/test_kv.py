@@ -15,9 +15,9 @@ import threading
 import time
 import urllib.parse
 
-from harness import ATOLL, ROOT, free_port, main, request, run_cli, test, write
+from harness import ATOLL, ROOT, free_port, main, request, run_cli, tempdir, test, write
 
-TMP = tempfile.mkdtemp(prefix="atoll-kv-")
+TMP = tempdir("atoll-kv-")
 os.chmod(TMP, 0o755)
 API = os.path.join(ROOT, "tests", "fixtures", "kv", "api.js")
 TOKEN = "kv-test-token"

@@ -10,9 +10,9 @@ import tempfile
 import threading
 import time
 
-from harness import ATOLL, free_port, main, request, run_cli, test, write
+from harness import ATOLL, free_port, main, request, run_cli, tempdir, test, write
 
-TMP = tempfile.mkdtemp(prefix="atoll-serve-")
+TMP = tempdir("atoll-serve-")
 # Sandboxed workers run as nobody: the tenants' files must be readable by it.
 os.chmod(TMP, 0o755)
 

@@ -20,9 +20,9 @@ import time
 import urllib.error
 import urllib.request
 
-from harness import ATOLL, ROOT, free_port, main, request, test, write
+from harness import ATOLL, ROOT, free_port, main, request, tempdir, test, write
 
-TMP = tempfile.mkdtemp(prefix="atoll-ctr-serve-")
+TMP = tempdir("atoll-ctr-serve-")
 os.chmod(TMP, 0o755)
 
 

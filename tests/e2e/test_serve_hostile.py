@@ -28,9 +28,9 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import ATOLL, free_port, main, test, write
+from harness import ATOLL, free_port, main, tempdir, test, write
 
-TMP = tempfile.mkdtemp(prefix="atoll-hostile-")
+TMP = tempdir("atoll-hostile-")
 os.chmod(TMP, 0o755)  # sandboxed workers run as the config file's owner or nobody
 TOKEN = "hostile-test-token"
 TENANTS = int(os.environ.get("ATOLL_E2E_TENANTS", "10000"))

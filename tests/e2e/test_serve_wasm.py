@@ -18,9 +18,9 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import ATOLL, ROOT, free_port, main, request, run_cli, test, write
+from harness import ATOLL, ROOT, free_port, main, request, run_cli, tempdir, test, write
 
-TMP = tempfile.mkdtemp(prefix="atoll-serve-wasm-")
+TMP = tempdir("atoll-serve-wasm-")
 os.chmod(TMP, 0o755)  # sandboxed workers read the modules as the config's owner or nobody
 TOKEN = "serve-wasm-token"
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "wasm")

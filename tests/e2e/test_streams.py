@@ -9,9 +9,9 @@ import socket
 import tempfile
 import time
 
-from harness import Server, main, read_response, request, run_cli, test, write
+from harness import main, read_response, request, run_cli, Server, tempdir, test, write
 
-TMP = tempfile.mkdtemp(prefix="atoll-e2e-streams-")
+TMP = tempdir("atoll-e2e-streams-")
 
 WORKER = r"""
 const enc = (s) => new Uint8Array([...s].map((c) => c.charCodeAt(0)));

@@ -6,9 +6,9 @@ import json
 import os
 import tempfile
 
-from harness import Server, main, request, test, write
+from harness import main, request, Server, tempdir, test, write
 
-TMP = tempfile.mkdtemp(prefix="atoll-e2e-webapi-")
+TMP = tempdir("atoll-e2e-webapi-")
 WORKER = os.path.join(TMP, "worker.js")
 write(WORKER, r"""
 export default {
