@@ -163,43 +163,11 @@ def dev_keeps_serving_after_the_handler_throws():
         assert "bad path" in srv.output()
 
 
-BURN_AFTER_RESPONSE = """
-let ticks = 0;
-export default {
-  fetch(r) {
-    if (r.url.endsWith('/start')) {
-      // Runs on after the response, until it exceeds the CPU limit.
-      setInterval(() => { ticks++; let x = 0; for (let i = 0; i < 3e6; i++) x += i; }, 1);
-      return new Response('started');
-    }
-    return new Response('ticks ' + ticks);
-  },
-};
-"""
-
-
-@test
-def dev_replaces_an_isolate_that_broke_a_limit_between_requests():
-    # A timer that runs past the CPU limit after the response breaks the
-    # isolate with no request in it; the next request must get a fresh one,
-    # not that limit's 503.
-    path = os.path.join(TMP, "burn", "worker.js")
-    write(path, BURN_AFTER_RESPONSE)
-    with Server(path) as srv:
-        status, _, body = request(srv, path="/start")
-        assert status == 200 and body == b"started", (status, body)
-        deadline = time.time() + 20
-        while "exceeded its CPU time limit" not in srv.output() and time.time() < deadline:
-            time.sleep(0.1)
-        assert "exceeded its CPU time limit" in srv.output(), srv.output()
-        status, _, body = request(srv, path="/")
-        assert status == 200 and body == b"ticks 0", (status, body, srv.output())
-
-
 @test
 def dev_a_limit_hit_after_the_response_fails_no_later_request():
     # An endless microtask chain left behind by a handler that answered: the
     # isolate breaks with nothing in flight; the next request gets a new one.
+    # (test_serve.py also covers a timer running on after the response.)
     path = os.path.join(TMP, "after", "worker.js")
     write(path, "export default { fetch(r) { if (r.url.endsWith('/spin')) { const f = () => Promise.resolve()"
                 ".then(f); f(); } return new Response('fine'); } };\n")
