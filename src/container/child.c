@@ -336,6 +336,14 @@ static void setup_rootfs(ctr__launch *l)
     for (size_t i = 0; i < s->n_mounts; i++)
         do_mount(l, rootfd, &s->mounts[i]);
     setup_dev(l, rootfd);
+    /* A missing process.cwd is made (as runc and crun do), inside the
+     * rootfs and before it may turn read-only. */
+    if (strcmp(s->cwd, "/") != 0) {
+        int cwd = open_in_root(l, rootfd, s->cwd, false);
+        if (cwd < 0)
+            fail(errno, "process.cwd %s", s->cwd);
+        close(cwd);
+    }
 
     if (fchdir(rootfd) < 0)
         fail(errno, "chdir rootfs");

@@ -244,6 +244,8 @@ static int parse_process(ctr_spec *s, json_t *proc, err *e)
     s->cwd = xstrdup(v ? json_string_value(v) : "/");
     if (s->cwd[0] != '/')
         return bad(e, "process.cwd", "must be an absolute path");
+    if (strlen(s->cwd) > s->max_path) /* made in the rootfs if missing */
+        s->max_path = strlen(s->cwd);
     if (get(proc, "process", "user", JSON_OBJECT, &v, e) < 0 || parse_user(s, v, e) < 0)
         return -EINVAL;
     json_t *caps;

@@ -212,6 +212,15 @@ def tests(b):
     report("env, cwd, hostname and user are applied",
            r.stdout.split("\n")[:6] == ["hello there", "/tmp", "tenant-7", "1000", "1001", "1001 1002"], r)
 
+    # A process.cwd missing from the rootfs is made, as runc and crun do
+    # (before the root turns read-only).
+    c = base_config()
+    missing = "/made-%d/by/atoll" % os.getpid()
+    c["process"]["cwd"] = missing
+    r = run(b.make(c), ["pwd"])
+    shutil.rmtree(os.path.join(b.base, "rootfs", missing.split("/")[1]), ignore_errors=True)
+    report("a missing process.cwd is made", r.returncode == 0 and r.stdout == missing + "\n", r)
+
     r = run(default, ["sh", "-c", "echo $$; ls /proc | grep -c '^[0-9]'"])
     # sh, ls and grep: nothing of the host's.
     # sh, ls and grep — or only sh and ls when ls reads /proc before sh has forked grep.
