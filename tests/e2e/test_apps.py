@@ -1,18 +1,26 @@
-"""Two real applications from the npm registry, run unmodified: a Hono app
+"""Real applications from the npm registry, run unmodified: a Hono app
 (tests/apps/hono/app.js: routing with params, middleware, JSON, cookies,
-c.req.parseBody(), streaming with c.stream) and an itty-router app
-(tests/apps/itty/app.js). hono, itty-router and esbuild are installed at
+c.req.parseBody(), streaming with c.stream), an itty-router app
+(tests/apps/itty/app.js), and an app of libraries Workers code bundles
+(tests/apps/libs/app.js: jose, @tsndr/cloudflare-worker-jwt, zod, nanoid,
+uuid, cookie, date-fns, marked, superjson, devalue; keys and tokens made
+elsewhere are in tests/apps/libs/vectors.json). The packages are installed at
 test time with npm, at pinned versions, into build/npm-apps (never
 committed); esbuild bundles each app as a Workers build would; the bundles
 are served by `atoll dev` (both) and `atoll serve` (Hono) and checked over
 HTTP. A failed install or bundle fails the tests, it does not skip them."""
+import base64
+import hashlib
+import hmac
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+import uuid
 
 import harness
 from harness import ROOT, Server, main, test
@@ -23,7 +31,10 @@ _n = len(harness._tests)
 from test_serve import Serve  # noqa: E402
 del harness._tests[_n:]
 
-PACKAGES = ["hono@4.13.19", "itty-router@5.0.24", "esbuild@0.28.2"]
+PACKAGES = ["hono@4.13.19", "itty-router@5.0.24", "esbuild@0.28.2",
+            # tests/apps/libs: libraries Workers code bundles.
+            "jose@6.2.18", "zod@4.6.7", "nanoid@6.0.2", "uuid@14.0.3", "cookie@2.0.2", "date-fns@4.4.0",
+            "marked@18.2.1", "superjson@2.2.7", "devalue@6.0.3", "@tsndr/cloudflare-worker-jwt@3.2.3"]
 WORK = os.path.join(ROOT, "build", "npm-apps")
 _bundles = {}
 
@@ -349,6 +360,171 @@ def itty_cors_preflight():
                         {"Origin": "https://app.example", "Access-Control-Request-Method": "POST"})
         assert st == 204, (st, h)
         assert "POST" in (hget(h, "access-control-allow-methods") or ""), h
+
+
+# --- libraries Workers code bundles -------------------------------------
+
+VECTORS = os.path.join(ROOT, "tests", "apps", "libs", "vectors.json")
+
+
+def post_json(port, path, obj):
+    st, h, b = http(port, "POST", path, {"Content-Type": "application/json"}, json.dumps(obj).encode())
+    return st, json.loads(b)
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def node_verifies(alg, jwk, token):
+    """Whether Node.js's own crypto accepts a compact JWS atoll signed
+    (node is there: npm runs on it)."""
+    script = r"""
+const c = require("crypto");
+const [jwk, alg, tok] = JSON.parse(process.argv[1]);
+const [h, p, s] = tok.split(".");
+const key = c.createPublicKey({ key: jwk, format: "jwk" });
+const data = Buffer.from(h + "." + p), sig = Buffer.from(s, "base64url");
+const ok = alg === "ES256" ? c.verify("sha256", data, { key, dsaEncoding: "ieee-p1363" }, sig)
+  : alg === "PS256" ? c.verify("sha256", data, { key, padding: c.constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, sig)
+  : alg === "EdDSA" ? c.verify(null, data, key, sig) : c.verify("sha256", data, key, sig);
+process.stdout.write(String(ok));
+"""
+    p = subprocess.run(["node", "-e", script, json.dumps([jwk, alg, token])], capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr.decode()
+    return p.stdout == b"true"
+
+
+@test
+def libs_jose_jws_across_algorithms():
+    with open(VECTORS) as f:
+        vec = json.load(f)
+    with Server(bundle("libs"), "--quiet") as srv:
+        for alg in ("RS256", "PS256", "ES256", "EdDSA"):
+            v = vec[alg]
+            # Signed elsewhere, verified by atoll.
+            st, j = post_json(srv.port, "/jose/verify", {"jwk": v["pub"], "alg": alg, "token": v["token"]})
+            assert st == 200 and j == {"valid": True, "payload": "signed elsewhere",
+                                       "header": {"alg": alg, "kid": v["pub"]["kid"]}}, (alg, st, j)
+            tampered = v["token"][:-4] + ("AAAA" if not v["token"].endswith("AAAA") else "BBBB")
+            st, j = post_json(srv.port, "/jose/verify", {"jwk": v["pub"], "alg": alg, "token": tampered})
+            assert j["valid"] is False and j["code"] == "ERR_JWS_SIGNATURE_VERIFICATION_FAILED", (alg, j)
+            # Signed by atoll: deterministic algorithms give the very token
+            # made elsewhere; the others verify elsewhere.
+            st, j = post_json(srv.port, "/jose/sign", {"jwk": v["priv"], "alg": alg, "payload": "signed by atoll"})
+            assert st == 200, (alg, st, j)
+            if alg in ("RS256", "EdDSA"):
+                assert j["token"] == v["token2"], (alg, j)
+            else:
+                assert j["token"] != v["token2"] and node_verifies(alg, v["pub"], j["token"]), (alg, j)
+
+
+@test
+def libs_jose_jwt_claims_keys_and_spki():
+    with open(VECTORS) as f:
+        vec = json.load(f)
+    claims = {"sub": "alice", "role": "admin", "iat": 1700000000, "iss": "urn:atoll", "aud": "urn:test",
+              "exp": 4102444800}
+    with Server(bundle("libs"), "--quiet") as srv:
+        for alg in ("ES256", "EdDSA", "RS256", "PS256"):
+            body = {"alg": alg, "sub": "alice"}
+            if alg in ("RS256", "PS256"):  # RSA generation takes more than the CPU budget
+                body.update(priv=vec[alg]["priv"], pub=vec[alg]["pub"])
+            st, j = post_json(srv.port, "/jose/jwt", body)
+            assert st == 200, (alg, st, j)
+            assert j["payload"] == claims and j["wrongAudience"] == "ERR_JWT_CLAIM_VALIDATION_FAILED", (alg, j)
+            assert j["viaSpki"] == "alice" and j["spkiHead"] == "-----BEGIN PUBLIC KEY-----", (alg, j)
+            head, payload, _ = j["token"].split(".")
+            assert json.loads(base64.urlsafe_b64decode(head + "==")) == {"alg": alg, "typ": "JWT"}, j
+            assert json.loads(base64.urlsafe_b64decode(payload + "==")) == claims, j
+            assert node_verifies(alg, j["jwk"], j["token"]), (alg, j)
+        # RFC 7638 thumbprint, computed here.
+        pub = vec["RS256"]["pub"]
+        want = b64url(hashlib.sha256(json.dumps({"e": pub["e"], "kty": "RSA", "n": pub["n"]},
+                                                separators=(",", ":")).encode()).digest())
+        st, j = post_json(srv.port, "/jose/thumbprint", pub)
+        assert j == {"thumbprint": want}, (j, want)
+
+
+def hs256(secret, header, claims):
+    si = b64url(json.dumps(header, separators=(",", ":")).encode()) + "." + \
+        b64url(json.dumps(claims, separators=(",", ":")).encode())
+    return si + "." + b64url(hmac.new(secret, si.encode(), hashlib.sha256).digest())
+
+
+@test
+def libs_hs256_jwts_jose_and_cloudflare_worker_jwt():
+    token = hs256(b"s3cret", {"alg": "HS256", "typ": "JWT"}, {"sub": "carol", "iat": 1700000000})
+    with Server(bundle("libs"), "--quiet") as srv:
+        st, j = post_json(srv.port, "/jose/hs256", {"secret": "s3cret", "sub": "x", "token": token})
+        assert st == 200 and j["signed"] == hs256(b"s3cret", {"alg": "HS256"}, {"sub": "x", "iat": 1700000000}), j
+        assert j["verified"] == {"sub": "carol", "iat": 1700000000}, j
+        assert j["decoded"] == {"sub": "x", "iat": 1700000000} and j["header"] == {"alg": "HS256"}, j
+        st, j = post_json(srv.port, "/jose/hs256", {"secret": "wrong", "sub": "x", "token": token})
+        assert j["verified"] == {"code": "ERR_JWS_SIGNATURE_VERIFICATION_FAILED"}, j
+        st, j = post_json(srv.port, "/cfjwt", {"secret": "s3cret", "token": token})
+        assert st == 200 and j == {"signed": hs256(b"s3cret", {"typ": "JWT", "alg": "HS256"},
+                                                   {"sub": "bob", "iat": 1700000000}),
+                                   "ok": True, "payload": {"sub": "carol", "iat": 1700000000}, "bad": False}, j
+
+
+@test
+def libs_jose_jwe_direct_encryption():
+    with open(VECTORS) as f:
+        vec = json.load(f)["jwe"]
+    with Server(bundle("libs"), "--quiet") as srv:
+        st, j = post_json(srv.port, "/jose/jwe", {"plaintext": "hello jwe", "token": vec["token"], "jwk": vec["jwk"]})
+        assert st == 200 and j == {
+            "A128GCM": ["hello jwe", 5], "A256GCM": ["hello jwe", 5],
+            "A128CBC-HS256": ["hello jwe", 5], "A256CBC-HS512": ["hello jwe", 5],
+            "external": {"plaintext": "from elsewhere", "header": {"alg": "dir", "enc": "A128CBC-HS256", "kid": "ext"}},
+        }, j
+
+
+@test
+def libs_zod_validates_request_json():
+    with Server(bundle("libs"), "--quiet") as srv:
+        st, j = post_json(srv.port, "/signup", {"email": "a@b.co", "age": 20, "name": "  Al "})
+        assert st == 201 and j == {"email": "a@b.co", "age": 20, "name": "Al", "tags": [], "plan": "free"}, (st, j)
+        st, j = post_json(srv.port, "/signup", {"email": "nope", "age": 12.5, "plan": "gold"})
+        assert st == 400 and j == {"issues": [{"path": "email", "code": "invalid_format"},
+                                              {"path": "age", "code": "invalid_type"},
+                                              {"path": "name", "code": "invalid_type"},
+                                              {"path": "plan", "code": "invalid_value"}]}, (st, j)
+
+
+@test
+def libs_ids_cookies_dates_markdown_serialization():
+    with Server(bundle("libs"), "--quiet") as srv:
+        st, _, b = http(srv.port, "GET", "/ids")
+        j = json.loads(b)
+        assert re.fullmatch(r"[A-Za-z0-9_-]{21}", j["nanoid"]) and re.fullmatch(r"[0-9a-f]{12}", j["hex"]), j
+        assert str(uuid.UUID(j["v4"])) == j["v4"] and uuid.UUID(j["v4"]).version == 4 and j["v4ok"] == 4, j
+        assert uuid.UUID(j["v7"]).version == 7 and j["v7ok"] == 7, j
+        # v7 starts with the Unix time in milliseconds.
+        assert abs(int(j["v7"].replace("-", "")[:12], 16) / 1000 - time.time()) < 60, j
+        assert j["v5"] == str(uuid.uuid5(uuid.NAMESPACE_DNS, "atoll.example")) and j["randomUUID"] == 36, j
+        st, h, b = http(srv.port, "GET", "/cookie", {"Cookie": "a=1; b=x%20y; c=\"q\""})
+        assert json.loads(b) == {"a": "1", "b": "x y", "c": "\"q\""}, b
+        assert [v for k, v in h if k == "set-cookie"] == [
+            "session=a%20b%3Bc; Max-Age=600; Path=/; HttpOnly; Secure; SameSite=Strict",
+            "seen=1; Expires=Wed, 02 Jan 2030 03:04:05 GMT"], h
+        st, _, b = http(srv.port, "GET", "/dates")
+        assert json.loads(b) == {"later": "2024-03-01T10:30:00Z", "formatted": "Friday 1 March 2024, 10:30",
+                                 "days": 309, "before": True, "offset": 0}, b
+        st, h, b = http(srv.port, "POST", "/markdown", {"Content-Type": "text/markdown"},
+                        b"# Hi\n\n*a* **b** `c` [l](https://x.example)\n\n- x\n- y\n\n```js\n1 < 2\n```\n")
+        assert hget(h, "content-type") == "text/html" and b == (
+            b'<h1>Hi</h1>\n<p><em>a</em> <strong>b</strong> <code>c</code> <a href="https://x.example">l</a></p>\n'
+            b'<ul>\n<li>x</li>\n<li>y</li>\n</ul>\n<pre><code class="language-js">1 &lt; 2\n</code></pre>\n'), b
+        st, _, b = http(srv.port, "GET", "/serialize")
+        j = json.loads(b)
+        assert j["superjson"]["json"] == {"when": "2024-01-02T03:04:05.000Z", "set": [1, 2], "map": [["k", "1"]],
+                                          "re": "/a+b/gi", "nothing": None, "url": "https://example.com/a?b=c"}, j
+        assert j["roundtrip"] == ["2024-01-02T03:04:05.000Z", [1, 2], "1", "/a+b/gi", True,
+                                  "https://example.com/a?b=c"], j
+        assert json.loads(j["devalue"])[1] == ["Date", "2024-01-02T03:04:05.000Z"], j
+        assert j["devalueBack"] == [1704164645000, [1, 2], "1", "bigint"], j
 
 
 if __name__ == "__main__":

@@ -104,6 +104,36 @@ test("RSASSA-PKCS1-v1_5: generate, sign, verify", async () => {
   eq(await crypto.subtle.verify("RSASSA-PKCS1-v1_5", kp.publicKey, sig, enc.encode("m")), true);
 });
 
+test("RSA-PSS: sign, verify, saltLength, JWK as PS256, and a signature made elsewhere", async () => {
+  const kp = await crypto.subtle.generateKey(
+    { name: "RSA-PSS", modulusLength: 1024, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" },
+    true, ["sign", "verify"]);
+  eq(kp.publicKey.algorithm.name, "RSA-PSS");
+  eq(kp.publicKey.algorithm.hash.name, "SHA-256");
+  const pss = { name: "RSA-PSS", saltLength: 32 };
+  const sig = await crypto.subtle.sign(pss, kp.privateKey, enc.encode("m"));
+  eq(sig.byteLength, 128);
+  eq(await crypto.subtle.verify(pss, kp.publicKey, sig, enc.encode("m")), true);
+  eq(await crypto.subtle.verify(pss, kp.publicKey, sig, enc.encode("n")), false);
+  eq(await crypto.subtle.verify({ name: "RSA-PSS", saltLength: 20 }, kp.publicKey, sig, enc.encode("m")), false);
+  // Salted: two signatures of one message differ.
+  assert(hex(sig) !== hex(await crypto.subtle.sign(pss, kp.privateKey, enc.encode("m"))));
+  eq((await rejects(crypto.subtle.sign("RSA-PSS", kp.privateKey, enc.encode("m")))).name, "TypeError");
+  const jwk = await crypto.subtle.exportKey("jwk", kp.publicKey);
+  eq(jwk.alg, "PS256");
+  // A PS256 JWS signed by Node.js (tests/apps/libs/vectors.json).
+  const pub = await crypto.subtle.importKey("jwk", { kty: "RSA", e: "AQAB",
+    n: "m9YdCYXvs6KfdkqVmwV-65n8_J8S9fhQ284tcTodqOgSACBmo6pGnmbzpg8ftsHS9spJH7U4pnjkjj4G35ddbJt5z0YiZeJIyKnwjF7dXaPhHTRUqyQCrWHLiEtopm1sVc2hI39GAUMO2OFzL6EOX9tTk99k267Qar1Ax-YvBY5RbE5qvzD0K4rA5GHIFVmWfT8PGR2Ns3t0WPQv8P51cv3VEY47I3mJkpoIkAwtTwV3ngCLMSzDo5cY1V9WVozQFecJ6pmhyifCKqOBKg4484nGaIvr3lcUcHXO22F3BmSglj_jROcGyuCSTM7hxjhr_58L4E6n53SBIliWFWpXjw" }, { name: "RSA-PSS", hash: "SHA-256" }, false, ["verify"]);
+  const b64u = (s) => Uint8Array.from(atob(s.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
+  const signed = enc.encode("eyJhbGciOiJQUzI1NiIsImtpZCI6ImstcHMyNTYifQ.c2lnbmVkIGVsc2V3aGVyZQ");
+  const theirs = b64u("FMEmY712-6VVUUS9-XDLcSmzEzw2bExUJq-B54anCz7Icj_ejcFDu-FakEKPKo0K7TVduvgBaK64YyvoPZ-MlJZhF7eizBL_SkLXQAkzM_gw3TwJmv0e1JL8N5JXB0X8bswgmgAUFnOiuOHs0ET8bpJN7kNnG7MLojAN-lmQ4PszYyf5blOn0yQx_4J-c8HwnvsV0TMJThWzmEuyXDmrW93FWPVyW1K4r21Xz1Itz2kKNk_jJhVvzklI8YbmhQm15gXrovRLk_pE6RQ0m9e86vNpuejeEECHPl6s-sEYz8qgW63EzdZcfTbQL9wM82RnFyKFgZaf4WRqfdh7pEpvKw");
+  eq(await crypto.subtle.verify(pss, pub, theirs, signed), true);
+  // The same modulus imported as an RSASSA-PKCS1-v1_5 key is not an RSA-PSS key.
+  const pkcs1 = await crypto.subtle.importKey("jwk", { kty: "RSA", e: jwk.e, n: jwk.n },
+    { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, false, ["verify"]);
+  eq((await rejects(crypto.subtle.verify(pss, pkcs1, sig, enc.encode("m")))).name, "InvalidAccessError");
+});
+
 test("PBKDF2 and HKDF deriveBits known answers", async () => {
   const pw = await crypto.subtle.importKey("raw", enc.encode("password"), "PBKDF2", false, ["deriveBits"]);
   const bits = await crypto.subtle.deriveBits({ name: "PBKDF2", salt: enc.encode("salt"), iterations: 1, hash: "SHA-1" }, pw, 160);

@@ -58,6 +58,20 @@ test("btoa and atob, forgiving base64", () => {
   eq(atob(""), "");
 });
 
+test("atob of a long binary string (bytes above 0x7f take two UTF-8 bytes inside)", () => {
+  // 256 bytes, all >= 0x80, as an RS256 signature mostly is: the decoder
+  // once bounded its output by the input's length and threw "out of memory".
+  let bin = "";
+  for (let i = 0; i < 256; i++) bin += String.fromCharCode(0x80 + (i % 128));
+  const b64 = btoa(bin);
+  eq(b64.length, 344);
+  eq(atob(b64), bin);
+  eq(atob(b64.replace(/=+$/, "")), bin);
+  const all = atob(btoa("\xff".repeat(3000)));
+  eq(all.length, 3000);
+  eq(all.charCodeAt(2999), 0xff);
+});
+
 test("btoa of non-latin1 and atob of bad input throw InvalidCharacterError", () => {
   eq(throws(() => btoa("\u0100")).name, "InvalidCharacterError");
   eq(throws(() => atob("a")).name, "InvalidCharacterError");

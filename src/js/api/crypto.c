@@ -163,7 +163,7 @@ static const struct {
     { "SHA-1", ALG_SHA1 }, { "SHA-256", ALG_SHA256 }, { "SHA-384", ALG_SHA384 },
     { "SHA-512", ALG_SHA512 }, { "HMAC", ALG_HMAC }, { "AES-GCM", ALG_AES_GCM },
     { "AES-CBC", ALG_AES_CBC }, { "ECDSA", ALG_ECDSA }, { "Ed25519", ALG_ED25519 },
-    { "RSASSA-PKCS1-v1_5", ALG_RSASSA }, { "PBKDF2", ALG_PBKDF2 }, { "HKDF", ALG_HKDF },
+    { "RSASSA-PKCS1-v1_5", ALG_RSASSA }, { "RSA-PSS", ALG_RSA_PSS }, { "PBKDF2", ALG_PBKDF2 }, { "HKDF", ALG_HKDF },
 };
 
 const char *crypto_alg_name(crypto_alg a)

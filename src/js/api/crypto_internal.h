@@ -44,7 +44,7 @@ JSValue crypto_uint8_array(JSContext *ctx, const uint8_t *p, size_t n);
 typedef enum {
     ALG_NONE, ALG_SHA1, ALG_SHA256, ALG_SHA384, ALG_SHA512,
     ALG_HMAC, ALG_AES_GCM, ALG_AES_CBC, ALG_ECDSA, ALG_ED25519, ALG_RSASSA,
-    ALG_PBKDF2, ALG_HKDF,
+    ALG_RSA_PSS, ALG_PBKDF2, ALG_HKDF,
 } crypto_alg;
 
 const char *crypto_alg_name(crypto_alg a);
@@ -71,7 +71,7 @@ typedef struct crypto_key {
     bool extractable;
     bool node;              /* Ed25519 imported as NODE-ED25519 (Workers' name) */
     unsigned usages;        /* USE_* */
-    crypto_alg hash;        /* HMAC, RSASSA */
+    crypto_alg hash;        /* HMAC, RSASSA, RSA-PSS */
     crypto_curve curve;     /* ECDSA */
     cbytes secret;          /* HMAC, AES, PBKDF2, HKDF; zeroed when freed */
     size_t hmac_bits;       /* HMAC length in bits (may be < 8 * secret.n) */
@@ -122,6 +122,7 @@ struct crypto_job {
     uint32_t iterations;    /* PBKDF2 */
     uint32_t bits, exponent; /* RSA key generation */
     crypto_alg hash;
+    crypto_alg key_alg;     /* RSA key generation: RSASSA or RSA-PSS */
     JSValue extra;          /* done's argument (deriveKey's algorithm) */
     bool extractable;
     unsigned usages;

@@ -180,6 +180,7 @@ static JSValue algorithm_object(JSContext *ctx, const crypto_key *k)
             set_val(ctx, o, "namedCurve", JS_NewString(ctx, "NODE-ED25519"));
         break;
     case ALG_RSASSA:
+    case ALG_RSA_PSS:
         set_val(ctx, o, "modulusLength", JS_NewInt32(ctx, EVP_PKEY_get_bits(k->pkey)));
         set_val(ctx, o, "publicExponent", rsa_exponent(ctx, k->pkey));
         set_val(ctx, o, "hash", hash_object(ctx, k->hash));
@@ -435,12 +436,15 @@ static const char *jwk_hash_suffix(crypto_alg h)
     }
 }
 
+/* JWK "alg" of an RSA key: RS256 for RSASSA-PKCS1-v1_5, PS256 for RSA-PSS. */
+static const char *rsa_jwk_prefix(crypto_alg a) { return a == ALG_RSA_PSS ? "PS" : "RS"; }
+
 /* --- algorithm parameters for import and generate --- */
 
 typedef struct key_params {
     crypto_alg alg;
     bool node;
-    crypto_alg hash;       /* HMAC, RSASSA */
+    crypto_alg hash;       /* HMAC, RSASSA, RSA-PSS */
     crypto_curve curve;    /* ECDSA */
     uint32_t length;       /* HMAC (0: absent), AES */
 } key_params;
@@ -477,6 +481,7 @@ static int read_params(JSContext *ctx, JSValueConst alg, key_params *p, bool gen
     switch (p->alg) {
     case ALG_HMAC:
     case ALG_RSASSA:
+    case ALG_RSA_PSS:
         p->hash = crypto_hash_of(ctx, alg, "hash");
         if (p->hash == ALG_NONE)
             return -1;
@@ -534,7 +539,8 @@ static unsigned allowed_usages(crypto_alg a, crypto_key_type t)
     case ALG_AES_CBC: return USE_ENCRYPT | USE_DECRYPT | USE_WRAP | USE_UNWRAP;
     case ALG_ECDSA:
     case ALG_ED25519:
-    case ALG_RSASSA: return t == KEY_PUBLIC ? USE_VERIFY : t == KEY_PRIVATE ? USE_SIGN : 0;
+    case ALG_RSASSA:
+    case ALG_RSA_PSS: return t == KEY_PUBLIC ? USE_VERIFY : t == KEY_PRIVATE ? USE_SIGN : 0;
     case ALG_PBKDF2:
     case ALG_HKDF: return USE_DERIVE_KEY | USE_DERIVE_BITS;
     default: return 0;
@@ -709,7 +715,8 @@ static bool pkey_matches(EVP_PKEY *pkey, const key_params *p)
                !strcmp(group, curve_group(p->curve));
     }
     case ALG_ED25519: return EVP_PKEY_get_base_id(pkey) == EVP_PKEY_ED25519;
-    case ALG_RSASSA: return EVP_PKEY_get_base_id(pkey) == EVP_PKEY_RSA;
+    case ALG_RSASSA:
+    case ALG_RSA_PSS: return EVP_PKEY_get_base_id(pkey) == EVP_PKEY_RSA;
     default: return false;
     }
 }
@@ -821,8 +828,9 @@ static JSValue import_jwk(JSContext *ctx, const key_params *p, JSValueConst jwk,
         pkey = NULL;
         goto done;
     }
-    case ALG_RSASSA: {
-        snprintf(alg, sizeof alg, "RS%s", jwk_hash_suffix(p->hash));
+    case ALG_RSASSA:
+    case ALG_RSA_PSS: {
+        snprintf(alg, sizeof alg, "%s%s", rsa_jwk_prefix(p->alg), jwk_hash_suffix(p->hash));
         if (jwk_check(ctx, jwk, "RSA", alg, "sig", extractable, usages) < 0)
             goto done;
         int has_d;
@@ -1016,7 +1024,8 @@ static JSValue export_jwk(JSContext *ctx, crypto_key *k)
         OPENSSL_cleanse(key, sizeof key);
         break;
     }
-    case ALG_RSASSA: {
+    case ALG_RSASSA:
+    case ALG_RSA_PSS: {
         static const char *const jwk_names[8] = { "n", "e", "d", "p", "q", "dp", "dq", "qi" };
         static const char *const names[8] = {
             OSSL_PKEY_PARAM_RSA_N, OSSL_PKEY_PARAM_RSA_E, OSSL_PKEY_PARAM_RSA_D,
@@ -1025,7 +1034,7 @@ static JSValue export_jwk(JSContext *ctx, crypto_key *k)
             OSSL_PKEY_PARAM_RSA_COEFFICIENT1,
         };
         rc |= set_str(ctx, o, "kty", "RSA");
-        snprintf(alg, sizeof alg, "RS%s", jwk_hash_suffix(k->hash));
+        snprintf(alg, sizeof alg, "%s%s", rsa_jwk_prefix(k->alg), jwk_hash_suffix(k->hash));
         rc |= set_str(ctx, o, "alg", alg);
         for (int i = 0; i < (k->type == KEY_PRIVATE ? 8 : 2) && rc >= 0; i++)
             rc |= set_val(ctx, o, jwk_names[i], bn_b64(ctx, k->pkey, names[i], 0));
@@ -1172,7 +1181,7 @@ static JSValue rsa_done(JSContext *ctx, crypto_job *job)
     ERR_clear_error();
     if (!pkey)
         return crypto_throw(ctx, CRYPTO_OPERATION, "generating the key failed");
-    key_params p = { .alg = ALG_RSASSA, .hash = job->hash };
+    key_params p = { .alg = job->key_alg, .hash = job->hash };
     return key_pair(ctx, &p, pkey, job->extractable, job->usages);
 }
 
@@ -1208,7 +1217,8 @@ JSValue crypto_generate_key(JSContext *ctx, JSValueConst alg, bool extractable, 
             return JS_EXCEPTION;
         pkey = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
         break;
-    case ALG_RSASSA: {
+    case ALG_RSASSA:
+    case ALG_RSA_PSS: {
         uint32_t bits;
         bool present;
         cbytes e = { 0 };
@@ -1243,6 +1253,7 @@ JSValue crypto_generate_key(JSContext *ctx, JSValueConst alg, bool extractable, 
         job->bits = bits;
         job->exponent = (uint32_t)exp;
         job->hash = p.hash;
+        job->key_alg = p.alg;
         job->extractable = extractable;
         job->usages = usages;
         return crypto_job_run(ctx, job);

@@ -521,7 +521,10 @@ JSValue jsapi_atob(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst
      * when the length is a multiple of 4. */
     char *in = js_malloc(ctx, n + 1);
     buf out;
-    buf_init(&out, n + 16);
+    /* At most 3 bytes per 4 characters, each byte up to 2 UTF-8 bytes: a
+     * bound of n alone failed as "out of memory" for any binary string
+     * past ~100 bytes (an RS256 signature, say). */
+    buf_init(&out, n / 2 * 3 + 16);
     JSValue r = JS_EXCEPTION;
     if (!in)
         goto done;

@@ -1,6 +1,6 @@
 /* crypto.subtle (W3C Web Cryptography API, as Cloudflare Workers offers
  * it) on OpenSSL 3: digest, sign/verify (HMAC, ECDSA, Ed25519,
- * RSASSA-PKCS1-v1_5), encrypt/decrypt (AES-GCM, AES-CBC),
+ * RSASSA-PKCS1-v1_5, RSA-PSS), encrypt/decrypt (AES-GCM, AES-CBC),
  * deriveBits/deriveKey (PBKDF2, HKDF), and the entry points of
  * importKey/exportKey/generateKey (their work is in crypto_key.c), and
  * Workers' timingSafeEqual (synchronous, as there).
@@ -22,6 +22,7 @@
 #include <openssl/err.h>
 #include <openssl/hmac.h>
 #include <openssl/kdf.h>
+#include <openssl/rsa.h>
 
 /* Workers refuses PBKDF2 above 100,000 iterations; so do we, and bound
  * the whole derivation so that no request can hold a pool thread long. */
@@ -202,6 +203,17 @@ static int sign_md(JSContext *ctx, JSValueConst alg, const crypto_key *k, const 
     return 0;
 }
 
+/* RSA-PSS on a signing context: MGF1 with the key's hash, and the
+ * algorithm's saltLength (WebCrypto fixes both; OpenSSL's defaults differ). */
+static int pss_params(EVP_PKEY_CTX *pctx, const EVP_MD *md, uint32_t salt)
+{
+    return EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1 &&
+                   EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md) == 1 &&
+                   EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, (int)salt) == 1
+               ? 0
+               : -1;
+}
+
 static JSValue sign_or_verify(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv,
                               int verify)
 {
@@ -215,7 +227,7 @@ static JSValue sign_or_verify(JSContext *ctx, JSValueConst this_val, int argc, J
     crypto_alg a = crypto_alg_of(ctx, argv[0], &node);
     if (a == ALG_NONE)
         goto done;
-    if (a != ALG_HMAC && a != ALG_ECDSA && a != ALG_ED25519 && a != ALG_RSASSA) {
+    if (a != ALG_HMAC && a != ALG_ECDSA && a != ALG_ED25519 && a != ALG_RSASSA && a != ALG_RSA_PSS) {
         crypto_throw(ctx, CRYPTO_NOT_SUPPORTED, "%s cannot %s", crypto_alg_name(a), op);
         goto done;
     }
@@ -229,6 +241,13 @@ static JSValue sign_or_verify(JSContext *ctx, JSValueConst this_val, int argc, J
     const EVP_MD *md;
     if (sign_md(ctx, argv[0], k, &md) < 0)
         goto done;
+    uint32_t salt = 0;
+    if (a == ALG_RSA_PSS && member_u32(ctx, argv[0], "saltLength", true, &salt) < 0)
+        goto done;
+    if (a == ALG_RSA_PSS && salt > (uint32_t)EVP_PKEY_get_size(k->pkey)) {
+        crypto_throw(ctx, CRYPTO_OPERATION, "saltLength is too large for the key");
+        goto done;
+    }
 
     if (a == ALG_HMAC) {
         uint8_t mac[EVP_MAX_MD_SIZE];
@@ -265,7 +284,9 @@ static JSValue sign_or_verify(JSContext *ctx, JSValueConst this_val, int argc, J
             s = der;
             slen = (size_t)dlen;
         }
-        if (EVP_DigestVerifyInit(mctx, NULL, md, NULL, k->pkey) != 1) {
+        EVP_PKEY_CTX *pctx = NULL;
+        if (EVP_DigestVerifyInit(mctx, &pctx, md, NULL, k->pkey) != 1 ||
+            (a == ALG_RSA_PSS && pss_params(pctx, md, salt) < 0)) {
             op_error(ctx, op);
             goto done;
         }
@@ -275,7 +296,9 @@ static JSValue sign_or_verify(JSContext *ctx, JSValueConst this_val, int argc, J
         goto done;
     }
     size_t len = 0;
-    if (EVP_DigestSignInit(mctx, NULL, md, NULL, k->pkey) != 1 ||
+    EVP_PKEY_CTX *pctx = NULL;
+    if (EVP_DigestSignInit(mctx, &pctx, md, NULL, k->pkey) != 1 ||
+        (a == ALG_RSA_PSS && pss_params(pctx, md, salt) < 0) ||
         EVP_DigestSign(mctx, NULL, &len, data.p, data.n) != 1) {
         op_error(ctx, op);
         goto done;
