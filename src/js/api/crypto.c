@@ -164,6 +164,8 @@ static const struct {
     { "SHA-512", ALG_SHA512 }, { "HMAC", ALG_HMAC }, { "AES-GCM", ALG_AES_GCM },
     { "AES-CBC", ALG_AES_CBC }, { "ECDSA", ALG_ECDSA }, { "Ed25519", ALG_ED25519 },
     { "RSASSA-PKCS1-v1_5", ALG_RSASSA }, { "RSA-PSS", ALG_RSA_PSS }, { "PBKDF2", ALG_PBKDF2 }, { "HKDF", ALG_HKDF },
+    { "AES-CTR", ALG_AES_CTR }, { "AES-KW", ALG_AES_KW }, { "RSA-OAEP", ALG_RSA_OAEP },
+    { "ECDH", ALG_ECDH }, { "X25519", ALG_X25519 },
 };
 
 const char *crypto_alg_name(crypto_alg a)

@@ -44,8 +44,19 @@ JSValue crypto_uint8_array(JSContext *ctx, const uint8_t *p, size_t n);
 typedef enum {
     ALG_NONE, ALG_SHA1, ALG_SHA256, ALG_SHA384, ALG_SHA512,
     ALG_HMAC, ALG_AES_GCM, ALG_AES_CBC, ALG_ECDSA, ALG_ED25519, ALG_RSASSA,
-    ALG_RSA_PSS, ALG_PBKDF2, ALG_HKDF,
+    ALG_RSA_PSS, ALG_PBKDF2, ALG_HKDF, ALG_AES_CTR, ALG_AES_KW, ALG_RSA_OAEP, ALG_ECDH,
+    ALG_X25519,
 } crypto_alg;
+
+/* AES keys of every mode: the same bytes and formats, other operations. */
+static inline bool crypto_alg_is_aes(crypto_alg a)
+{
+    return a == ALG_AES_GCM || a == ALG_AES_CBC || a == ALG_AES_CTR || a == ALG_AES_KW;
+}
+static inline bool crypto_alg_is_rsa(crypto_alg a)
+{
+    return a == ALG_RSASSA || a == ALG_RSA_PSS || a == ALG_RSA_OAEP;
+}
 
 const char *crypto_alg_name(crypto_alg a);
 /* The algorithm named by `v` (a string, or an object's `name`), matched
@@ -71,11 +82,11 @@ typedef struct crypto_key {
     bool extractable;
     bool node;              /* Ed25519 imported as NODE-ED25519 (Workers' name) */
     unsigned usages;        /* USE_* */
-    crypto_alg hash;        /* HMAC, RSASSA, RSA-PSS */
-    crypto_curve curve;     /* ECDSA */
+    crypto_alg hash;        /* HMAC, RSASSA, RSA-PSS, RSA-OAEP */
+    crypto_curve curve;     /* ECDSA, ECDH */
     cbytes secret;          /* HMAC, AES, PBKDF2, HKDF; zeroed when freed */
     size_t hmac_bits;       /* HMAC length in bits (may be < 8 * secret.n) */
-    EVP_PKEY *pkey;         /* ECDSA, Ed25519, RSA */
+    EVP_PKEY *pkey;         /* ECDSA, ECDH, Ed25519, X25519, RSA */
     JSValue algorithm;      /* cached key.algorithm / key.usages objects */
     JSValue usages_obj;
 } crypto_key;
@@ -122,7 +133,7 @@ struct crypto_job {
     uint32_t iterations;    /* PBKDF2 */
     uint32_t bits, exponent; /* RSA key generation */
     crypto_alg hash;
-    crypto_alg key_alg;     /* RSA key generation: RSASSA or RSA-PSS */
+    crypto_alg key_alg;     /* RSA key generation: RSASSA, RSA-PSS or RSA-OAEP */
     JSValue extra;          /* done's argument (deriveKey's algorithm) */
     bool extractable;
     unsigned usages;

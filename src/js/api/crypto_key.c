@@ -170,9 +170,12 @@ static JSValue algorithm_object(JSContext *ctx, const crypto_key *k)
         break;
     case ALG_AES_GCM:
     case ALG_AES_CBC:
+    case ALG_AES_CTR:
+    case ALG_AES_KW:
         set_val(ctx, o, "length", JS_NewInt64(ctx, (int64_t)k->secret.n * 8));
         break;
     case ALG_ECDSA:
+    case ALG_ECDH:
         set_val(ctx, o, "namedCurve", JS_NewString(ctx, curve_name(k->curve)));
         break;
     case ALG_ED25519:
@@ -181,6 +184,7 @@ static JSValue algorithm_object(JSContext *ctx, const crypto_key *k)
         break;
     case ALG_RSASSA:
     case ALG_RSA_PSS:
+    case ALG_RSA_OAEP:
         set_val(ctx, o, "modulusLength", JS_NewInt32(ctx, EVP_PKEY_get_bits(k->pkey)));
         set_val(ctx, o, "publicExponent", rsa_exponent(ctx, k->pkey));
         set_val(ctx, o, "hash", hash_object(ctx, k->hash));
@@ -436,8 +440,24 @@ static const char *jwk_hash_suffix(crypto_alg h)
     }
 }
 
-/* JWK "alg" of an RSA key: RS256 for RSASSA-PKCS1-v1_5, PS256 for RSA-PSS. */
-static const char *rsa_jwk_prefix(crypto_alg a) { return a == ALG_RSA_PSS ? "PS" : "RS"; }
+/* JWK "alg" of an RSA key (RFC 7518): RS256 for RSASSA-PKCS1-v1_5,
+ * PS256 for RSA-PSS, RSA-OAEP (SHA-1) or RSA-OAEP-256 for RSA-OAEP. */
+static void rsa_jwk_alg(char *buf, size_t n, crypto_alg a, crypto_alg hash)
+{
+    if (a == ALG_RSA_OAEP && hash == ALG_SHA1)
+        snprintf(buf, n, "RSA-OAEP");
+    else if (a == ALG_RSA_OAEP)
+        snprintf(buf, n, "RSA-OAEP-%s", jwk_hash_suffix(hash));
+    else
+        snprintf(buf, n, "%s%s", a == ALG_RSA_PSS ? "PS" : "RS", jwk_hash_suffix(hash));
+}
+
+/* JWK "alg" of an AES key: A128GCM, A256CBC, A192CTR, A128KW … */
+static void aes_jwk_alg(char *buf, size_t n, crypto_alg a, size_t key_len)
+{
+    snprintf(buf, n, "A%zu%s", key_len * 8,
+             a == ALG_AES_GCM ? "GCM" : a == ALG_AES_CBC ? "CBC" : a == ALG_AES_CTR ? "CTR" : "KW");
+}
 
 /* --- algorithm parameters for import and generate --- */
 
@@ -482,6 +502,7 @@ static int read_params(JSContext *ctx, JSValueConst alg, key_params *p, bool gen
     case ALG_HMAC:
     case ALG_RSASSA:
     case ALG_RSA_PSS:
+    case ALG_RSA_OAEP:
         p->hash = crypto_hash_of(ctx, alg, "hash");
         if (p->hash == ALG_NONE)
             return -1;
@@ -494,6 +515,8 @@ static int read_params(JSContext *ctx, JSValueConst alg, key_params *p, bool gen
         return 0;
     case ALG_AES_GCM:
     case ALG_AES_CBC:
+    case ALG_AES_CTR:
+    case ALG_AES_KW:
         if (!generate)
             return 0;
         if (read_u32(ctx, alg, "length", &p->length, &present) < 0)
@@ -507,7 +530,8 @@ static int read_params(JSContext *ctx, JSValueConst alg, key_params *p, bool gen
             return -1;
         }
         return 0;
-    case ALG_ECDSA: {
+    case ALG_ECDSA:
+    case ALG_ECDH: {
         JSValue v = JS_IsObject(alg) ? JS_GetPropertyStr(ctx, alg, "namedCurve") : JS_UNDEFINED;
         if (JS_IsException(v))
             return -1;
@@ -536,7 +560,14 @@ static unsigned allowed_usages(crypto_alg a, crypto_key_type t)
     switch (a) {
     case ALG_HMAC: return USE_SIGN | USE_VERIFY;
     case ALG_AES_GCM:
-    case ALG_AES_CBC: return USE_ENCRYPT | USE_DECRYPT | USE_WRAP | USE_UNWRAP;
+    case ALG_AES_CBC:
+    case ALG_AES_CTR: return USE_ENCRYPT | USE_DECRYPT | USE_WRAP | USE_UNWRAP;
+    case ALG_AES_KW: return USE_WRAP | USE_UNWRAP;
+    case ALG_RSA_OAEP:
+        return t == KEY_PUBLIC ? USE_ENCRYPT | USE_WRAP : t == KEY_PRIVATE ? USE_DECRYPT | USE_UNWRAP : 0;
+    /* The public half of a key agreement has no usages (WebCrypto). */
+    case ALG_ECDH:
+    case ALG_X25519: return t == KEY_PRIVATE ? USE_DERIVE_KEY | USE_DERIVE_BITS : 0;
     case ALG_ECDSA:
     case ALG_ED25519:
     case ALG_RSASSA:
@@ -584,7 +615,7 @@ static JSValue secret_key(JSContext *ctx, const key_params *p, cbytes *bytes, bo
                           unsigned usages)
 {
     crypto_key *k = NULL;
-    if (p->alg == ALG_AES_GCM || p->alg == ALG_AES_CBC) {
+    if (crypto_alg_is_aes(p->alg)) {
         if (bytes->n != 16 && bytes->n != 24 && bytes->n != 32) {
             crypto_throw(ctx, CRYPTO_DATA, "an AES key is 16, 24 or 32 bytes, not %zu", bytes->n);
             goto fail;
@@ -629,8 +660,7 @@ JSValue crypto_import_secret(JSContext *ctx, cbytes *bytes, JSValueConst alg, bo
         crypto_bytes_free(JS_GetRuntime(ctx), bytes);
         return JS_EXCEPTION;
     }
-    if (p.alg != ALG_HMAC && p.alg != ALG_AES_GCM && p.alg != ALG_AES_CBC && p.alg != ALG_PBKDF2 &&
-        p.alg != ALG_HKDF) {
+    if (p.alg != ALG_HMAC && !crypto_alg_is_aes(p.alg) && p.alg != ALG_PBKDF2 && p.alg != ALG_HKDF) {
         crypto_bytes_free(JS_GetRuntime(ctx), bytes);
         return crypto_throw(ctx, CRYPTO_NOT_SUPPORTED, "%s keys cannot be derived",
                             crypto_alg_name(p.alg));
@@ -648,7 +678,7 @@ int64_t crypto_derived_key_bits(JSContext *ctx, JSValueConst alg)
         return -1;
     if (a == ALG_HMAC)
         gen = false; /* a missing length is allowed */
-    if (a != ALG_HMAC && a != ALG_AES_GCM && a != ALG_AES_CBC) {
+    if (a != ALG_HMAC && !crypto_alg_is_aes(a)) {
         crypto_throw(ctx, CRYPTO_NOT_SUPPORTED, "cannot derive a %s key", crypto_alg_name(a));
         return -1;
     }
@@ -706,7 +736,8 @@ static EVP_PKEY *ec_from_point(crypto_curve c, const uint8_t *point, size_t n, c
 static bool pkey_matches(EVP_PKEY *pkey, const key_params *p)
 {
     switch (p->alg) {
-    case ALG_ECDSA: {
+    case ALG_ECDSA:
+    case ALG_ECDH: {
         char group[32];
         size_t len;
         return EVP_PKEY_get_base_id(pkey) == EVP_PKEY_EC &&
@@ -715,8 +746,10 @@ static bool pkey_matches(EVP_PKEY *pkey, const key_params *p)
                !strcmp(group, curve_group(p->curve));
     }
     case ALG_ED25519: return EVP_PKEY_get_base_id(pkey) == EVP_PKEY_ED25519;
+    case ALG_X25519: return EVP_PKEY_get_base_id(pkey) == EVP_PKEY_X25519;
     case ALG_RSASSA:
-    case ALG_RSA_PSS: return EVP_PKEY_get_base_id(pkey) == EVP_PKEY_RSA;
+    case ALG_RSA_PSS:
+    case ALG_RSA_OAEP: return EVP_PKEY_get_base_id(pkey) == EVP_PKEY_RSA;
     default: return false;
     }
 }
@@ -752,22 +785,26 @@ static JSValue import_jwk(JSContext *ctx, const key_params *p, JSValueConst jwk,
     switch (p->alg) {
     case ALG_HMAC:
     case ALG_AES_GCM:
-    case ALG_AES_CBC: {
+    case ALG_AES_CBC:
+    case ALG_AES_CTR:
+    case ALG_AES_KW: {
         if (jwk_bytes(ctx, jwk, "k", true, 0, &a) < 0)
             goto done;
         if (p->alg == ALG_HMAC)
             snprintf(alg, sizeof alg, "HS%s", jwk_hash_suffix(p->hash));
         else
-            snprintf(alg, sizeof alg, "A%zu%s", a.n * 8, p->alg == ALG_AES_GCM ? "GCM" : "CBC");
+            aes_jwk_alg(alg, sizeof alg, p->alg, a.n);
         if (jwk_check(ctx, jwk, "oct", alg, p->alg == ALG_HMAC ? "sig" : "enc", extractable,
                       usages) < 0)
             goto done;
         return secret_key(ctx, p, &a, extractable, usages);
     }
-    case ALG_ECDSA: {
+    case ALG_ECDSA:
+    case ALG_ECDH: {
         size_t n = curve_len(p->curve);
         char *crv = NULL;
-        if (jwk_check(ctx, jwk, "EC", NULL, "sig", extractable, usages) < 0 ||
+        if (jwk_check(ctx, jwk, "EC", NULL, p->alg == ALG_ECDH ? "enc" : "sig", extractable,
+                      usages) < 0 ||
             jwk_str(ctx, jwk, "crv", &crv, NULL) < 0)
             goto done;
         bool crv_ok = crv && !strcmp(crv, curve_name(p->curve));
@@ -793,15 +830,20 @@ static JSValue import_jwk(JSContext *ctx, const key_params *p, JSValueConst jwk,
         pkey = NULL;
         goto done;
     }
-    case ALG_ED25519: {
+    case ALG_ED25519:
+    case ALG_X25519: {
+        /* RFC 8037: both are OKP keys, told apart by crv. */
+        bool x = p->alg == ALG_X25519;
+        const char *want = x ? "X25519" : "Ed25519";
+        int id = x ? EVP_PKEY_X25519 : EVP_PKEY_ED25519;
         char *crv = NULL;
-        if (jwk_check(ctx, jwk, "OKP", NULL, "sig", extractable, usages) < 0 ||
+        if (jwk_check(ctx, jwk, "OKP", NULL, x ? "enc" : "sig", extractable, usages) < 0 ||
             jwk_str(ctx, jwk, "crv", &crv, NULL) < 0)
             goto done;
-        bool crv_ok = crv && !strcmp(crv, "Ed25519");
+        bool crv_ok = crv && !strcmp(crv, want);
         js_free(ctx, crv);
         if (!crv_ok) {
-            crypto_throw(ctx, CRYPTO_DATA, "the JWK's crv must be \"Ed25519\"");
+            crypto_throw(ctx, CRYPTO_DATA, "the JWK's crv must be \"%s\"", want);
             goto done;
         }
         int has_d;
@@ -809,7 +851,7 @@ static JSValue import_jwk(JSContext *ctx, const key_params *p, JSValueConst jwk,
             (has_d = jwk_bytes(ctx, jwk, "d", false, 32, &d)) < 0)
             goto done;
         if (has_d == 0) {
-            pkey = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, d.p, d.n);
+            pkey = EVP_PKEY_new_raw_private_key(id, NULL, d.p, d.n);
             uint8_t pub[32];
             size_t len = sizeof pub;
             if (!pkey || EVP_PKEY_get_raw_public_key(pkey, pub, &len) != 1 ||
@@ -818,10 +860,10 @@ static JSValue import_jwk(JSContext *ctx, const key_params *p, JSValueConst jwk,
                 goto done;
             }
         } else {
-            pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, a.p, a.n);
+            pkey = EVP_PKEY_new_raw_public_key(id, NULL, a.p, a.n);
         }
         if (!pkey) {
-            crypto_throw(ctx, CRYPTO_DATA, "the JWK is not a valid Ed25519 key");
+            crypto_throw(ctx, CRYPTO_DATA, "the JWK is not a valid %s key", want);
             goto done;
         }
         v = pkey_key(ctx, p, pkey, has_d == 0 ? KEY_PRIVATE : KEY_PUBLIC, extractable, usages);
@@ -829,9 +871,11 @@ static JSValue import_jwk(JSContext *ctx, const key_params *p, JSValueConst jwk,
         goto done;
     }
     case ALG_RSASSA:
-    case ALG_RSA_PSS: {
-        snprintf(alg, sizeof alg, "%s%s", rsa_jwk_prefix(p->alg), jwk_hash_suffix(p->hash));
-        if (jwk_check(ctx, jwk, "RSA", alg, "sig", extractable, usages) < 0)
+    case ALG_RSA_PSS:
+    case ALG_RSA_OAEP: {
+        rsa_jwk_alg(alg, sizeof alg, p->alg, p->hash);
+        if (jwk_check(ctx, jwk, "RSA", alg, p->alg == ALG_RSA_OAEP ? "enc" : "sig", extractable,
+                      usages) < 0)
             goto done;
         int has_d;
         if (jwk_bytes(ctx, jwk, "n", true, 0, &a) < 0 || jwk_bytes(ctx, jwk, "e", true, 0, &b) < 0 ||
@@ -910,8 +954,8 @@ JSValue crypto_import_key(JSContext *ctx, const char *format, JSValueConst data,
     cbytes b;
     if (crypto_bytes(ctx, data, &b, "keyData") < 0)
         return JS_EXCEPTION;
-    bool secret = p.alg == ALG_HMAC || p.alg == ALG_AES_GCM || p.alg == ALG_AES_CBC ||
-                  p.alg == ALG_PBKDF2 || p.alg == ALG_HKDF;
+    bool secret = p.alg == ALG_HMAC || crypto_alg_is_aes(p.alg) || p.alg == ALG_PBKDF2 ||
+                  p.alg == ALG_HKDF;
     if (secret) {
         if (!raw) {
             crypto_bytes_free(JS_GetRuntime(ctx), &b);
@@ -922,11 +966,12 @@ JSValue crypto_import_key(JSContext *ctx, const char *format, JSValueConst data,
     }
     EVP_PKEY *pkey = NULL;
     crypto_key_type t = pkcs8 ? KEY_PRIVATE : KEY_PUBLIC;
-    if (raw && p.alg == ALG_ECDSA) {
+    if (raw && (p.alg == ALG_ECDSA || p.alg == ALG_ECDH)) {
         pkey = ec_from_point(p.curve, b.p, b.n, NULL);
-    } else if (raw && p.alg == ALG_ED25519) {
+    } else if (raw && (p.alg == ALG_ED25519 || p.alg == ALG_X25519)) {
         if (b.n == 32)
-            pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, b.p, b.n);
+            pkey = EVP_PKEY_new_raw_public_key(
+                p.alg == ALG_X25519 ? EVP_PKEY_X25519 : EVP_PKEY_ED25519, NULL, b.p, b.n);
     } else if (raw) {
         crypto_bytes_free(JS_GetRuntime(ctx), &b);
         return crypto_throw(ctx, CRYPTO_NOT_SUPPORTED, "%s keys cannot be imported as raw",
@@ -987,15 +1032,18 @@ static JSValue export_jwk(JSContext *ctx, crypto_key *k)
     case ALG_HMAC:
     case ALG_AES_GCM:
     case ALG_AES_CBC:
+    case ALG_AES_CTR:
+    case ALG_AES_KW:
         rc |= set_str(ctx, o, "kty", "oct");
         rc |= set_val(ctx, o, "k", b64url_string(ctx, k->secret.p, k->secret.n));
         if (k->alg == ALG_HMAC)
             snprintf(alg, sizeof alg, "HS%s", jwk_hash_suffix(k->hash));
         else
-            snprintf(alg, sizeof alg, "A%zu%s", k->secret.n * 8, k->alg == ALG_AES_GCM ? "GCM" : "CBC");
+            aes_jwk_alg(alg, sizeof alg, k->alg, k->secret.n);
         rc |= set_str(ctx, o, "alg", alg);
         break;
-    case ALG_ECDSA: {
+    case ALG_ECDSA:
+    case ALG_ECDH: {
         size_t n = curve_len(k->curve);
         rc |= set_str(ctx, o, "kty", "EC");
         rc |= set_str(ctx, o, "crv", curve_name(k->curve));
@@ -1005,11 +1053,12 @@ static JSValue export_jwk(JSContext *ctx, crypto_key *k)
             rc |= set_val(ctx, o, "d", bn_b64(ctx, k->pkey, OSSL_PKEY_PARAM_PRIV_KEY, n));
         break;
     }
-    case ALG_ED25519: {
+    case ALG_ED25519:
+    case ALG_X25519: {
         uint8_t key[32];
         size_t len = sizeof key;
         rc |= set_str(ctx, o, "kty", "OKP");
-        rc |= set_str(ctx, o, "crv", "Ed25519");
+        rc |= set_str(ctx, o, "crv", k->alg == ALG_X25519 ? "X25519" : "Ed25519");
         if (EVP_PKEY_get_raw_public_key(k->pkey, key, &len) != 1)
             rc = -1;
         else
@@ -1025,7 +1074,8 @@ static JSValue export_jwk(JSContext *ctx, crypto_key *k)
         break;
     }
     case ALG_RSASSA:
-    case ALG_RSA_PSS: {
+    case ALG_RSA_PSS:
+    case ALG_RSA_OAEP: {
         static const char *const jwk_names[8] = { "n", "e", "d", "p", "q", "dp", "dq", "qi" };
         static const char *const names[8] = {
             OSSL_PKEY_PARAM_RSA_N, OSSL_PKEY_PARAM_RSA_E, OSSL_PKEY_PARAM_RSA_D,
@@ -1034,7 +1084,7 @@ static JSValue export_jwk(JSContext *ctx, crypto_key *k)
             OSSL_PKEY_PARAM_RSA_COEFFICIENT1,
         };
         rc |= set_str(ctx, o, "kty", "RSA");
-        snprintf(alg, sizeof alg, "%s%s", rsa_jwk_prefix(k->alg), jwk_hash_suffix(k->hash));
+        rsa_jwk_alg(alg, sizeof alg, k->alg, k->hash);
         rc |= set_str(ctx, o, "alg", alg);
         for (int i = 0; i < (k->type == KEY_PRIVATE ? 8 : 2) && rc >= 0; i++)
             rc |= set_val(ctx, o, jwk_names[i], bn_b64(ctx, k->pkey, names[i], 0));
@@ -1070,13 +1120,13 @@ JSValue crypto_export_key(JSContext *ctx, const char *format, crypto_key *k)
     }
     unsigned char *der = NULL;
     int len = -1;
-    if (raw && k->type == KEY_PUBLIC && k->alg == ALG_ECDSA) {
+    if (raw && k->type == KEY_PUBLIC && (k->alg == ALG_ECDSA || k->alg == ALG_ECDH)) {
         size_t n = 0;
         if (EVP_PKEY_get_octet_string_param(k->pkey, OSSL_PKEY_PARAM_PUB_KEY, NULL, 0, &n) == 1 &&
             (der = OPENSSL_malloc(n)) &&
             EVP_PKEY_get_octet_string_param(k->pkey, OSSL_PKEY_PARAM_PUB_KEY, der, n, &n) == 1)
             len = (int)n;
-    } else if (raw && k->type == KEY_PUBLIC && k->alg == ALG_ED25519) {
+    } else if (raw && k->type == KEY_PUBLIC && (k->alg == ALG_ED25519 || k->alg == ALG_X25519)) {
         size_t n = 32;
         if ((der = OPENSSL_malloc(n)) && EVP_PKEY_get_raw_public_key(k->pkey, der, &n) == 1)
             len = (int)n;
@@ -1102,12 +1152,14 @@ JSValue crypto_export_key(JSContext *ctx, const char *format, crypto_key *k)
 
 /* --- generate --- */
 
-/* Checked before generating: a pair signs and verifies, nothing else. */
+/* Checked before generating: each usage belongs to one half of the pair
+ * (sign/verify, decrypt/encrypt, derive: private only), and the private
+ * half gets at least one (WebCrypto's SyntaxError otherwise). */
 static int pair_usages(JSContext *ctx, const key_params *p, unsigned usages)
 {
-    if (check_usages(ctx, p->alg, KEY_PRIVATE, usages & USE_SIGN) < 0)
+    if (check_usages(ctx, p->alg, KEY_PRIVATE, usages & allowed_usages(p->alg, KEY_PRIVATE)) < 0)
         return -1;
-    if (usages & ~(USE_SIGN | USE_VERIFY)) {
+    if (usages & ~(allowed_usages(p->alg, KEY_PRIVATE) | allowed_usages(p->alg, KEY_PUBLIC))) {
         crypto_throw(ctx, CRYPTO_SYNTAX, "usages not allowed for a %s key pair",
                      crypto_alg_name(p->alg));
         return -1;
@@ -1124,8 +1176,9 @@ static JSValue key_pair(JSContext *ctx, const key_params *p, EVP_PKEY *pkey, boo
         return crypto_throw(ctx, CRYPTO_OPERATION, "generating the key failed");
     }
     /* The public key is always extractable (WebCrypto). */
-    JSValue pub = pkey_key(ctx, p, pkey, KEY_PUBLIC, true, usages & USE_VERIFY);
-    JSValue priv = pkey_key(ctx, p, pkey, KEY_PRIVATE, extractable, usages & USE_SIGN);
+    JSValue pub = pkey_key(ctx, p, pkey, KEY_PUBLIC, true, usages & allowed_usages(p->alg, KEY_PUBLIC));
+    JSValue priv = pkey_key(ctx, p, pkey, KEY_PRIVATE, extractable,
+                            usages & allowed_usages(p->alg, KEY_PRIVATE));
     if (JS_IsException(pub) || JS_IsException(priv)) {
         JS_FreeValue(ctx, pub);
         JS_FreeValue(ctx, priv);
@@ -1194,7 +1247,9 @@ JSValue crypto_generate_key(JSContext *ctx, JSValueConst alg, bool extractable, 
     switch (p.alg) {
     case ALG_HMAC:
     case ALG_AES_GCM:
-    case ALG_AES_CBC: {
+    case ALG_AES_CBC:
+    case ALG_AES_CTR:
+    case ALG_AES_KW: {
         size_t bits = p.length ? p.length : (size_t)EVP_MD_get_block_size(crypto_md(p.hash)) * 8;
         if (bits > 8192)
             return crypto_throw(ctx, CRYPTO_OPERATION, "the key length is too large");
@@ -1208,17 +1263,20 @@ JSValue crypto_generate_key(JSContext *ctx, JSValueConst alg, bool extractable, 
         return secret_key(ctx, &p, &b, extractable, usages);
     }
     case ALG_ECDSA:
+    case ALG_ECDH:
         if (pair_usages(ctx, &p, usages) < 0)
             return JS_EXCEPTION;
         pkey = EVP_EC_gen(curve_group(p.curve));
         break;
     case ALG_ED25519:
+    case ALG_X25519:
         if (pair_usages(ctx, &p, usages) < 0)
             return JS_EXCEPTION;
-        pkey = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+        pkey = EVP_PKEY_Q_keygen(NULL, NULL, p.alg == ALG_X25519 ? "X25519" : "ED25519");
         break;
     case ALG_RSASSA:
-    case ALG_RSA_PSS: {
+    case ALG_RSA_PSS:
+    case ALG_RSA_OAEP: {
         uint32_t bits;
         bool present;
         cbytes e = { 0 };

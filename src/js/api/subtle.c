@@ -1,7 +1,8 @@
 /* crypto.subtle (W3C Web Cryptography API, as Cloudflare Workers offers
  * it) on OpenSSL 3: digest, sign/verify (HMAC, ECDSA, Ed25519,
- * RSASSA-PKCS1-v1_5, RSA-PSS), encrypt/decrypt (AES-GCM, AES-CBC),
- * deriveBits/deriveKey (PBKDF2, HKDF), and the entry points of
+ * RSASSA-PKCS1-v1_5, RSA-PSS), encrypt/decrypt (AES-GCM, AES-CBC,
+ * AES-CTR, RSA-OAEP), wrapKey/unwrapKey (those and AES-KW),
+ * deriveBits/deriveKey (PBKDF2, HKDF, ECDH, X25519), and the entry points of
  * importKey/exportKey/generateKey (their work is in crypto_key.c), and
  * Workers' timingSafeEqual (synchronous, as there).
  *
@@ -328,46 +329,36 @@ done:
     return to_promise(ctx, v);
 }
 
-/* --- encrypt and decrypt --- */
+/* --- encrypt, decrypt, wrapKey and unwrapKey --- */
 
 static const EVP_CIPHER *aes_cipher(crypto_alg a, size_t key_len)
 {
-    switch (key_len) {
-    case 16: return a == ALG_AES_GCM ? EVP_aes_128_gcm() : EVP_aes_128_cbc();
-    case 24: return a == ALG_AES_GCM ? EVP_aes_192_gcm() : EVP_aes_192_cbc();
-    case 32: return a == ALG_AES_GCM ? EVP_aes_256_gcm() : EVP_aes_256_cbc();
+    int i = key_len == 16 ? 0 : key_len == 24 ? 1 : key_len == 32 ? 2 : -1;
+    if (i < 0)
+        return NULL;
+    switch (a) {
+    case ALG_AES_GCM: return (const EVP_CIPHER *[]){ EVP_aes_128_gcm(), EVP_aes_192_gcm(), EVP_aes_256_gcm() }[i];
+    case ALG_AES_CBC: return (const EVP_CIPHER *[]){ EVP_aes_128_cbc(), EVP_aes_192_cbc(), EVP_aes_256_cbc() }[i];
+    case ALG_AES_CTR: return (const EVP_CIPHER *[]){ EVP_aes_128_ctr(), EVP_aes_192_ctr(), EVP_aes_256_ctr() }[i];
+    case ALG_AES_KW: return (const EVP_CIPHER *[]){ EVP_aes_128_wrap(), EVP_aes_192_wrap(), EVP_aes_256_wrap() }[i];
     default: return NULL;
     }
 }
 
-static JSValue encrypt_or_decrypt(JSContext *ctx, JSValueConst this_val, int argc,
-                                  JSValueConst *argv, int decrypt)
+static JSValue aes_gcm_cbc(JSContext *ctx, crypto_alg a, crypto_key *k, JSValueConst alg,
+                           const cbytes *data, bool decrypt, const char *op)
 {
-    const char *op = decrypt ? "decrypt" : "encrypt";
     JSValue v = JS_EXCEPTION;
-    cbytes data = { 0 }, iv = { 0 }, aad = { 0 };
+    cbytes iv = { 0 }, aad = { 0 };
     EVP_CIPHER_CTX *cctx = NULL;
     uint8_t *out = NULL;
     size_t out_cap = 0;
-    bool node;
-    crypto_alg a = crypto_alg_of(ctx, argv[0], &node);
-    if (a == ALG_NONE)
-        goto done;
-    if (a != ALG_AES_GCM && a != ALG_AES_CBC) {
-        crypto_throw(ctx, CRYPTO_NOT_SUPPORTED, "%s cannot %s", crypto_alg_name(a), op);
-        goto done;
-    }
-    crypto_key *k = key_for(ctx, argv[1], a, decrypt ? USE_DECRYPT : USE_ENCRYPT, op);
-    if (!k)
-        goto done;
-    if (crypto_bytes(ctx, argv[2], &data, "data") < 0)
-        goto done;
-    if (member_bytes(ctx, argv[0], "iv", true, &iv) < 0)
+    if (member_bytes(ctx, alg, "iv", true, &iv) < 0)
         goto done;
     uint32_t tag_bits = 128;
     if (a == ALG_AES_GCM) {
-        if (member_bytes(ctx, argv[0], "additionalData", false, &aad) < 0 ||
-            member_u32(ctx, argv[0], "tagLength", false, &tag_bits) < 0)
+        if (member_bytes(ctx, alg, "additionalData", false, &aad) < 0 ||
+            member_u32(ctx, alg, "tagLength", false, &tag_bits) < 0)
             goto done;
         if (tag_bits != 32 && tag_bits != 64 && (tag_bits < 96 || tag_bits > 128 || tag_bits % 8)) {
             crypto_throw(ctx, CRYPTO_OPERATION, "AES-GCM tagLength %u is not allowed", tag_bits);
@@ -382,15 +373,15 @@ static JSValue encrypt_or_decrypt(JSContext *ctx, JSValueConst this_val, int arg
         goto done;
     }
     size_t tag_len = tag_bits / 8;
-    if (data.n > INT_MAX - 64 || aad.n > INT_MAX) {
+    if (data->n > INT_MAX - 64 || aad.n > INT_MAX) {
         crypto_throw(ctx, CRYPTO_OPERATION, "%s: the data is too large", op);
         goto done;
     }
-    if (a == ALG_AES_GCM && decrypt && data.n < tag_len) {
+    if (a == ALG_AES_GCM && decrypt && data->n < tag_len) {
         crypto_throw(ctx, CRYPTO_OPERATION, "AES-GCM: the data is shorter than the tag");
         goto done;
     }
-    size_t in_len = a == ALG_AES_GCM && decrypt ? data.n - tag_len : data.n;
+    size_t in_len = a == ALG_AES_GCM && decrypt ? data->n - tag_len : data->n;
     out_cap = in_len + 32;
     out = js_malloc(ctx, out_cap);
     cctx = EVP_CIPHER_CTX_new();
@@ -408,9 +399,9 @@ static JSValue encrypt_or_decrypt(JSContext *ctx, JSValueConst this_val, int arg
     if (a == ALG_AES_GCM && aad.n && EVP_CipherUpdate(cctx, NULL, &n, aad.p, (int)aad.n) != 1)
         goto fail;
     if (a == ALG_AES_GCM && decrypt &&
-        EVP_CIPHER_CTX_ctrl(cctx, EVP_CTRL_GCM_SET_TAG, (int)tag_len, data.p + in_len) != 1)
+        EVP_CIPHER_CTX_ctrl(cctx, EVP_CTRL_GCM_SET_TAG, (int)tag_len, data->p + in_len) != 1)
         goto fail;
-    if (in_len && EVP_CipherUpdate(cctx, out, &n, data.p, (int)in_len) != 1)
+    if (in_len && EVP_CipherUpdate(cctx, out, &n, data->p, (int)in_len) != 1)
         goto fail;
     total = n;
     if (EVP_CipherFinal_ex(cctx, out + total, &n) != 1)
@@ -433,9 +424,318 @@ done:
         js_free(ctx, out);
     }
     EVP_CIPHER_CTX_free(cctx);
-    crypto_bytes_free(JS_GetRuntime(ctx), &data);
     crypto_bytes_free(JS_GetRuntime(ctx), &iv);
     crypto_bytes_free(JS_GetRuntime(ctx), &aad);
+    return v;
+}
+
+/* n bytes of AES-CTR keystream applied from counter block ctr; 0 or -1. */
+static int ctr_segment(const EVP_CIPHER *cipher, const uint8_t *key, const uint8_t ctr[16],
+                       const uint8_t *in, size_t n, uint8_t *out)
+{
+    EVP_CIPHER_CTX *cctx = EVP_CIPHER_CTX_new();
+    int len = 0, fin = 0;
+    int ok = cctx && EVP_EncryptInit_ex(cctx, cipher, NULL, key, ctr) == 1 &&
+             (n == 0 || EVP_EncryptUpdate(cctx, out, &len, in, (int)n) == 1) &&
+             EVP_EncryptFinal_ex(cctx, out + len, &fin) == 1 && (size_t)(len + fin) == n;
+    EVP_CIPHER_CTX_free(cctx);
+    return ok ? 0 : -1;
+}
+
+/* AES-CTR (encrypt and decrypt are one): the rightmost `length` bits of
+ * the 16-byte counter block count and wrap to zero; the bits left of
+ * them stay (WebCrypto, as NIST SP 800-38A B.1 allows). OpenSSL carries
+ * into all 128 bits, so a message that wraps is done in two runs. */
+static JSValue aes_ctr(JSContext *ctx, crypto_key *k, JSValueConst alg, const cbytes *data)
+{
+    JSValue v = JS_EXCEPTION;
+    cbytes counter = { 0 };
+    uint8_t *out = NULL;
+    uint32_t length;
+    if (member_bytes(ctx, alg, "counter", true, &counter) < 0 ||
+        member_u32(ctx, alg, "length", true, &length) < 0)
+        goto done;
+    if (counter.n != 16) {
+        crypto_throw(ctx, CRYPTO_OPERATION, "AES-CTR needs a 16-byte counter, got %zu bytes", counter.n);
+        goto done;
+    }
+    if (length == 0 || length > 128) {
+        crypto_throw(ctx, CRYPTO_OPERATION, "AES-CTR length must be 1 to 128 bits, not %u", length);
+        goto done;
+    }
+    if (data->n > INT_MAX) {
+        crypto_throw(ctx, CRYPTO_OPERATION, "AES-CTR: the data is too large");
+        goto done;
+    }
+    typedef unsigned __int128 u128;
+    u128 ctr = 0;
+    for (int i = 0; i < 16; i++)
+        ctr = ctr << 8 | counter.p[i];
+    u128 mask = length == 128 ? ~(u128)0 : ((u128)1 << length) - 1;
+    u128 blocks = (data->n + 15) / 16;
+    size_t first = data->n;
+    if (length < 128) {
+        /* More blocks than the counter has values would reuse keystream. */
+        if (blocks > mask + 1) {
+            crypto_throw(ctx, CRYPTO_OPERATION,
+                         "AES-CTR: %zu bytes need more than a %u-bit counter gives", data->n, length);
+            goto done;
+        }
+        u128 room = mask - (ctr & mask) + 1; /* blocks before the counter wraps */
+        if (blocks > room)
+            first = (size_t)room * 16;
+    }
+    out = js_malloc(ctx, data->n ? data->n : 1);
+    const EVP_CIPHER *cipher = aes_cipher(ALG_AES_CTR, k->secret.n);
+    if (!out || !cipher)
+        goto fail;
+    if (ctr_segment(cipher, k->secret.p, counter.p, data->p, first, out) < 0)
+        goto fail;
+    if (first < data->n) {
+        ctr &= ~mask;
+        uint8_t wrapped[16];
+        for (int i = 15; i >= 0; i--, ctr >>= 8)
+            wrapped[i] = (uint8_t)ctr;
+        if (ctr_segment(cipher, k->secret.p, wrapped, data->p + first, data->n - first, out + first) < 0)
+            goto fail;
+    }
+    v = crypto_array_buffer(ctx, out, data->n);
+    goto done;
+fail:
+    if (!JS_HasException(ctx))
+        op_error(ctx, "AES-CTR");
+done:
+    if (out) {
+        OPENSSL_cleanse(out, data->n);
+        js_free(ctx, out);
+    }
+    crypto_bytes_free(JS_GetRuntime(ctx), &counter);
+    return v;
+}
+
+/* AES-KW (RFC 3394, the default IV): wrapping takes whole 64-bit blocks,
+ * at least two; unwrapping checks the integrity value (OperationError). */
+static JSValue aes_kw(JSContext *ctx, crypto_key *k, const cbytes *data, bool unwrap)
+{
+    if (data->n % 8 || data->n < (unwrap ? 24u : 16u) || data->n > INT_MAX - 16)
+        return crypto_throw(ctx, CRYPTO_OPERATION,
+                            "AES-KW %s a multiple of 8 bytes, at least %d, not %zu bytes",
+                            unwrap ? "unwraps" : "wraps", unwrap ? 24 : 16, data->n);
+    JSValue v = JS_EXCEPTION;
+    size_t cap = data->n + 16;
+    uint8_t *out = js_malloc(ctx, cap);
+    EVP_CIPHER_CTX *cctx = EVP_CIPHER_CTX_new();
+    const EVP_CIPHER *cipher = aes_cipher(ALG_AES_KW, k->secret.n);
+    int n = 0, fin = 0;
+    if (out && cctx && cipher) {
+        /* OpenSSL hands out its wrap modes only to callers who ask. */
+        EVP_CIPHER_CTX_set_flags(cctx, EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
+        if (EVP_CipherInit_ex(cctx, cipher, NULL, k->secret.p, NULL, !unwrap) == 1 &&
+            EVP_CipherUpdate(cctx, out, &n, data->p, (int)data->n) == 1 && n >= 0 &&
+            EVP_CipherFinal_ex(cctx, out + n, &fin) == 1)
+            v = crypto_array_buffer(ctx, out, (size_t)(n + fin));
+    }
+    if (JS_IsException(v) && !JS_HasException(ctx))
+        op_error(ctx, unwrap ? "AES-KW unwrapping" : "AES-KW wrapping");
+    if (out) {
+        OPENSSL_cleanse(out, cap);
+        js_free(ctx, out);
+    }
+    EVP_CIPHER_CTX_free(cctx);
+    return v;
+}
+
+/* RSA-OAEP (RFC 8017): the key's hash for both OAEP and MGF1, as
+ * WebCrypto fixes it, and the algorithm's optional label. */
+static JSValue rsa_oaep(JSContext *ctx, crypto_key *k, JSValueConst alg, const cbytes *data,
+                        bool decrypt)
+{
+    JSValue v = JS_EXCEPTION;
+    cbytes label = { 0 };
+    uint8_t *out = NULL, *lab = NULL;
+    size_t len = 0;
+    EVP_PKEY_CTX *pctx = NULL;
+    if (member_bytes(ctx, alg, "label", false, &label) < 0)
+        goto done;
+    const EVP_MD *md = crypto_md(k->hash);
+    pctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
+    if (!pctx || (decrypt ? EVP_PKEY_decrypt_init(pctx) : EVP_PKEY_encrypt_init(pctx)) != 1 ||
+        EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_OAEP_PADDING) != 1 ||
+        EVP_PKEY_CTX_set_rsa_oaep_md(pctx, md) != 1 || EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md) != 1)
+        goto fail;
+    if (label.n) {
+        /* set0 takes the label: a copy in OpenSSL's heap. */
+        if (!(lab = OPENSSL_memdup(label.p, label.n)) ||
+            EVP_PKEY_CTX_set0_rsa_oaep_label(pctx, lab, (int)label.n) != 1)
+            goto fail;
+        lab = NULL;
+    }
+    int rc = decrypt ? EVP_PKEY_decrypt(pctx, NULL, &len, data->p, data->n)
+                     : EVP_PKEY_encrypt(pctx, NULL, &len, data->p, data->n);
+    if (rc != 1 || !(out = js_malloc(ctx, len ? len : 1)))
+        goto fail;
+    rc = decrypt ? EVP_PKEY_decrypt(pctx, out, &len, data->p, data->n)
+                 : EVP_PKEY_encrypt(pctx, out, &len, data->p, data->n);
+    if (rc != 1)
+        goto fail;
+    v = crypto_array_buffer(ctx, out, len);
+    goto done;
+fail:
+    /* Too long a message, a wrong key or label: one OperationError. */
+    if (!JS_HasException(ctx))
+        op_error(ctx, decrypt ? "RSA-OAEP decryption" : "RSA-OAEP encryption");
+done:
+    OPENSSL_free(lab);
+    if (out) {
+        OPENSSL_cleanse(out, len);
+        js_free(ctx, out);
+    }
+    EVP_PKEY_CTX_free(pctx);
+    crypto_bytes_free(JS_GetRuntime(ctx), &label);
+    return v;
+}
+
+/* The algorithm and key of an encrypt/decrypt (wrap false) or a
+ * wrapKey/unwrapKey (wrap true): AES-KW only wraps. */
+static crypto_key *cipher_key(JSContext *ctx, JSValueConst alg, JSValueConst key_v, bool decrypt,
+                              bool wrap, crypto_alg *a)
+{
+    const char *op = wrap ? (decrypt ? "unwrapKey" : "wrapKey") : (decrypt ? "decrypt" : "encrypt");
+    bool node;
+    *a = crypto_alg_of(ctx, alg, &node);
+    if (*a == ALG_NONE)
+        return NULL;
+    bool ok = *a == ALG_AES_GCM || *a == ALG_AES_CBC || *a == ALG_AES_CTR || *a == ALG_RSA_OAEP ||
+              (wrap && *a == ALG_AES_KW);
+    if (!ok) {
+        crypto_throw(ctx, CRYPTO_NOT_SUPPORTED, "%s cannot %s", crypto_alg_name(*a), op);
+        return NULL;
+    }
+    unsigned use = wrap ? (decrypt ? USE_UNWRAP : USE_WRAP) : (decrypt ? USE_DECRYPT : USE_ENCRYPT);
+    return key_for(ctx, key_v, *a, use, op);
+}
+
+/* The ciphertext (or plaintext) as an ArrayBuffer, or JS_EXCEPTION. */
+static JSValue cipher_run(JSContext *ctx, crypto_alg a, crypto_key *k, JSValueConst alg,
+                          const cbytes *data, bool decrypt, const char *op)
+{
+    switch (a) {
+    case ALG_AES_CTR: return aes_ctr(ctx, k, alg, data);
+    case ALG_AES_KW: return aes_kw(ctx, k, data, decrypt);
+    case ALG_RSA_OAEP: return rsa_oaep(ctx, k, alg, data, decrypt);
+    default: return aes_gcm_cbc(ctx, a, k, alg, data, decrypt, op);
+    }
+}
+
+static JSValue encrypt_or_decrypt(JSContext *ctx, JSValueConst this_val, int argc,
+                                  JSValueConst *argv, int decrypt)
+{
+    crypto_alg a;
+    cbytes data = { 0 };
+    JSValue v = JS_EXCEPTION;
+    crypto_key *k = cipher_key(ctx, argv[0], argv[1], decrypt, false, &a);
+    if (k && crypto_bytes(ctx, argv[2], &data, "data") == 0)
+        v = cipher_run(ctx, a, k, argv[0], &data, decrypt, decrypt ? "decrypt" : "encrypt");
+    crypto_bytes_free(JS_GetRuntime(ctx), &data);
+    return to_promise(ctx, v);
+}
+
+/* wrapKey(format, key, wrappingKey, wrapAlgorithm): exportKey, then
+ * encrypt (a JWK as its JSON text in UTF-8). */
+static JSValue wrap_key(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+    JSValue v = JS_EXCEPTION, exported = JS_UNDEFINED, json = JS_UNDEFINED;
+    cbytes data = { 0 };
+    crypto_alg a;
+    const char *format = JS_ToCString(ctx, argv[0]);
+    if (!format)
+        return to_promise(ctx, JS_EXCEPTION);
+    crypto_key *wk = cipher_key(ctx, argv[3], argv[2], false, true, &a);
+    crypto_key *k = wk ? crypto_key_of(ctx, argv[1]) : NULL;
+    if (!k)
+        goto done;
+    if (!k->extractable) {
+        crypto_throw(ctx, CRYPTO_INVALID_ACCESS, "wrapKey: the key is not extractable");
+        goto done;
+    }
+    exported = crypto_export_key(ctx, format, k);
+    if (JS_IsException(exported))
+        goto done;
+    if (!strcmp(format, "jwk")) {
+        json = JS_JSONStringify(ctx, exported, JS_UNDEFINED, JS_UNDEFINED);
+        size_t n;
+        const char *s = JS_IsException(json) ? NULL : JS_ToCStringLen(ctx, &n, json);
+        if (!s)
+            goto done;
+        data.p = js_malloc(ctx, n ? n : 1);
+        if (data.p) {
+            memcpy(data.p, s, n);
+            data.n = n;
+        }
+        OPENSSL_cleanse((void *)s, n);
+        JS_FreeCString(ctx, s);
+        if (!data.p)
+            goto done;
+    } else if (crypto_bytes(ctx, exported, &data, "exported key") < 0) {
+        goto done;
+    }
+    v = cipher_run(ctx, a, wk, argv[3], &data, false, "wrapKey");
+done:
+    JS_FreeValue(ctx, exported);
+    JS_FreeValue(ctx, json);
+    crypto_bytes_free(JS_GetRuntime(ctx), &data);
+    JS_FreeCString(ctx, format);
+    return to_promise(ctx, v);
+}
+
+/* unwrapKey(format, wrappedKey, unwrappingKey, unwrapAlgorithm,
+ * unwrappedKeyAlgorithm, extractable, keyUsages): decrypt, then
+ * importKey (a JWK parsed from its JSON text; not JSON is a DataError). */
+static JSValue unwrap_key(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+    JSValue v = JS_EXCEPTION, plain = JS_UNDEFINED, key_data = JS_UNDEFINED;
+    cbytes wrapped = { 0 }, text = { 0 };
+    crypto_alg a;
+    unsigned usages;
+    const char *format = JS_ToCString(ctx, argv[0]);
+    if (!format)
+        return to_promise(ctx, JS_EXCEPTION);
+    if (crypto_usages(ctx, argv[6], &usages) < 0 ||
+        crypto_bytes(ctx, argv[1], &wrapped, "wrappedKey") < 0)
+        goto done;
+    crypto_key *wk = cipher_key(ctx, argv[3], argv[2], true, true, &a);
+    if (!wk)
+        goto done;
+    plain = cipher_run(ctx, a, wk, argv[3], &wrapped, true, "unwrapKey");
+    if (JS_IsException(plain))
+        goto done;
+    if (!strcmp(format, "jwk")) {
+        if (crypto_bytes(ctx, plain, &text, "unwrapped key") < 0)
+            goto done;
+        /* JS_ParseJSON reads up to a NUL past the length. */
+        uint8_t *z = js_realloc(ctx, text.p, text.n + 1);
+        if (!z)
+            goto done;
+        text.p = z;
+        z[text.n] = 0;
+        key_data = JS_ParseJSON(ctx, (const char *)text.p, text.n, "<unwrapped jwk>");
+        if (JS_IsException(key_data)) {
+            JS_FreeValue(ctx, JS_GetException(ctx));
+            crypto_throw(ctx, CRYPTO_DATA, "unwrapKey: the unwrapped data is not a JWK");
+            goto done;
+        }
+    } else {
+        key_data = JS_DupValue(ctx, plain);
+    }
+    v = crypto_import_key(ctx, format, key_data, argv[4], JS_ToBool(ctx, argv[5]), usages);
+done:
+    JS_FreeValue(ctx, plain);
+    JS_FreeValue(ctx, key_data);
+    crypto_bytes_free(JS_GetRuntime(ctx), &wrapped);
+    if (text.p)
+        text.n++; /* the NUL too */
+    crypto_bytes_free(JS_GetRuntime(ctx), &text);
+    JS_FreeCString(ctx, format);
     return to_promise(ctx, v);
 }
 
@@ -470,6 +770,87 @@ static uint8_t *dup_bytes(const cbytes *b)
     return p;
 }
 
+/* ECDH (P-256, P-384) and X25519: the shared secret of the private key k
+ * and the algorithm's `public` key, cut to `bits` bits (-1: all of it;
+ * bits past a byte are zeroed, as WebCrypto says). 0 with *out
+ * js_malloc'd, or -1 with an exception. */
+static int agree(JSContext *ctx, crypto_alg a, JSValueConst alg, crypto_key *k, int64_t bits,
+                 uint8_t **out, size_t *out_len)
+{
+    *out = NULL;
+    *out_len = 0;
+    JSValue pv = JS_IsObject(alg) ? JS_GetPropertyStr(ctx, alg, "public") : JS_UNDEFINED;
+    if (JS_IsException(pv))
+        return -1;
+    if (JS_IsUndefined(pv)) {
+        JS_ThrowTypeError(ctx, "the algorithm needs a 'public' member");
+        return -1;
+    }
+    crypto_key *pub = crypto_key_of(ctx, pv);
+    /* Kept alive past the algorithm object (no JS runs below, but the
+     * reference costs nothing). */
+    EVP_PKEY *peer = pub && pub->pkey && EVP_PKEY_up_ref(pub->pkey) == 1 ? pub->pkey : NULL;
+    crypto_key_type pub_type = pub ? pub->type : KEY_SECRET;
+    crypto_alg pub_alg = pub ? pub->alg : ALG_NONE;
+    crypto_curve pub_curve = pub ? pub->curve : CURVE_NONE;
+    JS_FreeValue(ctx, pv);
+    int rc = -1;
+    EVP_PKEY_CTX *pctx = NULL;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (!pub)
+        goto done;
+    if (pub_type != KEY_PUBLIC) {
+        crypto_throw(ctx, CRYPTO_INVALID_ACCESS, "the algorithm's 'public' must be a public key");
+        goto done;
+    }
+    if (pub_alg != a) {
+        crypto_throw(ctx, CRYPTO_INVALID_ACCESS, "the public key is for %s, not %s",
+                     crypto_alg_name(pub_alg), crypto_alg_name(a));
+        goto done;
+    }
+    if (a == ALG_ECDH && pub_curve != k->curve) {
+        crypto_throw(ctx, CRYPTO_INVALID_ACCESS, "the public key is on %s, the private key on %s",
+                     pub_curve == CURVE_P384 ? "P-384" : "P-256",
+                     k->curve == CURVE_P384 ? "P-384" : "P-256");
+        goto done;
+    }
+    pctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
+    if (!peer || !pctx || EVP_PKEY_derive_init(pctx) != 1 || EVP_PKEY_derive_set_peer(pctx, peer) != 1 ||
+        EVP_PKEY_derive(pctx, NULL, &len) != 1 || !(buf = js_malloc(ctx, len ? len : 1)) ||
+        EVP_PKEY_derive(pctx, buf, &len) != 1) {
+        /* X25519 with a small-order point (an all-zero secret) lands here too. */
+        if (!JS_HasException(ctx))
+            op_error(ctx, a == ALG_ECDH ? "ECDH" : "X25519");
+        goto done;
+    }
+    if (bits >= 0) {
+        if ((uint64_t)bits > (uint64_t)len * 8) {
+            crypto_throw(ctx, CRYPTO_OPERATION, "%s gives at most %zu bits, %lld asked",
+                         crypto_alg_name(a), len * 8, (long long)bits);
+            goto done;
+        }
+        size_t n = ((size_t)bits + 7) / 8;
+        if (bits % 8)
+            buf[n - 1] &= (uint8_t)(0xff << (8 - bits % 8));
+        OPENSSL_cleanse(buf + n, len - n);
+        len = n;
+    }
+    *out = buf;
+    *out_len = len;
+    buf = NULL;
+    rc = 0;
+done:
+    if (buf) {
+        OPENSSL_cleanse(buf, len);
+        js_free(ctx, buf);
+    }
+    EVP_PKEY_CTX_free(pctx);
+    EVP_PKEY_free(peer);
+    ERR_clear_error();
+    return rc;
+}
+
 /* Derives `bits` bits with `alg` from the key; the result, or for
  * deriveKey (key_alg an object) a CryptoKey; or a promise of either. */
 static JSValue derive(JSContext *ctx, JSValueConst alg, JSValueConst key_v, JSValueConst length,
@@ -486,7 +867,7 @@ static JSValue derive(JSContext *ctx, JSValueConst alg, JSValueConst key_v, JSVa
     crypto_alg a = crypto_alg_of(ctx, alg, &node);
     if (a == ALG_NONE)
         goto done;
-    if (a != ALG_PBKDF2 && a != ALG_HKDF) {
+    if (a != ALG_PBKDF2 && a != ALG_HKDF && a != ALG_ECDH && a != ALG_X25519) {
         crypto_throw(ctx, CRYPTO_NOT_SUPPORTED, "%s cannot derive bits", crypto_alg_name(a));
         goto done;
     }
@@ -494,6 +875,23 @@ static JSValue derive(JSContext *ctx, JSValueConst alg, JSValueConst key_v, JSVa
                             for_key ? "deriveKey" : "deriveBits");
     if (!k)
         goto done;
+    if (a == ALG_ECDH || a == ALG_X25519) {
+        /* A key agreement's length is optional: null is the whole secret. */
+        int64_t want = -1;
+        if (for_key) {
+            want = crypto_derived_key_bits(ctx, key_alg);
+            if (want < 0)
+                goto done;
+        } else if (!JS_IsNull(length) && !JS_IsUndefined(length)) {
+            uint32_t u;
+            if (JS_ToUint32(ctx, &u, length) < 0)
+                goto done;
+            want = u;
+        }
+        if (agree(ctx, a, alg, k, want, &out, &out_len) < 0)
+            goto done;
+        goto result;
+    }
     crypto_alg hash = crypto_hash_of(ctx, alg, "hash");
     if (hash == ALG_NONE || member_bytes(ctx, alg, "salt", true, &salt) < 0)
         goto done;
@@ -700,6 +1098,8 @@ static const JSCFunctionListEntry subtle_funcs[] = {
     JS_CFUNC_MAGIC_DEF("verify", 4, sign_or_verify, 1),
     JS_CFUNC_MAGIC_DEF("encrypt", 3, encrypt_or_decrypt, 0),
     JS_CFUNC_MAGIC_DEF("decrypt", 3, encrypt_or_decrypt, 1),
+    JS_CFUNC_DEF("wrapKey", 4, wrap_key),
+    JS_CFUNC_DEF("unwrapKey", 7, unwrap_key),
     JS_CFUNC_DEF("deriveBits", 3, derive_bits),
     JS_CFUNC_DEF("deriveKey", 5, derive_key),
     JS_CFUNC_DEF("importKey", 5, import_key),
