@@ -481,6 +481,43 @@ def libs_jose_jwe_direct_encryption():
         }, j
 
 
+def node_jwe_decrypts(jwk, alg, token):
+    """The plaintext jose on Node.js (the same pinned version, in
+    build/npm-apps) decrypts from a compact JWE atoll made."""
+    script = r"""
+import * as jose from "jose";
+const [jwk, alg, tok] = JSON.parse(process.argv[1]);
+const { plaintext } = await jose.compactDecrypt(tok, await jose.importJWK(jwk, alg));
+process.stdout.write(new TextDecoder().decode(plaintext));
+"""
+    p = subprocess.run(["node", "--input-type=module", "-e", script, json.dumps([jwk, alg, token])],
+                       cwd=WORK, capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr.decode()
+    return p.stdout.decode()
+
+
+@test
+def libs_jose_jwe_key_wrapping_and_agreement():
+    with open(VECTORS) as f:
+        cases = json.load(f)["jwe_kw"]
+    with Server(bundle("libs"), "--quiet") as srv:
+        st, j = post_json(srv.port, "/jose/jwe-kw", {"plaintext": "hello kw", "cases": cases})
+        assert st == 200, (st, j)
+        names = [n for n in cases if n != "_comment"]
+        assert sorted(j) == sorted(names), j
+        for name in names:
+            c, r = cases[name], j[name]
+            assert isinstance(r, dict), (name, r)
+            assert r["roundtrip"] == "hello kw" and r["external"] == ["from node", name], (name, r)
+            assert r.get("generated") == ("hello kw" if c["alg"] == "ECDH-ES" else None), (name, r)
+            head = json.loads(base64.urlsafe_b64decode(r["token"].split(".")[0] + "=="))
+            assert head["alg"] == c["alg"] and head["enc"] == c["enc"], (name, head)
+            if c["alg"].startswith("ECDH-ES"):
+                assert head["epk"]["crv"] == c["pub"]["crv"], (name, head)
+            # Made by atoll, decrypted by jose on Node.js.
+            assert node_jwe_decrypts(c["priv"], c["alg"], r["token"]) == "hello kw", name
+
+
 @test
 def libs_zod_validates_request_json():
     with Server(bundle("libs"), "--quiet") as srv:

@@ -1,7 +1,8 @@
 // Widely used npm libraries as Workers code uses them, bundled by esbuild
 // at test time (tests/e2e/test_apps.py) from the npm registry and served
 // unmodified by atoll: jose (JWS/JWT with HS256, RS256, PS256, ES256,
-// EdDSA; JWK and SPKI import/export, thumbprints; JWE with dir and
+// EdDSA; JWK and SPKI import/export, thumbprints; JWE with dir, A128KW,
+// A256KW, RSA-OAEP-256, ECDH-ES (P-256, X25519) and ECDH-ES+A128KW, and
 // AES-GCM / AES-CBC+HMAC content encryption), @tsndr/cloudflare-worker-jwt, zod, nanoid,
 // uuid, cookie, date-fns, marked, superjson and devalue. Each route
 // answers JSON (or HTML) the test checks exactly; the keys and tokens
@@ -118,6 +119,39 @@ const routes = {
       out.external = { plaintext: new TextDecoder().decode(pt), header: protectedHeader };
     } catch (e) {
       out.external = `${e.name}: ${e.message}`;
+    }
+    return json(out);
+  },
+  // JWE key management: for each case of `cases` (the recipient's keys
+  // and a token made elsewhere, by alg: A128KW, A256KW, RSA-OAEP-256,
+  // ECDH-ES on P-256 and X25519, ECDH-ES+A128KW), encrypts to the public
+  // key and decrypts again, decrypts the token made elsewhere, and hands
+  // back the token made here for the test to decrypt elsewhere. ECDH-ES
+  // also with a recipient key pair generated here.
+  "POST /jose/jwe-kw": async (req) => {
+    const { plaintext, cases } = await req.json();
+    const dec = (b) => new TextDecoder().decode(b);
+    const out = {};
+    for (const [name, c] of Object.entries(cases)) {
+      if (name === "_comment") continue;
+      try {
+        const pub = await jose.importJWK(c.pub, c.alg);
+        const priv = await jose.importJWK(c.priv, c.alg);
+        const token = await new jose.CompactEncrypt(new TextEncoder().encode(plaintext))
+          .setProtectedHeader({ alg: c.alg, enc: c.enc }).encrypt(pub);
+        const r = { roundtrip: dec((await jose.compactDecrypt(token, priv)).plaintext), token };
+        const ext = await jose.compactDecrypt(c.token, priv);
+        r.external = [dec(ext.plaintext), ext.protectedHeader.kid];
+        if (c.alg === "ECDH-ES") {
+          const kp = await jose.generateKeyPair("ECDH-ES", { crv: c.pub.crv });
+          const t = await new jose.CompactEncrypt(new TextEncoder().encode(plaintext))
+            .setProtectedHeader({ alg: "ECDH-ES", enc: c.enc }).encrypt(kp.publicKey);
+          r.generated = dec((await jose.compactDecrypt(t, kp.privateKey)).plaintext);
+        }
+        out[name] = r;
+      } catch (e) {
+        out[name] = `${e.name}: ${e.message}`;
+      }
     }
     return json(out);
   },
