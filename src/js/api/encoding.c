@@ -151,6 +151,10 @@ static JSValue encoder_encode(JSContext *ctx, JSValueConst this_val, int argc, J
     const char *s = jsapi_to_usv(ctx, argv[0], &n);
     if (!s)
         return JS_EXCEPTION;
+    if (jsapi_charge_work(ctx, n) < 0) {
+        JS_FreeCString(ctx, s);
+        return JS_EXCEPTION;
+    }
     JSValue r = jsapi_new_uint8array(ctx, (const uint8_t *)s, n);
     JS_FreeCString(ctx, s);
     return r;
@@ -449,6 +453,8 @@ static JSValue decoder_decode(JSContext *ctx, JSValueConst this_val, int argc, J
         if (r == 0)
             return JS_ThrowTypeError(ctx, "TextDecoder.decode: input must be an ArrayBuffer or a view");
     }
+    if (jsapi_charge_work(ctx, n) < 0)
+        return JS_EXCEPTION;
     if (!d->do_not_flush)
         decoder_reset(d);
     d->do_not_flush = stream;
@@ -517,6 +523,10 @@ JSValue jsapi_atob(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst
     const char *s = JS_ToCStringLen(ctx, &n, argv[0]);
     if (!s)
         return JS_EXCEPTION;
+    if (jsapi_charge_work(ctx, n) < 0) {
+        JS_FreeCString(ctx, s);
+        return JS_EXCEPTION;
+    }
     /* Forgiving-base64 decode: drop ASCII whitespace, then up to two '='
      * when the length is a multiple of 4. */
     char *in = js_malloc(ctx, n + 1);
@@ -570,6 +580,10 @@ JSValue jsapi_btoa(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst
     const char *s = JS_ToCStringLen(ctx, &n, argv[0]);
     if (!s)
         return JS_EXCEPTION;
+    if (jsapi_charge_work(ctx, n) < 0) {
+        JS_FreeCString(ctx, s);
+        return JS_EXCEPTION;
+    }
     /* Code units above U+00FF are refused; the rest are the bytes. */
     uint8_t *bytes = js_malloc(ctx, n + 1);
     size_t m = 0;

@@ -32,11 +32,14 @@
 #define PBKDF2_POOL_THRESHOLD 20000
 
 /* A promise for a method's outcome: consumes v, rejects with the pending
- * exception when v is JS_EXCEPTION. */
+ * exception when v is JS_EXCEPTION (but for the CPU limit's interrupt,
+ * which no code may catch). */
 static JSValue to_promise(JSContext *ctx, JSValue v)
 {
     if (!JS_IsException(v))
         return jsapi_promise_resolve(ctx, v);
+    if (jsapi_work_stopped(ctx))
+        return v;
     JSValue funcs[2];
     JSValue exc = JS_GetException(ctx);
     JSValue p = JS_NewPromiseCapability(ctx, funcs);
@@ -142,6 +145,10 @@ static JSValue digest(JSContext *ctx, JSValueConst this_val, int argc, JSValueCo
     cbytes data;
     if (crypto_bytes(ctx, argv[1], &data, "data") < 0)
         return to_promise(ctx, JS_EXCEPTION);
+    if (jsapi_charge_work(ctx, data.n) < 0) {
+        crypto_bytes_free(JS_GetRuntime(ctx), &data);
+        return JS_EXCEPTION;
+    }
     uint8_t out[EVP_MAX_MD_SIZE];
     unsigned n = 0;
     JSValue v = EVP_Digest(data.p, data.n, out, &n, md, NULL) == 1
@@ -224,7 +231,7 @@ static JSValue sign_or_verify(JSContext *ctx, JSValueConst this_val, int argc, J
         goto done;
     if (verify && crypto_bytes(ctx, argv[2], &sig, "signature") < 0)
         goto done;
-    if (crypto_bytes(ctx, argv[verify ? 3 : 2], &data, "data") < 0)
+    if (crypto_bytes(ctx, argv[verify ? 3 : 2], &data, "data") < 0 || jsapi_charge_work(ctx, data.n) < 0)
         goto done;
     const EVP_MD *md;
     if (sign_md(ctx, argv[0], k, &md) < 0)
@@ -337,7 +344,7 @@ static JSValue encrypt_or_decrypt(JSContext *ctx, JSValueConst this_val, int arg
     crypto_key *k = key_for(ctx, argv[1], a, decrypt ? USE_DECRYPT : USE_ENCRYPT, op);
     if (!k)
         goto done;
-    if (crypto_bytes(ctx, argv[2], &data, "data") < 0)
+    if (crypto_bytes(ctx, argv[2], &data, "data") < 0 || jsapi_charge_work(ctx, data.n) < 0)
         goto done;
     if (member_bytes(ctx, argv[0], "iv", true, &iv) < 0)
         goto done;
@@ -519,7 +526,10 @@ static JSValue derive(JSContext *ctx, JSValueConst alg, JSValueConst key_v, JSVa
             goto done;
         }
         if (cost < PBKDF2_POOL_THRESHOLD) {
-            /* Cheap: here and now, as the other methods do. */
+            /* Cheap: here and now, as the other methods do — a block of
+             * an iteration hashes some 256 bytes. */
+            if (jsapi_charge_work(ctx, cost * 256) < 0)
+                goto done;
             out = js_malloc(ctx, out_len ? out_len : 1);
             if (!out)
                 goto done;
