@@ -9,6 +9,8 @@ with real processes over loopback:
     TextDecoder) and a console flood, each stopped by the CPU limit in
     moments while a well-behaved tenant on the same worker process keeps
     answering; the log stays bounded and a line over the cap is cut, not lost;
+  - buffers detached by user code that a native call runs midway (toString,
+    getters) are seen as empty, never used through a stale pointer;
   - many tenants (10,000 by default; ATOLL_E2E_TENANTS=N to change) deployed
     through the admin API with concurrent calls, each answering its own name
     on its own host;
@@ -421,6 +423,47 @@ def native_work_in_a_loop_and_log_floods_are_stopped_by_the_cpu_limit():
         assert len(err) < 4 << 20, len(err)
         assert "console output over the log budget" in err, err[-2000:]
         assert "died:" not in err
+
+
+# Buffers detached by user code that a native call runs in the middle
+# (toString, getters): each call must see the detached buffer as empty,
+# never write or read through the pointer it had before.
+DETACHERS = {
+    # encodeInto wrote into the freed destination (a heap-use-after-free
+    # that killed the worker process under ASan).
+    "encinto": ("export default { fetch() { const b = new Uint8Array(16); const src = { toString() {"
+                " structuredClone(b.buffer, { transfer: [b.buffer] }); return 'abcdef'; } };"
+                " const r = new TextEncoder().encodeInto(src, b); return new Response(r.read + ' ' + r.written); } };",
+                b"0 0"),
+    # A detached view passed to TextDecoder was "not a buffer" (a TypeError).
+    "decode": ("export default { fetch() { const b = new Uint8Array(64); const opt = { get stream() {"
+               " structuredClone(b.buffer, { transfer: [b.buffer] }); return false; } };"
+               " return new Response('[' + new TextDecoder().decode(b, opt) + ']'); } };", b"[]"),
+    # timingSafeEqual read its first buffer after the second's getters ran.
+    "tse": ("export default { fetch() { const a = new Uint8Array(1 << 16).fill(1);"
+            " const dv = new DataView(new Uint8Array(1 << 16).fill(1).buffer);"
+            " Object.defineProperty(dv, 'byteLength', { get() { structuredClone(a.buffer, { transfer: [a.buffer] });"
+            " return 1 << 16; } });"
+            " return new Response(String(crypto.subtle.timingSafeEqual(a, dv))); } };", b"true"),
+}
+
+
+@test
+def buffers_detached_by_callbacks_in_native_calls_are_safe():
+    workers = [{"name": "good", "main": tenant_file("good6", GOOD_NO_URL), "routes": ["good.test/*"]}]
+    for name, (script, _) in DETACHERS.items():
+        workers.append({"name": name, "main": tenant_file("d_" + name, script), "routes": ["%s.test/*" % name]})
+    with Serve(workers, processes=1) as s:
+        pids = s.children()
+        for name, (_, expected) in DETACHERS.items():
+            for _ in range(3):
+                try:
+                    result = Client(s.port, timeout=20).get(name + ".test", "/")
+                except Exception as e:
+                    result = (None, repr(e))
+                assert result == (200, expected), (name, result, s.stderr()[-3000:])
+            assert Client(s.port).get("good.test", "/x") == (200, b"good /x")
+        assert s.children() == pids and "died:" not in s.stderr(), s.stderr()[-3000:]
 
 
 def tenant_name(i):

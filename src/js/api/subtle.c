@@ -667,18 +667,33 @@ static JSValue timing_safe_equal(JSContext *ctx, JSValueConst this_val, int argc
 {
     const uint8_t *a, *b;
     size_t na, nb;
+    /* The first buffer is copied before the second is read: reading a
+     * DataView runs its getters, which may detach the first one. */
+    uint8_t *copy = NULL;
+    JSValue r = JS_EXCEPTION;
     for (int i = 0; i < 2; i++) {
         int k = jsapi_buffer_source(ctx, i < argc ? argv[i] : JS_UNDEFINED, i ? &b : &a, i ? &nb : &na);
         if (k < 0)
-            return JS_EXCEPTION;
-        if (k == 0)
-            return JS_ThrowTypeError(ctx, "timingSafeEqual: argument %d must be an ArrayBuffer or an ArrayBufferView",
-                                     i + 1);
+            goto done;
+        if (k == 0) {
+            JS_ThrowTypeError(ctx, "timingSafeEqual: argument %d must be an ArrayBuffer or an ArrayBufferView",
+                              i + 1);
+            goto done;
+        }
+        if (i == 0) {
+            if (!(copy = js_malloc(ctx, na ? na : 1)))
+                goto done;
+            memcpy(copy, a, na);
+        }
     }
     if (na != nb)
-        return JS_ThrowTypeError(ctx, "timingSafeEqual: input buffers must have the same byte length (%zu and %zu)",
-                                 na, nb);
-    return JS_NewBool(ctx, na == 0 || CRYPTO_memcmp(a, b, na) == 0);
+        JS_ThrowTypeError(ctx, "timingSafeEqual: input buffers must have the same byte length (%zu and %zu)", na,
+                          nb);
+    else
+        r = JS_NewBool(ctx, na == 0 || CRYPTO_memcmp(copy, b, na) == 0);
+done:
+    js_free(ctx, copy);
+    return r;
 }
 
 static const JSCFunctionListEntry subtle_funcs[] = {
