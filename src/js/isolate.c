@@ -530,6 +530,22 @@ static void charge_cpu(void *opaque, uint64_t ns)
     }
 }
 
+/* Native code did much work since the interrupt handler last looked. */
+static bool over_cpu(void *opaque)
+{
+    iso *i = opaque;
+    if (i->broken)
+        return true;
+    if (i->depth == 0 || !i->opt.cpu_ms)
+        return false;
+    anchor_cpu(i);
+    if (i->cpu_base + slice_cpu_ns(i) > i->opt.cpu_ms * 1000000u) {
+        set_limit(i, LIMIT_CPU);
+        return true;
+    }
+    return false;
+}
+
 /* --- completing a request --- */
 
 /* A streamed Response body has ended, failed, or lost its client. */
@@ -1300,7 +1316,8 @@ static iso *iso_blank(uv_loop_t *loop)
     if (!i->ctx)
         abort();
     jsapi_host host = { .loop = loop, .name = "", .opaque = i, .enter = enter, .leave = leave,
-                        .subrequest = charge_subrequest, .kv_op = charge_kv_op, .resume = resume_request, .charge_cpu = charge_cpu };
+                        .subrequest = charge_subrequest, .kv_op = charge_kv_op, .resume = resume_request, .charge_cpu = charge_cpu,
+                        .over_cpu = over_cpu };
     if (jsapi_install(i->ctx, &host) < 0)
         abort();
     i->exec_proto = JS_NewObject(i->ctx);

@@ -5,6 +5,12 @@ with real processes over loopback:
     while a well-behaved tenant serves steady load: the well-behaved tenant
     sees no failure, each hostile request gets the 5xx naming its limit,
     no worker process dies, and /metrics counts the errors by kind;
+  - loops of native calls (PBKDF2 at the cap, many small PBKDF2s, digests,
+    TextDecoder) and a console flood, each stopped by the CPU limit in
+    moments while a well-behaved tenant on the same worker process keeps
+    answering; the log stays bounded and a line over the cap is cut, not lost;
+  - buffers detached by user code that a native call runs midway (toString,
+    getters) are seen as empty, never used through a stale pointer;
   - many tenants (10,000 by default; ATOLL_E2E_TENANTS=N to change) deployed
     through the admin API with concurrent calls, each answering its own name
     on its own host;
@@ -328,6 +334,136 @@ def hostile_tenants_do_not_disturb_a_well_behaved_one():
         assert m.get('atoll_requests_total{tenant="good",class="5xx"}', 0) == 0
         for kind in ("cpu", "memory", "wall", "exception"):
             assert m.get('atoll_errors_total{tenant="good",kind="%s"}' % kind, 0) == 0, kind
+
+
+# Native work between two of the interrupt handler's CPU checks (every
+# ~10,000 bytecode operations, however long each takes): loops of calls that
+# each do much work in C. Each must end with the CPU limit's status in
+# moments, with the worker process free for others meanwhile.
+NATIVE_LOOPS = {
+    # 50 PBKDF2 calls at the maximum cost: two run on the thread pool, the
+    # rest ran on the loop, one after the other (the worker stalled for
+    # minutes; the wall limit's timer could not even fire).
+    "kdf": "export default { async fetch() { const k = await crypto.subtle.importKey('raw', new Uint8Array(16),"
+           " 'PBKDF2', false, ['deriveBits']); const p = []; for (let i = 0; i < 50; i++)"
+           " p.push(crypto.subtle.deriveBits({ name: 'PBKDF2', hash: 'SHA-512', salt: new Uint8Array(16),"
+           " iterations: 100000 }, k, 512 * 16)); await Promise.all(p); return new Response('done'); } };",
+    "kdfsmall": "export default { async fetch() { const k = await crypto.subtle.importKey('raw', new Uint8Array(16),"
+                " 'PBKDF2', false, ['deriveBits']); const p = []; for (let i = 0; i < 3000; i++)"
+                " p.push(crypto.subtle.deriveBits({ name: 'PBKDF2', hash: 'SHA-256', salt: new Uint8Array(16),"
+                " iterations: 19000 }, k, 256)); await Promise.all(p); return new Response('done'); } };",
+    "digest": "export default { async fetch() { const b = new Uint8Array(32 << 20);"
+              " for (let i = 0; i < 3000; i++) crypto.subtle.digest('SHA-256', b); return new Response('done'); } };",
+    "decode": "export default { fetch() { const b = new Uint8Array(16 << 20).fill(65); const d = new TextDecoder();"
+              " for (let i = 0; i < 3000; i++) d.decode(b); return new Response('done'); } };",
+    # 60 KB lines as fast as they go: 450 MB of log before the CPU limit.
+    "chatty": "export default { fetch() { for (let i = 0; i < 100000; i++) console.log('x'.repeat(60000));"
+              " return new Response('done'); } };",
+}
+
+
+@test
+def native_work_in_a_loop_and_log_floods_are_stopped_by_the_cpu_limit():
+    # One worker process: the well-behaved tenant shares its loop with them.
+    workers = [{"name": "good", "main": tenant_file("good5", GOOD_NO_URL), "routes": ["good.test/*"]}]
+    for name, script in NATIVE_LOOPS.items():
+        workers.append({"name": name, "main": tenant_file("n_" + name, script), "routes": ["%s.test/*" % name]})
+    workers.append({"name": "long", "main": tenant_file("long", "export default { fetch() {"
+                    " console.log('y'.repeat(200000)); return new Response('logged'); } };"),
+                    "routes": ["long.test/*"]})
+    with Serve(workers, processes=1) as s:
+        assert Client(s.port).get("good.test", "/warm") == (200, b"good /warm")
+        stop = threading.Event()
+        good = {"ok": 0, "failed": [], "slowest": 0.0}
+
+        def steady():
+            c = Client(s.port, timeout=10)
+            while not stop.is_set():
+                t0 = time.time()
+                try:
+                    result = c.get("good.test", "/s")
+                except Exception as e:
+                    result = (None, repr(e))
+                good["slowest"] = max(good["slowest"], time.time() - t0)
+                if result == (200, b"good /s"):
+                    good["ok"] += 1
+                else:
+                    good["failed"].append(result)
+                time.sleep(0.01)
+
+        t = threading.Thread(target=steady)
+        t.start()
+        try:
+            for name in NATIVE_LOOPS:
+                t0 = time.time()
+                try:
+                    status, body = Client(s.port, timeout=60).get(name + ".test", "/")
+                except Exception as e:
+                    status, body = None, repr(e).encode()
+                note("%-8s -> %s in %.2fs" % (name, status, time.time() - t0))
+                assert status == 503 and b"CPU" in body, (name, status, body[:200])
+        finally:
+            stop.set()
+            t.join(30)
+        note("well-behaved tenant beside them: %d ok, %d failed, slowest %.2fs"
+             % (good["ok"], len(good["failed"]), good["slowest"]))
+        assert not good["failed"], good["failed"][:5]
+        assert good["ok"] > 0
+        # A line over the 64 KiB cap is cut and says so (it was an empty line).
+        assert Client(s.port).get("long.test", "/") == (200, b"logged")
+        deadline = time.time() + 10
+        while "more bytes]" not in s.stderr():
+            assert time.time() < deadline, s.stderr()[-2000:]
+            time.sleep(0.1)
+        err = s.stderr()
+        assert re.search(r"yyyy\.\.\. \[1\d{5} more bytes\]", err), err[-1000:]
+        # The flood is capped by the log budget (1 MiB, then 256 KiB/s), and
+        # the drop is logged.
+        note("log size after the flood: %d bytes" % len(err))
+        assert len(err) < 4 << 20, len(err)
+        assert "console output over the log budget" in err, err[-2000:]
+        assert "died:" not in err
+
+
+# Buffers detached by user code that a native call runs in the middle
+# (toString, getters): each call must see the detached buffer as empty,
+# never write or read through the pointer it had before.
+DETACHERS = {
+    # encodeInto wrote into the freed destination (a heap-use-after-free
+    # that killed the worker process under ASan).
+    "encinto": ("export default { fetch() { const b = new Uint8Array(16); const src = { toString() {"
+                " structuredClone(b.buffer, { transfer: [b.buffer] }); return 'abcdef'; } };"
+                " const r = new TextEncoder().encodeInto(src, b); return new Response(r.read + ' ' + r.written); } };",
+                b"0 0"),
+    # A detached view passed to TextDecoder was "not a buffer" (a TypeError).
+    "decode": ("export default { fetch() { const b = new Uint8Array(64); const opt = { get stream() {"
+               " structuredClone(b.buffer, { transfer: [b.buffer] }); return false; } };"
+               " return new Response('[' + new TextDecoder().decode(b, opt) + ']'); } };", b"[]"),
+    # timingSafeEqual read its first buffer after the second's getters ran.
+    "tse": ("export default { fetch() { const a = new Uint8Array(1 << 16).fill(1);"
+            " const dv = new DataView(new Uint8Array(1 << 16).fill(1).buffer);"
+            " Object.defineProperty(dv, 'byteLength', { get() { structuredClone(a.buffer, { transfer: [a.buffer] });"
+            " return 1 << 16; } });"
+            " return new Response(String(crypto.subtle.timingSafeEqual(a, dv))); } };", b"true"),
+}
+
+
+@test
+def buffers_detached_by_callbacks_in_native_calls_are_safe():
+    workers = [{"name": "good", "main": tenant_file("good6", GOOD_NO_URL), "routes": ["good.test/*"]}]
+    for name, (script, _) in DETACHERS.items():
+        workers.append({"name": name, "main": tenant_file("d_" + name, script), "routes": ["%s.test/*" % name]})
+    with Serve(workers, processes=1) as s:
+        pids = s.children()
+        for name, (_, expected) in DETACHERS.items():
+            for _ in range(3):
+                try:
+                    result = Client(s.port, timeout=20).get(name + ".test", "/")
+                except Exception as e:
+                    result = (None, repr(e))
+                assert result == (200, expected), (name, result, s.stderr()[-3000:])
+            assert Client(s.port).get("good.test", "/x") == (200, b"good /x")
+        assert s.children() == pids and "died:" not in s.stderr(), s.stderr()[-3000:]
 
 
 def tenant_name(i):

@@ -94,6 +94,21 @@ static void pbkdf2_on_the_thread_pool(void **state)
     finish(i);
 }
 
+/* Jobs past the two an isolate may have on the pool wait for them, off the
+ * loop (they ran on it, where no CPU check could stop them); past 64
+ * waiting, a call is refused. */
+static void pool_jobs_queue_and_the_queue_is_bounded(void **state)
+{
+    iso *i = load(60000);
+    capture c;
+    get(i, &c, "/pbkdf2-queue", true);
+    assert_int_equal(c.status, 200);
+    /* PBKDF2-HMAC-SHA1("password", "salt", 20000, 20), by Python's hashlib. */
+    assert_string_equal(c.body.data, "66 1 386a32235743637727d7eaf1067633823173df61 OperationError");
+    buf_free(&c.body);
+    finish(i);
+}
+
 static void pool_cpu_time_counts_against_the_budget(void **state)
 {
     iso *i = load(1);
@@ -158,6 +173,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(vectors_round_trips_and_errors),
         cmocka_unit_test(pbkdf2_on_the_thread_pool),
+        cmocka_unit_test(pool_jobs_queue_and_the_queue_is_bounded),
         cmocka_unit_test(pool_cpu_time_counts_against_the_budget),
         cmocka_unit_test(isolate_freed_with_work_on_the_pool),
         cmocka_unit_test(digest_stream),

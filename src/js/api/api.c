@@ -423,6 +423,34 @@ JSValue jsapi_new_instance(JSContext *ctx, JSValueConst new_target, JSClassID id
     return obj;
 }
 
+int jsapi_charge_work(JSContext *ctx, uint64_t units)
+{
+    jsapi_state *st = jsapi_state_of(ctx);
+    if (!st || !st->host.over_cpu)
+        return 0;
+    if (!st->work_stopped) {
+        st->work += units;
+        if (st->work < JSAPI_WORK_CHECK)
+            return 0;
+        st->work = 0;
+        if (!st->host.over_cpu(st->host.opaque))
+            return 0;
+        st->work_stopped = true;
+    }
+    /* As QuickJS's own interrupt: an InternalError no catch can stop. */
+    JS_ThrowInternalError(ctx, "interrupted");
+    JSValue exc = JS_GetException(ctx);
+    JS_SetUncatchableError(ctx, exc, true);
+    JS_Throw(ctx, exc);
+    return -1;
+}
+
+bool jsapi_work_stopped(JSContext *ctx)
+{
+    jsapi_state *st = jsapi_state_of(ctx);
+    return st && st->work_stopped;
+}
+
 JSValue jsapi_promise_resolve(JSContext *ctx, JSValue v)
 {
     JSValue funcs[2];

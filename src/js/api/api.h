@@ -59,6 +59,11 @@ typedef struct jsapi_host {
      * work on libuv's thread pool) to its requests in flight; may trip
      * the CPU limit. Optional. */
     void (*charge_cpu)(void *opaque, uint64_t ns);
+    /* Reads the CPU budget now, for native code that did much work since
+     * the interrupt handler last looked (it runs every so many bytecode
+     * operations, however long each takes): true when the budget is spent
+     * (the limit is then tripped). Optional. */
+    bool (*over_cpu)(void *opaque);
 } jsapi_host;
 
 /* Registers the native classes with a runtime (once per runtime, before

@@ -39,13 +39,34 @@ typedef struct jsapi_state {
     struct jsapi_fetch *fetch;    /* fetch()'s client and transfers; NULL until the first fetch */
     struct crypto_pending *crypto_jobs; /* crypto work on the thread pool (crypto.c) */
     unsigned crypto_njobs;
+    /* crypto work waiting for one of those to finish, oldest first */
+    struct crypto_pending *crypto_queue, *crypto_queue_tail;
+    unsigned crypto_nqueued;
     uint64_t origin_loop_ms;      /* uv_now() at install: performance.now()'s zero */
     double origin_wall_ms;        /* performance.timeOrigin */
     JSValue bundles[JSAPI_NBUNDLES]; /* exports of streams.js, blob.js, inspect.js; JS_UNDEFINED until first use */
     unsigned console_group;       /* console.group() depth: lines are indented 2 spaces a level */
+    /* The console's log budget (console.c): bytes it may write now, when
+     * it was last refilled (loop ms), and what it dropped since. */
+    uint64_t log_tokens, log_refilled, log_dropped_lines, log_dropped_bytes;
+    bool log_started;
+    uint64_t work;                /* native work since the CPU budget was last read (jsapi_charge_work) */
+    bool work_stopped;            /* that read found the budget spent */
 } jsapi_state;
 
 static inline jsapi_state *jsapi_state_of(JSContext *ctx) { return JS_GetContextOpaque(ctx); }
+
+/* Native code charges the work it is about to do (bytes hashed, decoded,
+ * logged …). Every JSAPI_WORK_CHECK units the CPU budget is read
+ * (host.over_cpu): spent, an uncatchable "interrupted" error is thrown
+ * and -1 returned — a loop of calls that each take long would otherwise
+ * run for minutes between two of the interrupt handler's checks, with
+ * every other tenant of the process waiting. 0 otherwise. */
+#define JSAPI_WORK_CHECK (1u << 20)
+int jsapi_charge_work(JSContext *ctx, uint64_t units);
+/* Whether jsapi_charge_work found the budget spent: the exception then
+ * pending must propagate, not become a promise rejection. */
+bool jsapi_work_stopped(JSContext *ctx);
 
 /* Creates (once) the class behind a lazy global and returns its
  * constructor (or object, for console), borrowed from the state. */

@@ -13,14 +13,36 @@
 
 #include "core/log.h"
 
-/* A single console call's text is capped; a tenant cannot flood the log
- * with one call. */
+/* A single console call's text is capped (longer text is cut, and says
+ * so); a tenant cannot flood the log with one call. */
 #define CONSOLE_MAX_BYTES (64 * 1024)
+/* Nor with many: each isolate may write a burst of CONSOLE_BURST_BYTES,
+ * then CONSOLE_RATE_BYTES a second; lines past that are dropped (the
+ * first drop is logged, and the next line written says how many were) (a loop of console.log calls
+ * wrote 450 MB into the log in the 6 s before the CPU limit stopped it). */
+#define CONSOLE_BURST_BYTES (1024 * 1024)
+#define CONSOLE_RATE_BYTES (256 * 1024)
+/* Room kept at the end of a cut text for saying so. */
+#define CUT_NOTE_BYTES 64
 #define INSPECT_DEPTH 2
 #define INSPECT_MAX_ITEMS 100
 #define INSPECT_STACK_LINES 10
 
 static void inspect(JSContext *ctx, JSValueConst v, buf *b, int depth, bool top);
+
+/* Appends s, or as much of it as fits in b (cut at a UTF-8 character
+ * boundary) and a note of how much was left out. */
+static void append_capped(buf *b, const char *s, size_t len)
+{
+    if (buf_append(b, s, len) == 0)
+        return;
+    size_t room = b->max > b->len + CUT_NOTE_BYTES ? b->max - b->len - CUT_NOTE_BYTES : 0;
+    size_t n = room < len ? room : len;
+    while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+        n--;
+    buf_append(b, s, n);
+    buf_printf(b, "... [%zu more bytes]", len - n);
+}
 
 static void append_cstr_of(JSContext *ctx, JSValueConst v, buf *b)
 {
@@ -31,7 +53,7 @@ static void append_cstr_of(JSContext *ctx, JSValueConst v, buf *b)
         buf_append_str(b, "[unprintable]");
         return;
     }
-    buf_append(b, s, len);
+    append_capped(b, s, len);
     JS_FreeCString(ctx, s);
 }
 
@@ -240,12 +262,50 @@ static bool plain_args(JSContext *ctx, int argc, JSValueConst *argv)
     return true;
 }
 
-/* Logs text, each line indented by the console.group() depth. */
+/* Whether the isolate's log budget has room for len bytes now (taken if
+ * so); a line that has none is counted as dropped. */
+static bool log_budget(jsapi_state *st, size_t len)
+{
+    uint64_t now = st->host.loop ? uv_now(st->host.loop) : 0;
+    if (!st->log_started) {
+        st->log_started = true;
+        st->log_tokens = CONSOLE_BURST_BYTES;
+    } else if (now > st->log_refilled) {
+        st->log_tokens += (now - st->log_refilled) * CONSOLE_RATE_BYTES / 1000;
+        if (st->log_tokens > CONSOLE_BURST_BYTES)
+            st->log_tokens = CONSOLE_BURST_BYTES;
+    }
+    st->log_refilled = now;
+    if (len > st->log_tokens) {
+        /* Said at once too: the isolate may be gone before a next line. */
+        if (!st->log_dropped_lines)
+            log_tenant(LOG_WARN, st->host.name,
+                       "console output over the log budget (%d KiB, then %d KiB a second): lines are dropped",
+                       CONSOLE_BURST_BYTES / 1024, CONSOLE_RATE_BYTES / 1024);
+        st->log_dropped_lines++;
+        st->log_dropped_bytes += len;
+        return false;
+    }
+    st->log_tokens -= len;
+    if (st->log_dropped_lines) {
+        log_tenant(LOG_WARN, st->host.name,
+                   "%llu console line(s) (%llu bytes) dropped: over the log budget of %d KiB a second",
+                   (unsigned long long)st->log_dropped_lines, (unsigned long long)st->log_dropped_bytes,
+                   CONSOLE_RATE_BYTES / 1024);
+        st->log_dropped_lines = st->log_dropped_bytes = 0;
+    }
+    return true;
+}
+
+/* Logs text, each line indented by the console.group() depth, within the
+ * isolate's log budget. */
 static void emit(JSContext *ctx, log_level level, const char *text)
 {
     jsapi_state *st = jsapi_state_of(ctx);
     const char *tenant = st ? st->host.name : "?";
     unsigned depth = st ? st->console_group : 0;
+    if (st && !log_budget(st, strlen(text) + 2 * depth))
+        return;
     if (!depth) {
         log_tenant(level, tenant, "%s", text);
         return;
@@ -287,6 +347,10 @@ static JSValue console_print(JSContext *ctx, JSValueConst this_val, int argc, JS
         if (i)
             buf_append_str(&b, " ");
         inspect(ctx, argv[i], &b, 0, true);
+    }
+    if (jsapi_charge_work(ctx, b.len + CUT_NOTE_BYTES) < 0) {
+        buf_free(&b);
+        return JS_EXCEPTION;
     }
     emit(ctx, (log_level)magic, b.data ? b.data : "");
     buf_free(&b);

@@ -249,8 +249,14 @@ const EVP_MD *crypto_md(crypto_alg hash)
 /* --- jobs on the thread pool --- */
 
 /* At most this many jobs per isolate on the pool at once (it is shared
- * with file I/O and every tenant); beyond, a job runs on the loop. */
+ * with file I/O and every tenant); beyond, a job waits in the isolate's
+ * queue for one of them to finish. It never runs on the loop instead: a
+ * job can take seconds of native code, which no CPU check interrupts, and
+ * the loop serves every other tenant of the process (50 PBKDF2 calls at
+ * once stalled the worker for minutes). The queue is bounded too: its
+ * jobs hold copies of their inputs outside the JavaScript heap. */
 #define MAX_POOL_JOBS 2
+#define MAX_QUEUED_JOBS 64
 
 typedef struct crypto_pending {
     uv_work_t req;              /* req.data: the pending itself */
@@ -298,6 +304,8 @@ static JSValue job_settle(JSContext *ctx, crypto_job *job, int rc)
     return v;
 }
 
+static void start_queued(jsapi_state *st);
+
 static void pool_work(uv_work_t *req)
 {
     crypto_pending *p = req->data;
@@ -326,10 +334,12 @@ static void pool_done(uv_work_t *req, int status)
     if (st->host.charge_cpu)
         st->host.charge_cpu(st->host.opaque, p->cpu_ns);
     if (!st->host.enter(st->host.opaque)) {
+        /* Broken (a limit): the queued jobs wait for jsapi_crypto_free. */
         JS_FreeValue(ctx, p->job->extra);
         job_free(p->job);
         goto out;
     }
+    start_queued(st);
     JSValue v = job_settle(ctx, p->job, status < 0 ? -1 : p->rc);
     JSValue r;
     if (JS_IsException(v)) {
@@ -347,14 +357,56 @@ out:
     free(p);
 }
 
+/* Puts p on the pool and in the isolate's list of running jobs; -1 when
+ * libuv refuses it. */
+static int start_pending(jsapi_state *st, crypto_pending *p)
+{
+    if (uv_queue_work(st->host.loop, &p->req, pool_work, pool_done) < 0)
+        return -1;
+    p->prev = NULL;
+    p->next = st->crypto_jobs;
+    if (p->next)
+        p->next->prev = p;
+    st->crypto_jobs = p;
+    st->crypto_njobs++;
+    return 0;
+}
+
+/* Moves queued jobs to the pool while it has room for this isolate; one
+ * libuv refuses is rejected. */
+static void start_queued(jsapi_state *st)
+{
+    while (st->crypto_queue && st->crypto_njobs < MAX_POOL_JOBS) {
+        crypto_pending *p = st->crypto_queue;
+        st->crypto_queue = p->next;
+        if (!st->crypto_queue)
+            st->crypto_queue_tail = NULL;
+        st->crypto_nqueued--;
+        if (start_pending(st, p) == 0)
+            continue;
+        JSContext *ctx = p->ctx;
+        JSValue exc = crypto_throw(ctx, CRYPTO_OPERATION, "The operation could not be started");
+        JSValue e = JS_GetException(ctx);
+        JS_FreeValue(ctx, exc);
+        JS_FreeValue(ctx, JS_Call(ctx, p->reject, JS_UNDEFINED, 1, (JSValueConst *)&e));
+        JS_FreeValue(ctx, e);
+        JS_FreeValue(ctx, p->job->extra);
+        job_free(p->job);
+        JS_FreeValue(ctx, p->resolve);
+        JS_FreeValue(ctx, p->reject);
+        free(p);
+    }
+}
+
 JSValue crypto_job_run(JSContext *ctx, crypto_job *job)
 {
     jsapi_state *st = jsapi_state_of(ctx);
-    if (st->crypto_njobs >= MAX_POOL_JOBS) {
-        JSValue v = job_settle(ctx, job, job->work(job));
-        if (JS_IsException(v))
-            return v;
-        return jsapi_promise_resolve(ctx, v);
+    if (st->crypto_nqueued >= MAX_QUEUED_JOBS) {
+        JS_FreeValue(ctx, job->extra);
+        job_free(job);
+        return crypto_throw(ctx, CRYPTO_OPERATION,
+                            "too many crypto operations in flight (at most %d running and %d waiting)",
+                            MAX_POOL_JOBS, MAX_QUEUED_JOBS);
     }
     JSValue funcs[2];
     JSValue promise = JS_NewPromiseCapability(ctx, funcs);
@@ -369,21 +421,25 @@ JSValue crypto_job_run(JSContext *ctx, crypto_job *job)
     p->resolve = funcs[0];
     p->reject = funcs[1];
     p->job = job;
-    if (uv_queue_work(st->host.loop, &p->req, pool_work, pool_done) < 0) {
+    if (st->crypto_njobs >= MAX_POOL_JOBS) {
+        if (st->crypto_queue_tail)
+            st->crypto_queue_tail->next = p;
+        else
+            st->crypto_queue = p;
+        st->crypto_queue_tail = p;
+        st->crypto_nqueued++;
+        return promise;
+    }
+    if (start_pending(st, p) < 0) {
         JS_FreeValue(ctx, p->resolve);
         JS_FreeValue(ctx, p->reject);
         JS_FreeValue(ctx, promise);
         free(p);
-        JSValue v = job_settle(ctx, job, job->work(job));
+        JSValue v = job_settle(ctx, job, -1);
         if (JS_IsException(v))
             return v;
         return jsapi_promise_resolve(ctx, v);
     }
-    p->next = st->crypto_jobs;
-    if (p->next)
-        p->next->prev = p;
-    st->crypto_jobs = p;
-    st->crypto_njobs++;
     return promise;
 }
 
@@ -401,6 +457,17 @@ void jsapi_crypto_free(JSContext *ctx)
     }
     st->crypto_jobs = NULL;
     st->crypto_njobs = 0;
+    /* Queued jobs never started: nothing refers to them but the queue. */
+    for (crypto_pending *p = st->crypto_queue, *next; p; p = next) {
+        next = p->next;
+        JS_FreeValue(ctx, p->resolve);
+        JS_FreeValue(ctx, p->reject);
+        JS_FreeValue(ctx, p->job->extra);
+        job_free(p->job);
+        free(p);
+    }
+    st->crypto_queue = st->crypto_queue_tail = NULL;
+    st->crypto_nqueued = 0;
 }
 
 /* --- the crypto object --- */

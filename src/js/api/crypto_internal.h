@@ -140,8 +140,9 @@ struct crypto_job {
 };
 
 /* A promise for the job's result; the job runs on the pool when the
- * isolate has few jobs in flight, else right here. Takes the job (heap,
- * from crypto_job_new) in every case. */
+ * isolate has few jobs there, else waits for one of them to finish (a
+ * bounded queue: past it, an OperationError is thrown). Takes the job
+ * (heap, from crypto_job_new) in every case. */
 JSValue crypto_job_run(JSContext *ctx, crypto_job *job);
 crypto_job *crypto_job_new(void);
 /* (jsapi_crypto_free, in api_internal.h: jobs still on the pool drop

@@ -16,6 +16,9 @@
  * test_webapi checks it through TextEncoder.encodeInto. */
 #define QJS_CLASS_UINT8_ARRAY 23
 #define QJS_CLASS_DATAVIEW 32
+/* Uint8ClampedArray … Float64Array: every typed array. */
+#define QJS_CLASS_FIRST_TYPED_ARRAY 21
+#define QJS_CLASS_LAST_TYPED_ARRAY 31
 
 const char *jsapi_to_usv(JSContext *ctx, JSValueConst v, size_t *len)
 {
@@ -61,6 +64,14 @@ int jsapi_buffer_source(JSContext *ctx, JSValueConst v, const uint8_t **data, si
         ab = JS_GetTypedArrayBuffer(ctx, v, &off, &n, &per);
         if (JS_IsException(ab)) {
             JS_FreeValue(ctx, JS_GetException(ctx));
+            if (id >= QJS_CLASS_FIRST_TYPED_ARRAY && id <= QJS_CLASS_LAST_TYPED_ARRAY) {
+                /* A view of a detached buffer: no bytes. (Taken for "not
+                 * a buffer", it left a caller's earlier pointer in place:
+                 * encodeInto wrote through it after a toString detached
+                 * the destination.) */
+                *data = (const uint8_t *)"", *len = 0;
+                return 1;
+            }
             size_t size;
             uint8_t *p = JS_GetArrayBuffer(ctx, &size, v);
             if (!p) {
@@ -151,6 +162,10 @@ static JSValue encoder_encode(JSContext *ctx, JSValueConst this_val, int argc, J
     const char *s = jsapi_to_usv(ctx, argv[0], &n);
     if (!s)
         return JS_EXCEPTION;
+    if (jsapi_charge_work(ctx, n) < 0) {
+        JS_FreeCString(ctx, s);
+        return JS_EXCEPTION;
+    }
     JSValue r = jsapi_new_uint8array(ctx, (const uint8_t *)s, n);
     JS_FreeCString(ctx, s);
     return r;
@@ -173,11 +188,15 @@ static JSValue encoder_encode_into(JSContext *ctx, JSValueConst this_val, int ar
     const char *s = jsapi_to_usv(ctx, argv[0], &n);
     if (!s)
         return JS_EXCEPTION;
-    /* jsapi_to_usv may have run user code (toString); read the view again. */
-    if (jsapi_buffer_source(ctx, argv[1], &dst, &cap) < 0) {
+    /* jsapi_to_usv may have run user code (toString); read the view again
+     * (detached by then: no room). */
+    int rc = jsapi_buffer_source(ctx, argv[1], &dst, &cap);
+    if (rc < 0) {
         JS_FreeCString(ctx, s);
         return JS_EXCEPTION;
     }
+    if (rc == 0) /* never so for a Uint8Array; but never the stale pointer either */
+        cap = 0;
     size_t written = 0, read = 0;
     while (written < n) {
         unsigned char c = (unsigned char)s[written];
@@ -187,7 +206,8 @@ static JSValue encoder_encode_into(JSContext *ctx, JSValueConst this_val, int ar
         written += len;
         read += len == 4 ? 2 : 1;
     }
-    memcpy((uint8_t *)dst, s, written);
+    if (written)
+        memcpy((uint8_t *)dst, s, written);
     JS_FreeCString(ctx, s);
     JSValue r = JS_NewObject(ctx);
     if (JS_IsException(r))
@@ -449,6 +469,8 @@ static JSValue decoder_decode(JSContext *ctx, JSValueConst this_val, int argc, J
         if (r == 0)
             return JS_ThrowTypeError(ctx, "TextDecoder.decode: input must be an ArrayBuffer or a view");
     }
+    if (jsapi_charge_work(ctx, n) < 0)
+        return JS_EXCEPTION;
     if (!d->do_not_flush)
         decoder_reset(d);
     d->do_not_flush = stream;
@@ -517,6 +539,10 @@ JSValue jsapi_atob(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst
     const char *s = JS_ToCStringLen(ctx, &n, argv[0]);
     if (!s)
         return JS_EXCEPTION;
+    if (jsapi_charge_work(ctx, n) < 0) {
+        JS_FreeCString(ctx, s);
+        return JS_EXCEPTION;
+    }
     /* Forgiving-base64 decode: drop ASCII whitespace, then up to two '='
      * when the length is a multiple of 4. */
     char *in = js_malloc(ctx, n + 1);
@@ -573,6 +599,10 @@ JSValue jsapi_btoa(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst
     const char *s = JS_ToCStringLen(ctx, &n, argv[0]);
     if (!s)
         return JS_EXCEPTION;
+    if (jsapi_charge_work(ctx, n) < 0) {
+        JS_FreeCString(ctx, s);
+        return JS_EXCEPTION;
+    }
     /* Code units above U+00FF are refused; the rest are the bytes. */
     uint8_t *bytes = js_malloc(ctx, n + 1);
     size_t m = 0;

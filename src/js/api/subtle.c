@@ -34,11 +34,14 @@
 #define PBKDF2_POOL_THRESHOLD 20000
 
 /* A promise for a method's outcome: consumes v, rejects with the pending
- * exception when v is JS_EXCEPTION. */
+ * exception when v is JS_EXCEPTION (but for the CPU limit's interrupt,
+ * which no code may catch). */
 static JSValue to_promise(JSContext *ctx, JSValue v)
 {
     if (!JS_IsException(v))
         return jsapi_promise_resolve(ctx, v);
+    if (jsapi_work_stopped(ctx))
+        return v;
     JSValue funcs[2];
     JSValue exc = JS_GetException(ctx);
     JSValue p = JS_NewPromiseCapability(ctx, funcs);
@@ -144,6 +147,10 @@ static JSValue digest(JSContext *ctx, JSValueConst this_val, int argc, JSValueCo
     cbytes data;
     if (crypto_bytes(ctx, argv[1], &data, "data") < 0)
         return to_promise(ctx, JS_EXCEPTION);
+    if (jsapi_charge_work(ctx, data.n) < 0) {
+        crypto_bytes_free(JS_GetRuntime(ctx), &data);
+        return JS_EXCEPTION;
+    }
     uint8_t out[EVP_MAX_MD_SIZE];
     unsigned n = 0;
     JSValue v = EVP_Digest(data.p, data.n, out, &n, md, NULL) == 1
@@ -237,7 +244,7 @@ static JSValue sign_or_verify(JSContext *ctx, JSValueConst this_val, int argc, J
         goto done;
     if (verify && crypto_bytes(ctx, argv[2], &sig, "signature") < 0)
         goto done;
-    if (crypto_bytes(ctx, argv[verify ? 3 : 2], &data, "data") < 0)
+    if (crypto_bytes(ctx, argv[verify ? 3 : 2], &data, "data") < 0 || jsapi_charge_work(ctx, data.n) < 0)
         goto done;
     const EVP_MD *md;
     if (sign_md(ctx, argv[0], k, &md) < 0)
@@ -619,6 +626,8 @@ static crypto_key *cipher_key(JSContext *ctx, JSValueConst alg, JSValueConst key
 static JSValue cipher_run(JSContext *ctx, crypto_alg a, crypto_key *k, JSValueConst alg,
                           const cbytes *data, bool decrypt, const char *op)
 {
+    if (jsapi_charge_work(ctx, data->n) < 0) /* a loop of large ciphers must meet the CPU limit */
+        return JS_EXCEPTION;
     switch (a) {
     case ALG_AES_CTR: return aes_ctr(ctx, k, alg, data);
     case ALG_AES_KW: return aes_kw(ctx, k, data, decrypt);
@@ -940,7 +949,10 @@ static JSValue derive(JSContext *ctx, JSValueConst alg, JSValueConst key_v, JSVa
             goto done;
         }
         if (cost < PBKDF2_POOL_THRESHOLD) {
-            /* Cheap: here and now, as the other methods do. */
+            /* Cheap: here and now, as the other methods do — a block of
+             * an iteration hashes some 256 bytes. */
+            if (jsapi_charge_work(ctx, cost * 256) < 0)
+                goto done;
             out = js_malloc(ctx, out_len ? out_len : 1);
             if (!out)
                 goto done;
@@ -1078,18 +1090,33 @@ static JSValue timing_safe_equal(JSContext *ctx, JSValueConst this_val, int argc
 {
     const uint8_t *a, *b;
     size_t na, nb;
+    /* The first buffer is copied before the second is read: reading a
+     * DataView runs its getters, which may detach the first one. */
+    uint8_t *copy = NULL;
+    JSValue r = JS_EXCEPTION;
     for (int i = 0; i < 2; i++) {
         int k = jsapi_buffer_source(ctx, i < argc ? argv[i] : JS_UNDEFINED, i ? &b : &a, i ? &nb : &na);
         if (k < 0)
-            return JS_EXCEPTION;
-        if (k == 0)
-            return JS_ThrowTypeError(ctx, "timingSafeEqual: argument %d must be an ArrayBuffer or an ArrayBufferView",
-                                     i + 1);
+            goto done;
+        if (k == 0) {
+            JS_ThrowTypeError(ctx, "timingSafeEqual: argument %d must be an ArrayBuffer or an ArrayBufferView",
+                              i + 1);
+            goto done;
+        }
+        if (i == 0) {
+            if (!(copy = js_malloc(ctx, na ? na : 1)))
+                goto done;
+            memcpy(copy, a, na);
+        }
     }
     if (na != nb)
-        return JS_ThrowTypeError(ctx, "timingSafeEqual: input buffers must have the same byte length (%zu and %zu)",
-                                 na, nb);
-    return JS_NewBool(ctx, na == 0 || CRYPTO_memcmp(a, b, na) == 0);
+        JS_ThrowTypeError(ctx, "timingSafeEqual: input buffers must have the same byte length (%zu and %zu)", na,
+                          nb);
+    else
+        r = JS_NewBool(ctx, na == 0 || CRYPTO_memcmp(copy, b, na) == 0);
+done:
+    js_free(ctx, copy);
+    return r;
 }
 
 static const JSCFunctionListEntry subtle_funcs[] = {
