@@ -28,6 +28,13 @@ export default {
       }
       case "/throw":
         atob("*");
+      case "/big-headers": {
+        // 129 KiB of headers: over the limit; 120 KiB: under it.
+        const n = Number(url.searchParams.get("kib"));
+        const h = new Headers();
+        for (let i = 0; i < n; i++) h.set("x-h" + i, "v".repeat(1024 - 8 - String(i).length));
+        return new Response("big", { headers: h });
+      }
     }
     return new Response("not found", { status: 404 });
   },
@@ -52,6 +59,16 @@ def encoder_bytes_and_timeout_signal():
         assert status == 200 and body == "\u00e9!".encode(), (status, body)
         status, _, body = request(srv, path="/timeout")
         assert status == 200 and body == b"TimeoutError true", (status, body)
+
+
+@test
+def response_headers_are_capped_at_128_kib():
+    with Server(WORKER, "--quiet") as srv:
+        status, headers, body = request(srv, path="/big-headers?kib=120")
+        assert status == 200 and body == b"big" and len(headers) > 120, (status, len(headers))
+        status, _, body = request(srv, path="/big-headers?kib=129")
+        assert status == 500 and b"over 128 KiB" in body, (status, body[:200])
+        assert request(srv, path="/nothing")[0] == 404
 
 
 @test

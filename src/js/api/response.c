@@ -518,6 +518,10 @@ static int send_stream(JSContext *ctx, jsapi_response *r, const http_headers *hh
     return 1;
 }
 
+/* The largest response header section (names, values, ": " and CRLF) a
+ * worker may send. */
+#define JSAPI_MAX_RESPONSE_HEADER_BYTES (128u << 10)
+
 int jsapi_response_send(JSContext *ctx, JSValueConst resp, http_writer *w, void (*done)(void *opaque),
                         void *opaque, jsapi_sink **sink)
 {
@@ -530,9 +534,19 @@ int jsapi_response_send(JSContext *ctx, JSValueConst resp, http_writer *w, void 
                                        : "The worker returned an invalid Response");
         return 0;
     }
+    jsapi_headers *h = JS_GetOpaque(r->headers, jsapi_headers_class_id);
+    /* As Cloudflare bounds a header section: a worker may not send the
+     * client a response head of many megabytes (memory held per
+     * connection, clients and proxies that refuse it). */
+    size_t head_bytes = 0;
+    for (size_t i = 0; h && i < h->count; i++)
+        head_bytes += h->items[i].name_len + h->items[i].value_len + 4;
+    if (head_bytes > JSAPI_MAX_RESPONSE_HEADER_BYTES) {
+        http_writer_error(w, 500, "The worker's Response headers are over 128 KiB.");
+        return 0;
+    }
     http_headers hh;
     http_headers_init(&hh);
-    jsapi_headers *h = JS_GetOpaque(r->headers, jsapi_headers_class_id);
     for (size_t i = 0; h && i < h->count; i++)
         http_headers_add(&hh, h->items[i].name, h->items[i].name_len, h->items[i].value,
                          h->items[i].value_len);
