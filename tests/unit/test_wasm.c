@@ -371,6 +371,87 @@ static void a_loop_spinning_in_host_calls_is_stopped_too(void **state)
     assert_still_serving();
 }
 
+static wasm_module *load_wat(const char *wat, err *e);
+
+/* One fd_write of 64 MiB without a newline to stderr: the host searched
+ * the rest of the chunk for a newline at every 4 KiB line it cut, seconds
+ * of host work that no limit could stop. Now the search stops at the
+ * line's length and nothing is read past the logged lines' cap. */
+static void a_stderr_flood_costs_the_host_little(void **state)
+{
+    err e;
+    err_clear(&e);
+    wasm_module *m = load_wat(
+        "(module (import \"wasi_snapshot_preview1\" \"fd_write\""
+        "  (func $w (param i32 i32 i32 i32) (result i32)))"
+        " (memory (export \"memory\") 1025)"
+        " (data (i32.const 67108880) \"Content-Type: text/plain\\n\\nsurvived\\n\")"
+        " (func (export \"_start\")"
+        "  (i32.store (i32.const 67108864) (i32.const 0))"
+        "  (i32.store (i32.const 67108868) (i32.const 67108864))"
+        "  (drop (call $w (i32.const 2) (i32.const 67108864) (i32.const 1) (i32.const 67108872)))"
+        "  (i32.store (i32.const 67108864) (i32.const 67108880))"
+        "  (i32.store (i32.const 67108868) (i32.const 35))"
+        "  (drop (call $w (i32.const 1) (i32.const 67108864) (i32.const 1) (i32.const 67108872)))))",
+        &e);
+    assert_non_null(m);
+    wasm_config cfg;
+    wasm_config_init(&cfg);
+    cfg.tenant = "test";
+    cfg.limits.cpu_ms = 2000;
+    fflush(stderr);
+    int saved = dup(2), null = open("/dev/null", O_WRONLY);
+    dup2(null, 2); /* the 1000 lines of 4 KiB that are logged */
+    wasm_response resp;
+    run(m, &cfg, "/", &resp);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    close(null);
+    assert_int_equal(resp.trap, WASM_TRAP_NONE);
+    assert_int_equal(resp.status, 200);
+    assert_string_equal(body_of(&resp), "survived\n");
+    assert_true(resp.wall_ns < 1000000000u);
+    wasm_response_free(&resp);
+    wasm_module_free(m);
+}
+
+/* One fd_read of a file with 64 Mi empty iovecs is 64 Mi read(2) calls
+ * inside one host call: the CPU limit must stop it midway, not after. */
+static void a_huge_iovec_array_is_stopped_by_the_cpu_limit(void **state)
+{
+    err e;
+    err_clear(&e);
+    wasm_module *m = load_wat(
+        "(module (import \"wasi_snapshot_preview1\" \"path_open\""
+        "  (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))"
+        " (import \"wasi_snapshot_preview1\" \"fd_read\""
+        "  (func $read (param i32 i32 i32 i32) (result i32)))"
+        " (memory (export \"memory\") 8192)"
+        " (data (i32.const 16) \"hello.txt\")"
+        " (func (export \"_start\")"
+        "  (if (call $open (i32.const 3) (i32.const 0) (i32.const 16) (i32.const 9) (i32.const 0)"
+        "       (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 8)) (then unreachable))"
+        "  (loop $l (drop (call $read (i32.load (i32.const 8)) (i32.const 65536)"
+        "                  (i32.const 67100000) (i32.const 32))) (br $l))))",
+        &e);
+    assert_non_null(m);
+    wasm_config cfg;
+    wasm_config_init(&cfg);
+    cfg.tenant = "test";
+    cfg.preopen_dir = data_dir;
+    cfg.preopen_guest = "/data";
+    cfg.limits.cpu_ms = 100;
+    cfg.limits.memory_pages = 8192;
+    wasm_response resp;
+    run(m, &cfg, "/", &resp);
+    assert_int_equal(resp.trap, WASM_TRAP_CPU_LIMIT);
+    assert_true(resp.wall_ns < 1000000000u);
+    wasm_response_free(&resp);
+    wasm_module_free(m);
+    assert_still_serving();
+}
+
 static void a_sleep_past_the_wall_limit_is_stopped(void **state)
 {
     wasm_config cfg;
@@ -664,6 +745,8 @@ int main(void)
         cmocka_unit_test(the_trap_kind_is_logged),
         cmocka_unit_test(an_infinite_loop_is_stopped_by_the_cpu_limit),
         cmocka_unit_test(a_loop_spinning_in_host_calls_is_stopped_too),
+        cmocka_unit_test(a_stderr_flood_costs_the_host_little),
+        cmocka_unit_test(a_huge_iovec_array_is_stopped_by_the_cpu_limit),
         cmocka_unit_test(a_sleep_past_the_wall_limit_is_stopped),
         cmocka_unit_test(large_bodies_round_trip_and_output_is_capped),
         cmocka_unit_test(a_short_sleep_uses_poll_oneoff),
