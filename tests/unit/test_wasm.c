@@ -626,10 +626,60 @@ static void unsupported_imports_and_exports_are_rejected(void **state)
     err_clear(&e);
     assert_null(load_wat("(module (memory (export \"memory\") 1))", &e));
     assert_non_null(strstr(e.msg, "_start"));
+    /* Kinds and signatures the host would call or read wrongly: a
+     * `_start` with parameters read the host's registers as arguments. */
+    err_clear(&e);
+    assert_null(load_wat("(module (memory (export \"memory\") 1) (func (export \"_start\")"
+                         " (param i64 i64 i64 i64 i64 i64 i64 i64)))", &e));
+    assert_non_null(strstr(e.msg, "`_start` is not a function without parameters or results"));
+    err_clear(&e);
+    assert_null(load_wat("(module (memory (export \"memory\") 1) (export \"_start\" (memory 0)))",
+                         &e));
+    assert_non_null(strstr(e.msg, "`_start` is not a function"));
+    err_clear(&e);
+    assert_null(load_wat("(module (memory 1) (func (export \"memory\")) (func (export \"_start\")))",
+                         &e));
+    assert_non_null(strstr(e.msg, "the `memory` export is not a memory"));
+    /* Non-function imports, and a module name too long for the old
+     * sscanf buffer, went unchecked until cc or the linker failed. */
+    err_clear(&e);
+    assert_null(load_wat("(module (import \"wasi_snapshot_preview1\" \"fd_read\" (global i32))"
+                         " (memory (export \"memory\") 1) (func (export \"_start\")))", &e));
+    assert_non_null(strstr(e.msg, "fd_read as a memory, table or global"));
+    err_clear(&e);
+    char *longmod = xasprintf("(module (import \"%0200d\" \"fd_write\" (func))"
+                              " (memory (export \"memory\") 1) (func (export \"_start\")))", 0);
+    assert_null(load_wat(longmod, &e));
+    assert_non_null(strstr(e.msg, "only wasi_snapshot_preview1 is provided"));
+    free(longmod);
     err_clear(&e);
     assert_null(load_wat("(module (memory (export \"memory\") 1) (func (export \"_start\")"
                          " (drop (i32x4.splat (i32.const 1)))))", &e));
     assert_non_null(strstr(e.msg, "SIMD"));
+}
+
+static void names_that_would_close_a_c_comment_are_refused(void **state)
+{
+    err e;
+    /* wasm2c copies import and export names into C comments as they are:
+     * a name that closed the comment was compiled, and its constructor
+     * ran in the host at dlopen. */
+    char *marker = xasprintf("%s/injected", tmp);
+    char *inject = xasprintf(
+        "(module (memory (export \"memory\") 1) (func (export \"_start\"))"
+        " (func (export \"x' */\\n#ifndef ONCE\\n#define ONCE\\n__attribute__((constructor))"
+        " static void pwn(void) { extern int creat(const char *, unsigned);"
+        " creat(\\\"%s\\\", 0644); }\\n#endif\\n/*\")))", marker);
+    err_clear(&e);
+    assert_null(load_wat(inject, &e));
+    assert_non_null(strstr(e.msg, "export name \"x\" holds a control character, a quote or"));
+    assert_int_equal(access(marker, F_OK), -1);
+    free(inject);
+    err_clear(&e);
+    assert_null(load_wat("(module (import \"wasi_snapshot_preview1\" \"fd_write */ int x; /*\""
+                         " (func)) (memory (export \"memory\") 1) (func (export \"_start\")))", &e));
+    assert_non_null(strstr(e.msg, "import name \"fd_write \" holds"));
+    free(marker);
 }
 
 static void the_same_bytes_again_compile_nothing(void **state)
@@ -757,6 +807,7 @@ int main(void)
         cmocka_unit_test(the_preopened_directory_is_read_only_and_closed_below),
         cmocka_unit_test(an_invalid_module_is_rejected_with_a_clear_message),
         cmocka_unit_test(unsupported_imports_and_exports_are_rejected),
+        cmocka_unit_test(names_that_would_close_a_c_comment_are_refused),
         cmocka_unit_test(the_same_bytes_again_compile_nothing),
         cmocka_unit_test(concurrent_runs_keep_to_their_own),
         cmocka_unit_test(the_thread_pool_wrappers_load_and_run),
