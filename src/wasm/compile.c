@@ -95,10 +95,47 @@ static void sha256_hex(sha256 *s, char out[65])
 
 /* ---- running the tools ------------------------------------------------- */
 
+/* The address space each tool may use, in MiB: wasm2c writes a data
+ * segment as a C array initializer, and cc needed about 125 bytes of
+ * memory per byte of it (4 MiB of data: 500 MB), so one module of 256 MiB
+ * of data, within MAX_MODULE_BYTES, would have taken some 30 GB of the
+ * machine's memory at deploy. ATOLL_WASM_TOOL_MEMORY_MB overrides it. */
+#define TOOL_MEMORY_MB 4096
+
+static int run_tool_unlimited(char *const argv[], buf *output, err *e);
+
+static unsigned long tool_memory_mb(void)
+{
+    const char *env = getenv("ATOLL_WASM_TOOL_MEMORY_MB");
+    unsigned long mb = env ? strtoul(env, NULL, 10) : 0;
+    return mb ? mb : TOOL_MEMORY_MB;
+}
+
 /* Runs argv (PATH lookup) with stdout and stderr captured into *output
- * (bounded); returns the exit status, or negative errno when it could not
- * run or timed out. */
-static int run_tool(char *const argv[], buf *output, err *e)
+ * (bounded), its memory limited; returns the exit status, or negative
+ * errno when it could not run or timed out. */
+static int run_tool(char *const argv_in[], buf *output, err *e)
+{
+    /* Under a shell's `ulimit -v`, which cc's own children (cc1, as, ld)
+     * inherit: posix_spawn cannot set a limit, and setting it on the
+     * child from here would race with cc starting cc1. */
+    size_t n = 0;
+    while (argv_in[n])
+        n++;
+    char limit[96];
+    snprintf(limit, sizeof limit, "ulimit -v %lu && exec \"$@\"", tool_memory_mb() * 1024);
+    char **argv = xcalloc(n + 5, sizeof *argv);
+    argv[0] = "/bin/sh";
+    argv[1] = "-c";
+    argv[2] = limit;
+    argv[3] = "sh";
+    memcpy(argv + 4, argv_in, n * sizeof *argv);
+    int rc = run_tool_unlimited(argv, output, e);
+    free(argv);
+    return rc;
+}
+
+static int run_tool_unlimited(char *const argv[], buf *output, err *e)
 {
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC) != 0)

@@ -682,6 +682,41 @@ static void names_that_would_close_a_c_comment_are_refused(void **state)
     free(marker);
 }
 
+/* A data segment costs cc about 125 bytes of memory per byte: 4 MiB of
+ * data took 500 MB, so a module of 256 MiB would have taken the
+ * machine's memory. The tools run under a memory limit, lowered here. */
+static void the_compiler_runs_under_a_memory_limit(void **state)
+{
+    enum { DATA = 4 << 20 };
+    static const uint8_t head[] = {
+        0, 'a', 's', 'm', 1, 0, 0, 0,
+        1, 4, 1, 0x60, 0, 0,                            /* type: () -> () */
+        3, 2, 1, 0,                                     /* one function */
+        5, 4, 1, 0, 0x80, 1,                            /* memory: 128 pages */
+        7, 19, 2, 6, 'm', 'e', 'm', 'o', 'r', 'y', 2, 0, 6, '_', 's', 't', 'a', 'r', 't', 0, 0,
+        10, 4, 1, 2, 0, 0x0b,                           /* an empty body */
+        11, 0x89, 0x80, 0x80, 0x02,                     /* data: 9 + DATA bytes */
+        1, 0, 0x41, 0, 0x0b, 0x80, 0x80, 0x80, 0x02,    /* at 0, DATA bytes */
+    };
+    buf b;
+    buf_init(&b, BUF_UNLIMITED);
+    buf_append(&b, head, sizeof head);
+    for (size_t i = 0; i < DATA; i++) {
+        uint8_t v = (uint8_t)(i * 7 + 1);
+        buf_append(&b, &v, 1);
+    }
+    setenv("ATOLL_WASM_TOOL_MEMORY_MB", "300", 1);
+    wasm_compile_opts opts = {.cache_dir = cache_dir};
+    wasm_module *m = NULL;
+    err e;
+    err_clear(&e);
+    assert_true(wasm_module_load(b.data, b.len, &opts, &m, &e) < 0);
+    unsetenv("ATOLL_WASM_TOOL_MEMORY_MB");
+    assert_null(m);
+    assert_non_null(strstr(e.msg, "memory exhausted"));
+    buf_free(&b);
+}
+
 static void the_same_bytes_again_compile_nothing(void **state)
 {
     struct stat before, after;
@@ -808,6 +843,7 @@ int main(void)
         cmocka_unit_test(an_invalid_module_is_rejected_with_a_clear_message),
         cmocka_unit_test(unsupported_imports_and_exports_are_rejected),
         cmocka_unit_test(names_that_would_close_a_c_comment_are_refused),
+        cmocka_unit_test(the_compiler_runs_under_a_memory_limit),
         cmocka_unit_test(the_same_bytes_again_compile_nothing),
         cmocka_unit_test(concurrent_runs_keep_to_their_own),
         cmocka_unit_test(the_thread_pool_wrappers_load_and_run),
