@@ -641,7 +641,7 @@ static int check_names(const void *bytes, size_t len, err *e)
             return err_set(e, -EINVAL, "invalid module: truncated section");
         for (uint64_t i = 0; i < count; i++) {
             int rc;
-            uint8_t kind, b;
+            uint8_t kind = 0, b;
             if (id == 2) {
                 if ((rc = read_name(&sec, "import module", e)) < 0 ||
                     (rc = read_name(&sec, "import", e)) < 0)
