@@ -38,7 +38,9 @@
 extern char **environ;
 
 /* Names the glue in the generated C; the cache key hashes the glue's text. */
-#define GLUE_VERSION "atoll-wasm-glue-2"
+/* -3: modules compiled before the header check refused other kinds of
+ * `_start`, `memory` and imports must be checked again, not reused. */
+#define GLUE_VERSION "atoll-wasm-glue-3"
 /* The flags, measured with bench/wasm_bench.sh (README, WebAssembly):
  * -O3, -march=native, -funroll-loops, -fno-strict-aliasing and clang
  * instead of gcc change no kernel by more than the noise (the 200x200
@@ -93,10 +95,47 @@ static void sha256_hex(sha256 *s, char out[65])
 
 /* ---- running the tools ------------------------------------------------- */
 
+/* The address space each tool may use, in MiB: wasm2c writes a data
+ * segment as a C array initializer, and cc needed about 125 bytes of
+ * memory per byte of it (4 MiB of data: 500 MB), so one module of 256 MiB
+ * of data, within MAX_MODULE_BYTES, would have taken some 30 GB of the
+ * machine's memory at deploy. ATOLL_WASM_TOOL_MEMORY_MB overrides it. */
+#define TOOL_MEMORY_MB 4096
+
+static int run_tool_unlimited(char *const argv[], buf *output, err *e);
+
+static unsigned long tool_memory_mb(void)
+{
+    const char *env = getenv("ATOLL_WASM_TOOL_MEMORY_MB");
+    unsigned long mb = env ? strtoul(env, NULL, 10) : 0;
+    return mb ? mb : TOOL_MEMORY_MB;
+}
+
 /* Runs argv (PATH lookup) with stdout and stderr captured into *output
- * (bounded); returns the exit status, or negative errno when it could not
- * run or timed out. */
-static int run_tool(char *const argv[], buf *output, err *e)
+ * (bounded), its memory limited; returns the exit status, or negative
+ * errno when it could not run or timed out. */
+static int run_tool(char *const argv_in[], buf *output, err *e)
+{
+    /* Under a shell's `ulimit -v`, which cc's own children (cc1, as, ld)
+     * inherit: posix_spawn cannot set a limit, and setting it on the
+     * child from here would race with cc starting cc1. */
+    size_t n = 0;
+    while (argv_in[n])
+        n++;
+    char limit[96];
+    snprintf(limit, sizeof limit, "ulimit -v %lu && exec \"$@\"", tool_memory_mb() * 1024);
+    char **argv = xcalloc(n + 5, sizeof *argv);
+    argv[0] = "/bin/sh";
+    argv[1] = "-c";
+    argv[2] = limit;
+    argv[3] = "sh";
+    memcpy(argv + 4, argv_in, n * sizeof *argv);
+    int rc = run_tool_unlimited(argv, output, e);
+    free(argv);
+    return rc;
+}
+
+static int run_tool_unlimited(char *const argv[], buf *output, err *e)
 {
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC) != 0)
@@ -202,6 +241,35 @@ static void expected_decl(buf *b, const wasm__import *imp)
     buf_append_str(b, ");");
 }
 
+/* An import comment of the generated header, slash-star then
+ * "import: 'MOD' 'NAME'", at any indentation: MOD and NAME as host
+ * strings in *mod and *name (owned by the caller), and whether the line
+ * was indented, which is how wasm2c declares a memory, table or global
+ * import (a pointer in the instance's imports struct) rather than a
+ * function. No fixed-size buffers: a module name over 127 bytes made the
+ * old sscanf skip the import unchecked. */
+static bool parse_import(const char *line, char **mod, char **name, bool *indented)
+{
+    const char *p = line + strspn(line, " \t");
+    static const char head[] = "/* import: '";
+    if (strncmp(p, head, sizeof head - 1) != 0)
+        return false;
+    *indented = p != line;
+    p += sizeof head - 1;
+    /* The first quote-space-quote ends the module name, the last
+     * quote-space-star-slash the import name (check_names refuses quotes
+     * in names, so there is one of each). */
+    const char *sep = strstr(p, "' '"), *tail = strstr(p, "' */");
+    if (!sep || !tail || tail < sep + 3)
+        return false;
+    const char *last;
+    while ((last = strstr(tail + 1, "' */")))
+        tail = last;
+    *mod = xstrndup(p, (size_t)(sep - p));
+    *name = xstrndup(sep + 3, (size_t)(tail - (sep + 3)));
+    return true;
+}
+
 static int check_header(const char *path, err *e)
 {
     FILE *f = fopen(path, "r");
@@ -209,29 +277,53 @@ static int check_header(const char *path, err *e)
         return err_set(e, -errno, "open %s: %s", path, strerror(errno));
     int rc = 0;
     bool has_start = false, has_memory = false;
-    char *line = NULL, *decl = NULL;
+    char *line = NULL, *decl = NULL, *mod = NULL, *name = NULL;
     size_t cap = 0, dcap = 0;
     buf want;
     buf_init(&want, BUF_UNLIMITED);
     while (getline(&line, &cap, f) > 0) {
-        if (strcmp(line, "/* export: '_start' */\n") == 0)
-            has_start = true;
-        if (strcmp(line, "/* export: 'memory' */\n") == 0)
-            has_memory = true;
-        char mod[128], name[128];
-        if (sscanf(line, "/* import: '%127[^']' '%127[^']' */", mod, name) != 2)
+        /* The host calls `_start` as void(instance) and reads `memory` as a
+         * memory: an export of another kind or signature under either name
+         * would be called with the wrong arguments (a `_start` with
+         * parameters reads the host's registers and stack as its
+         * arguments, and could hand them to the client). */
+        bool is_start = strcmp(line, "/* export: '_start' */\n") == 0;
+        bool is_memory = strcmp(line, "/* export: 'memory' */\n") == 0;
+        if (is_start || is_memory) {
+            ssize_t n = getline(&decl, &dcap, f);
+            const char *expect = is_start ? "void Z_guestZ__start(Z_guest_instance_t*);\n"
+                                          : "wasm_rt_memory_t* Z_guestZ_memory(Z_guest_instance_t* instance);\n";
+            if (n <= 0 || strcmp(decl, expect) != 0) {
+                rc = err_set(e, -EINVAL, is_start ? "`_start` is not a function without parameters "
+                                                    "or results"
+                                                  : "the `memory` export is not a memory");
+                goto done;
+            }
+            *(is_start ? &has_start : &has_memory) = true;
+            continue;
+        }
+        bool indented;
+        free(mod);
+        free(name);
+        mod = name = NULL;
+        if (!parse_import(line, &mod, &name, &indented))
             continue;
         if (strcmp(mod, "wasi_snapshot_preview1") != 0) {
-            rc = err_set(e, -EINVAL, "imports %s.%s: only wasi_snapshot_preview1 is provided", mod,
-                         name);
+            rc = err_set(e, -EINVAL, "imports %.100s.%.100s: only wasi_snapshot_preview1 is provided",
+                         mod, name);
             goto done;
         }
         const wasm__import *imp = NULL;
         for (size_t i = 0; i < wasm__nimports; i++)
             if (strcmp(wasm__imports[i].name, name) == 0)
                 imp = &wasm__imports[i];
+        if (indented) {
+            rc = err_set(e, -EINVAL, "imports wasi_snapshot_preview1.%.100s as a memory, table or "
+                         "global: only functions are provided", name);
+            goto done;
+        }
         if (!imp) {
-            rc = err_set(e, -EINVAL, "imports unknown WASI function %s", name);
+            rc = err_set(e, -EINVAL, "imports unknown WASI function %.100s", name);
             goto done;
         }
         ssize_t n = getline(&decl, &dcap, f);
@@ -253,6 +345,8 @@ done:
     buf_free(&want);
     free(line);
     free(decl);
+    free(mod);
+    free(name);
     fclose(f);
     return rc;
 }
@@ -463,6 +557,120 @@ static int mkdir_p(const char *path, err *e)
     return rc;
 }
 
+/* ---- names that wasm2c copies into C ------------------------------------ */
+
+/* wasm2c 1.0.32 writes every import's module and field name and every
+ * export's name into the generated C as they are, inside comments
+ * ("/" "* export: 'NAME' *" "/"), without escaping: an export named
+ * "x' *" "/ __attribute__((constructor)) ... /" "*" became C that ran inside the
+ * host at dlopen (tests: a name that closes the comment). So the import and
+ * export sections are read here, after wasm-validate accepted the module's
+ * structure, and a name with a control character (a newline would also
+ * forge the lines check_header reads), a quote (which ends the names in
+ * those comments) or the comment's end is refused. Debug names are not
+ * copied (wasm2c mangles them), data is written as numbers. */
+typedef struct reader {
+    const uint8_t *p, *end;
+} reader;
+
+static bool read_leb(reader *r, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (unsigned shift = 0; r->p < r->end && shift < 64; shift += 7) {
+        uint8_t b = *r->p++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *out = v;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool read_byte(reader *r, uint8_t *out)
+{
+    if (r->p >= r->end)
+        return false;
+    *out = *r->p++;
+    return true;
+}
+
+/* A name, checked; -EINVAL with the reason in *e when it is unsafe or the
+ * bytes end early. */
+static int read_name(reader *r, const char *what, err *e)
+{
+    uint64_t n;
+    if (!read_leb(r, &n) || n > (uint64_t)(r->end - r->p))
+        return err_set(e, -EINVAL, "invalid module: truncated %s name", what);
+    const uint8_t *s = r->p;
+    r->p += n;
+    for (uint64_t i = 0; i < n; i++) {
+        bool closes = s[i] == '*' && i + 1 < n && s[i + 1] == '/';
+        if (s[i] < 0x20 || s[i] == 0x7f || s[i] == '\'' || closes)
+            return err_set(e, -EINVAL, "unsupported module: %s name \"%.*s\" holds a control "
+                           "character, a quote or \"*/\", which the C translation cannot "
+                           "carry", what, (int)(i < 40 ? i : 40), (const char *)s);
+    }
+    return 0;
+}
+
+static bool skip_limits(reader *r)
+{
+    uint8_t flags;
+    uint64_t v;
+    if (!read_byte(r, &flags) || !read_leb(r, &v))
+        return false;
+    return !(flags & 1) || read_leb(r, &v);
+}
+
+static int check_names(const void *bytes, size_t len, err *e)
+{
+    reader r = {.p = (const uint8_t *)bytes + 8, .end = (const uint8_t *)bytes + len};
+    if (len < 8)
+        return err_set(e, -EINVAL, "invalid module: too short");
+    while (r.p < r.end) {
+        uint8_t id;
+        uint64_t size, count, v;
+        if (!read_byte(&r, &id) || !read_leb(&r, &size) || size > (uint64_t)(r.end - r.p))
+            return err_set(e, -EINVAL, "invalid module: truncated section");
+        reader sec = {.p = r.p, .end = r.p + size};
+        r.p += size;
+        if (id != 2 && id != 7)
+            continue;
+        if (!read_leb(&sec, &count))
+            return err_set(e, -EINVAL, "invalid module: truncated section");
+        for (uint64_t i = 0; i < count; i++) {
+            int rc;
+            uint8_t kind = 0, b;
+            if (id == 2) {
+                if ((rc = read_name(&sec, "import module", e)) < 0 ||
+                    (rc = read_name(&sec, "import", e)) < 0)
+                    return rc;
+                bool ok = read_byte(&sec, &kind);
+                /* Only what follows the name is needed to reach the next. */
+                if (ok && kind == 0)
+                    ok = read_leb(&sec, &v); /* function: type index */
+                else if (ok && kind == 1)
+                    ok = read_byte(&sec, &b) && skip_limits(&sec); /* table */
+                else if (ok && kind == 2)
+                    ok = skip_limits(&sec); /* memory */
+                else if (ok && kind == 3)
+                    ok = read_byte(&sec, &b) && read_byte(&sec, &b); /* global */
+                else
+                    ok = false; /* a tag: exceptions are not enabled */
+                if (!ok)
+                    return err_set(e, -EINVAL, "unsupported module: import kind %u", kind);
+            } else {
+                if ((rc = read_name(&sec, "export", e)) < 0)
+                    return rc;
+                if (!read_byte(&sec, &kind) || !read_leb(&sec, &v))
+                    return err_set(e, -EINVAL, "invalid module: truncated export");
+            }
+        }
+    }
+    return 0;
+}
+
 /* wasm-validate, wasm2c, header check, glue, cc; the .so lands at `so_path`. */
 static int compile(const void *bytes, size_t len, const char *cc, const char *cache_dir,
                    const char *so_path, err *e)
@@ -501,6 +709,8 @@ static int compile(const void *bytes, size_t len, const char *cc, const char *ca
             rc = err_set(e, -EINVAL, "invalid module: %s", msg);
     }
     if (rc < 0)
+        goto fail;
+    if ((rc = check_names(bytes, len, e)) < 0)
         goto fail;
 
     char *w2c[] = {"wasm2c", "-n", "guest", wasm, "-o", c, NULL};

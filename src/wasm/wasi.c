@@ -43,7 +43,11 @@ enum { FT_UNKNOWN = 0, FT_CHAR = 2, FT_DIR = 3, FT_REG = 4, FT_SYMLINK = 7 };
 #define PATH_MAX_GUEST 4096
 
 /* A limit that expired while the host ran takes effect at the next call. */
-#define ENTER(r)                                                                                   \
+#define ENTER(r) CHECK_LIMITS(r)
+/* And inside the loops of one call whose work the guest sizes (millions of
+ * iovecs, gigabytes of randomness): between steps the host holds nothing
+ * that jumping out would leak or leave locked. */
+#define CHECK_LIMITS(r)                                                                            \
     do {                                                                                           \
         if ((r)->pending)                                                                          \
             wasm__trap((r), (wasm_trap)(r)->pending);                                              \
@@ -211,6 +215,7 @@ static uint32_t random_get(wasm__run *r, uint32_t ptr, uint32_t len)
     if (!p)
         return E_FAULT;
     while (len) {
+        CHECK_LIMITS(r); /* getrandom fills at most 32 MiB per call */
         ssize_t n = getrandom(p, len, 0);
         if (n < 0 && errno == EINTR)
             continue;
@@ -321,10 +326,16 @@ static void flush_errline(wasm__run *r)
 
 static void write_stderr(wasm__run *r, const uint8_t *p, size_t n)
 {
-    while (n) {
-        const uint8_t *nl = memchr(p, '\n', n);
-        size_t seg = nl ? (size_t)(nl - p) : n, room = ERRLINE_MAX - r->errline.len;
-        size_t take = seg < room ? seg : room;
+    /* Past the cap nothing more is logged: not even reading the rest keeps
+     * a flood from costing the worker more than the lines it logs. */
+    while (n && r->err_lines <= ERRLINES_MAX) {
+        size_t room = ERRLINE_MAX - r->errline.len;
+        /* Search no further than the line can grow: a search to the end of
+         * every chunk made one newline-free 64 MiB write cost seconds
+         * (quadratic), all of it in the host where the CPU limit cannot
+         * stop it. */
+        const uint8_t *nl = memchr(p, '\n', n < room ? n : room);
+        size_t seg = nl ? (size_t)(nl - p) : n, take = seg < room ? seg : room;
         buf_append(&r->errline, p, take);
         p += take;
         n -= take;
@@ -356,6 +367,7 @@ static uint32_t fd_write(wasm__run *r, uint32_t fd, uint32_t iovs, uint32_t n, u
         return E_FAULT;
     uint64_t total = 0;
     for (uint32_t i = 0; i < n; i++) {
+        CHECK_LIMITS(r);
         uint32_t len = get_u32(v + 8 * i + 4);
         const uint8_t *p = guest_ptr(r, get_u32(v + 8 * i), len);
         if (!p)
@@ -386,6 +398,7 @@ static uint32_t fd_read(wasm__run *r, uint32_t fd, uint32_t iovs, uint32_t n, ui
         return E_FAULT;
     uint64_t total = 0;
     for (uint32_t i = 0; i < n; i++) {
+        CHECK_LIMITS(r);
         uint32_t len = get_u32(v + 8 * i + 4);
         uint8_t *p = guest_ptr(r, get_u32(v + 8 * i), len);
         if (!p)

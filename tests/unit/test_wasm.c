@@ -371,6 +371,87 @@ static void a_loop_spinning_in_host_calls_is_stopped_too(void **state)
     assert_still_serving();
 }
 
+static wasm_module *load_wat(const char *wat, err *e);
+
+/* One fd_write of 64 MiB without a newline to stderr: the host searched
+ * the rest of the chunk for a newline at every 4 KiB line it cut, seconds
+ * of host work that no limit could stop. Now the search stops at the
+ * line's length and nothing is read past the logged lines' cap. */
+static void a_stderr_flood_costs_the_host_little(void **state)
+{
+    err e;
+    err_clear(&e);
+    wasm_module *m = load_wat(
+        "(module (import \"wasi_snapshot_preview1\" \"fd_write\""
+        "  (func $w (param i32 i32 i32 i32) (result i32)))"
+        " (memory (export \"memory\") 1025)"
+        " (data (i32.const 67108880) \"Content-Type: text/plain\\n\\nsurvived\\n\")"
+        " (func (export \"_start\")"
+        "  (i32.store (i32.const 67108864) (i32.const 0))"
+        "  (i32.store (i32.const 67108868) (i32.const 67108864))"
+        "  (drop (call $w (i32.const 2) (i32.const 67108864) (i32.const 1) (i32.const 67108872)))"
+        "  (i32.store (i32.const 67108864) (i32.const 67108880))"
+        "  (i32.store (i32.const 67108868) (i32.const 35))"
+        "  (drop (call $w (i32.const 1) (i32.const 67108864) (i32.const 1) (i32.const 67108872)))))",
+        &e);
+    assert_non_null(m);
+    wasm_config cfg;
+    wasm_config_init(&cfg);
+    cfg.tenant = "test";
+    cfg.limits.cpu_ms = 2000;
+    fflush(stderr);
+    int saved = dup(2), null = open("/dev/null", O_WRONLY);
+    dup2(null, 2); /* the 1000 lines of 4 KiB that are logged */
+    wasm_response resp;
+    run(m, &cfg, "/", &resp);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    close(null);
+    assert_int_equal(resp.trap, WASM_TRAP_NONE);
+    assert_int_equal(resp.status, 200);
+    assert_string_equal(body_of(&resp), "survived\n");
+    assert_true(resp.wall_ns < 1000000000u);
+    wasm_response_free(&resp);
+    wasm_module_free(m);
+}
+
+/* One fd_read of a file with 64 Mi empty iovecs is 64 Mi read(2) calls
+ * inside one host call: the CPU limit must stop it midway, not after. */
+static void a_huge_iovec_array_is_stopped_by_the_cpu_limit(void **state)
+{
+    err e;
+    err_clear(&e);
+    wasm_module *m = load_wat(
+        "(module (import \"wasi_snapshot_preview1\" \"path_open\""
+        "  (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))"
+        " (import \"wasi_snapshot_preview1\" \"fd_read\""
+        "  (func $read (param i32 i32 i32 i32) (result i32)))"
+        " (memory (export \"memory\") 8192)"
+        " (data (i32.const 16) \"hello.txt\")"
+        " (func (export \"_start\")"
+        "  (if (call $open (i32.const 3) (i32.const 0) (i32.const 16) (i32.const 9) (i32.const 0)"
+        "       (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 8)) (then unreachable))"
+        "  (loop $l (drop (call $read (i32.load (i32.const 8)) (i32.const 65536)"
+        "                  (i32.const 67100000) (i32.const 32))) (br $l))))",
+        &e);
+    assert_non_null(m);
+    wasm_config cfg;
+    wasm_config_init(&cfg);
+    cfg.tenant = "test";
+    cfg.preopen_dir = data_dir;
+    cfg.preopen_guest = "/data";
+    cfg.limits.cpu_ms = 100;
+    cfg.limits.memory_pages = 8192;
+    wasm_response resp;
+    run(m, &cfg, "/", &resp);
+    assert_int_equal(resp.trap, WASM_TRAP_CPU_LIMIT);
+    assert_true(resp.wall_ns < 1000000000u);
+    wasm_response_free(&resp);
+    wasm_module_free(m);
+    assert_still_serving();
+}
+
 static void a_sleep_past_the_wall_limit_is_stopped(void **state)
 {
     wasm_config cfg;
@@ -545,10 +626,95 @@ static void unsupported_imports_and_exports_are_rejected(void **state)
     err_clear(&e);
     assert_null(load_wat("(module (memory (export \"memory\") 1))", &e));
     assert_non_null(strstr(e.msg, "_start"));
+    /* Kinds and signatures the host would call or read wrongly: a
+     * `_start` with parameters read the host's registers as arguments. */
+    err_clear(&e);
+    assert_null(load_wat("(module (memory (export \"memory\") 1) (func (export \"_start\")"
+                         " (param i64 i64 i64 i64 i64 i64 i64 i64)))", &e));
+    assert_non_null(strstr(e.msg, "`_start` is not a function without parameters or results"));
+    err_clear(&e);
+    assert_null(load_wat("(module (memory (export \"memory\") 1) (export \"_start\" (memory 0)))",
+                         &e));
+    assert_non_null(strstr(e.msg, "`_start` is not a function"));
+    err_clear(&e);
+    assert_null(load_wat("(module (memory 1) (func (export \"memory\")) (func (export \"_start\")))",
+                         &e));
+    assert_non_null(strstr(e.msg, "the `memory` export is not a memory"));
+    /* Non-function imports, and a module name too long for the old
+     * sscanf buffer, went unchecked until cc or the linker failed. */
+    err_clear(&e);
+    assert_null(load_wat("(module (import \"wasi_snapshot_preview1\" \"fd_read\" (global i32))"
+                         " (memory (export \"memory\") 1) (func (export \"_start\")))", &e));
+    assert_non_null(strstr(e.msg, "fd_read as a memory, table or global"));
+    err_clear(&e);
+    char *longmod = xasprintf("(module (import \"%0200d\" \"fd_write\" (func))"
+                              " (memory (export \"memory\") 1) (func (export \"_start\")))", 0);
+    assert_null(load_wat(longmod, &e));
+    assert_non_null(strstr(e.msg, "only wasi_snapshot_preview1 is provided"));
+    free(longmod);
     err_clear(&e);
     assert_null(load_wat("(module (memory (export \"memory\") 1) (func (export \"_start\")"
                          " (drop (i32x4.splat (i32.const 1)))))", &e));
     assert_non_null(strstr(e.msg, "SIMD"));
+}
+
+static void names_that_would_close_a_c_comment_are_refused(void **state)
+{
+    err e;
+    /* wasm2c copies import and export names into C comments as they are:
+     * a name that closed the comment was compiled, and its constructor
+     * ran in the host at dlopen. */
+    char *marker = xasprintf("%s/injected", tmp);
+    char *inject = xasprintf(
+        "(module (memory (export \"memory\") 1) (func (export \"_start\"))"
+        " (func (export \"x' */\\n#ifndef ONCE\\n#define ONCE\\n__attribute__((constructor))"
+        " static void pwn(void) { extern int creat(const char *, unsigned);"
+        " creat(\\\"%s\\\", 0644); }\\n#endif\\n/*\")))", marker);
+    err_clear(&e);
+    assert_null(load_wat(inject, &e));
+    assert_non_null(strstr(e.msg, "export name \"x\" holds a control character, a quote or"));
+    assert_int_equal(access(marker, F_OK), -1);
+    free(inject);
+    err_clear(&e);
+    assert_null(load_wat("(module (import \"wasi_snapshot_preview1\" \"fd_write */ int x; /*\""
+                         " (func)) (memory (export \"memory\") 1) (func (export \"_start\")))", &e));
+    assert_non_null(strstr(e.msg, "import name \"fd_write \" holds"));
+    free(marker);
+}
+
+/* A data segment costs cc about 125 bytes of memory per byte: 4 MiB of
+ * data took 500 MB, so a module of 256 MiB would have taken the
+ * machine's memory. The tools run under a memory limit, lowered here. */
+static void the_compiler_runs_under_a_memory_limit(void **state)
+{
+    enum { DATA = 4 << 20 };
+    static const uint8_t head[] = {
+        0, 'a', 's', 'm', 1, 0, 0, 0,
+        1, 4, 1, 0x60, 0, 0,                            /* type: () -> () */
+        3, 2, 1, 0,                                     /* one function */
+        5, 4, 1, 0, 0x80, 1,                            /* memory: 128 pages */
+        7, 19, 2, 6, 'm', 'e', 'm', 'o', 'r', 'y', 2, 0, 6, '_', 's', 't', 'a', 'r', 't', 0, 0,
+        10, 4, 1, 2, 0, 0x0b,                           /* an empty body */
+        11, 0x89, 0x80, 0x80, 0x02,                     /* data: 9 + DATA bytes */
+        1, 0, 0x41, 0, 0x0b, 0x80, 0x80, 0x80, 0x02,    /* at 0, DATA bytes */
+    };
+    buf b;
+    buf_init(&b, BUF_UNLIMITED);
+    buf_append(&b, head, sizeof head);
+    for (size_t i = 0; i < DATA; i++) {
+        uint8_t v = (uint8_t)(i * 7 + 1);
+        buf_append(&b, &v, 1);
+    }
+    setenv("ATOLL_WASM_TOOL_MEMORY_MB", "300", 1);
+    wasm_compile_opts opts = {.cache_dir = cache_dir};
+    wasm_module *m = NULL;
+    err e;
+    err_clear(&e);
+    assert_true(wasm_module_load(b.data, b.len, &opts, &m, &e) < 0);
+    unsetenv("ATOLL_WASM_TOOL_MEMORY_MB");
+    assert_null(m);
+    assert_non_null(strstr(e.msg, "memory exhausted"));
+    buf_free(&b);
 }
 
 static void the_same_bytes_again_compile_nothing(void **state)
@@ -664,6 +830,8 @@ int main(void)
         cmocka_unit_test(the_trap_kind_is_logged),
         cmocka_unit_test(an_infinite_loop_is_stopped_by_the_cpu_limit),
         cmocka_unit_test(a_loop_spinning_in_host_calls_is_stopped_too),
+        cmocka_unit_test(a_stderr_flood_costs_the_host_little),
+        cmocka_unit_test(a_huge_iovec_array_is_stopped_by_the_cpu_limit),
         cmocka_unit_test(a_sleep_past_the_wall_limit_is_stopped),
         cmocka_unit_test(large_bodies_round_trip_and_output_is_capped),
         cmocka_unit_test(a_short_sleep_uses_poll_oneoff),
@@ -674,6 +842,8 @@ int main(void)
         cmocka_unit_test(the_preopened_directory_is_read_only_and_closed_below),
         cmocka_unit_test(an_invalid_module_is_rejected_with_a_clear_message),
         cmocka_unit_test(unsupported_imports_and_exports_are_rejected),
+        cmocka_unit_test(names_that_would_close_a_c_comment_are_refused),
+        cmocka_unit_test(the_compiler_runs_under_a_memory_limit),
         cmocka_unit_test(the_same_bytes_again_compile_nothing),
         cmocka_unit_test(concurrent_runs_keep_to_their_own),
         cmocka_unit_test(the_thread_pool_wrappers_load_and_run),
