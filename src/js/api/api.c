@@ -383,6 +383,21 @@ int jsapi_get_length(JSContext *ctx, JSValueConst obj, int64_t *len)
     return rc;
 }
 
+JSValue jsapi_iterator_method(JSContext *ctx, JSValueConst obj)
+{
+    /* No public atom for Symbol.iterator: take it from Symbol. */
+    JSValue global = JS_GetGlobalObject(ctx);
+    JSValue symbol = JS_GetPropertyStr(ctx, global, "Symbol");
+    JS_FreeValue(ctx, global);
+    JSValue sym = JS_GetPropertyStr(ctx, symbol, "iterator");
+    JS_FreeValue(ctx, symbol);
+    JSAtom a = JS_ValueToAtom(ctx, sym);
+    JS_FreeValue(ctx, sym);
+    JSValue m = a == JS_ATOM_NULL ? JS_EXCEPTION : JS_GetProperty(ctx, obj, a);
+    JS_FreeAtom(ctx, a);
+    return m;
+}
+
 JSValue jsapi_make_class(JSContext *ctx, JSClassID id, const char *name, JSCFunction *ctor,
                          int length, const JSCFunctionListEntry *funcs, size_t nfuncs,
                          const JSCFunctionListEntry *statics, size_t nstatics)

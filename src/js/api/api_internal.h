@@ -296,6 +296,9 @@ void jsapi_fetch_free(JSContext *ctx);
 /* Helpers. */
 /* obj.length as an integer; 0 or -1 with an exception. */
 int jsapi_get_length(JSContext *ctx, JSValueConst obj, int64_t *len);
+/* obj[Symbol.iterator] (owned): undefined when obj is not iterable (a
+ * record, for WebIDL's sequence-or-record inits), JS_EXCEPTION on error. */
+JSValue jsapi_iterator_method(JSContext *ctx, JSValueConst obj);
 char *jsapi_strdup(JSContext *ctx, const char *s, size_t len); /* NUL-terminated, js_malloc'd */
 /* Creates the prototype (funcs should include [Symbol.toStringTag]) and the
  * constructor (callable only with new), and sets the class prototype. */

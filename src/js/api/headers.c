@@ -188,22 +188,6 @@ static JSValue array_from(JSContext *ctx, JSValueConst v)
     return r;
 }
 
-/* init[Symbol.iterator]: undefined when init is not iterable (a record). */
-static JSValue iterator_method(JSContext *ctx, JSValueConst init)
-{
-    /* No public atom for Symbol.iterator: take it from Symbol. */
-    JSValue global = JS_GetGlobalObject(ctx);
-    JSValue symbol = JS_GetPropertyStr(ctx, global, "Symbol");
-    JS_FreeValue(ctx, global);
-    JSValue sym = JS_GetPropertyStr(ctx, symbol, "iterator");
-    JS_FreeValue(ctx, symbol);
-    JSAtom a = JS_ValueToAtom(ctx, sym);
-    JS_FreeValue(ctx, sym);
-    JSValue m = a == JS_ATOM_NULL ? JS_EXCEPTION : JS_GetProperty(ctx, init, a);
-    JS_FreeAtom(ctx, a);
-    return m;
-}
-
 /* Appends each [name, value] pair of an array (of arrays or other
  * iterables of two). */
 static int fill_pairs(JSContext *ctx, jsapi_headers *h, JSValueConst list)
@@ -261,7 +245,7 @@ static int fill(JSContext *ctx, jsapi_headers *h, JSValueConst init)
         return -1;
     if (is_array)
         return fill_pairs(ctx, h, init);
-    JSValue m = iterator_method(ctx, init);
+    JSValue m = jsapi_iterator_method(ctx, init);
     if (JS_IsException(m))
         return -1;
     bool iterable = !JS_IsUndefined(m) && !JS_IsNull(m);

@@ -515,9 +515,7 @@ static JSValue bulk_to_map(JSContext *ctx, JSValueConst this_val, int argc, JSVa
         return map;
     JSValue set = JS_GetPropertyStr(ctx, map, "set");
     int64_t n = 0;
-    JSValue len = JS_GetPropertyStr(ctx, keys, "length");
-    JS_ToInt64(ctx, &n, len);
-    JS_FreeValue(ctx, len);
+    jsapi_get_length(ctx, keys, &n); /* our own array of strings */
     for (int64_t i = 0; i < n; i++) {
         JSValue kv[2] = {JS_GetPropertyUint32(ctx, keys, (uint32_t)i), JS_GetPropertyUint32(ctx, values, (uint32_t)i)};
         JSValue r = JS_Call(ctx, set, map, 2, (JSValueConst *)kv);
@@ -541,12 +539,8 @@ static JSValue get_bulk(JSContext *ctx, kvb_ns *ns, JSValueConst keys_in, int ty
 {
     const char *verb = method == M_GET ? "GET_BULK" : "GET_BULK_WITH_METADATA";
     int64_t n = 0;
-    JSValue len = JS_GetPropertyStr(ctx, keys_in, "length");
-    if (JS_IsException(len) || JS_ToInt64(ctx, &n, len) < 0) {
-        JS_FreeValue(ctx, len);
+    if (jsapi_get_length(ctx, keys_in, &n) < 0)
         return rejected(ctx);
-    }
-    JS_FreeValue(ctx, len);
     if (n < 1 || n > 100) {
         throw_error(ctx, "KV %s failed: 400 You can request between 1 and 100 keys (got %lld).", verb,
                     (long long)n);

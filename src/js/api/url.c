@@ -426,16 +426,7 @@ static JSValue params_ctor(JSContext *ctx, JSValueConst new_target, int argc, JS
         return obj;
     int rc = 0;
     if (JS_IsObject(init)) {
-        /* No public atom for Symbol.iterator: take it from Symbol. */
-        JSValue global = JS_GetGlobalObject(ctx);
-        JSValue symbol = JS_GetPropertyStr(ctx, global, "Symbol");
-        JS_FreeValue(ctx, global);
-        JSValue sym = JS_GetPropertyStr(ctx, symbol, "iterator");
-        JS_FreeValue(ctx, symbol);
-        JSAtom a = JS_ValueToAtom(ctx, sym);
-        JS_FreeValue(ctx, sym);
-        JSValue m = a == JS_ATOM_NULL ? JS_EXCEPTION : JS_GetProperty(ctx, init, a);
-        JS_FreeAtom(ctx, a);
+        JSValue m = jsapi_iterator_method(ctx, init);
         if (JS_IsException(m))
             rc = -1;
         else if (!JS_IsUndefined(m) && !JS_IsNull(m))
