@@ -713,6 +713,23 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     }
 }
 
+static void on_write(uv_write_t *req, int status);
+
+/* Queues wr on c's stream; on failure frees wr and fails the connection
+ * from the loop. Returns whether it was queued. */
+static bool queue_write(pconn *c, write_req *wr, const uv_buf_t *bufs, unsigned n)
+{
+    int rc = uv_write(&wr->req, c->s, bufs, n, on_write);
+    if (rc) {
+        free(wr);
+        c->open_err = rc;
+        timer_set(c, T_FAIL, 0);
+        return false;
+    }
+    c->writes++;
+    return true;
+}
+
 static void on_write(uv_write_t *req, int status)
 {
     write_req *wr = (write_req *)req;
@@ -778,14 +795,8 @@ static void body_write(fwd *f, const char *data, size_t len, bool last)
     if (f->chunked_body && last)
         memcpy(p, "0\r\n\r\n", 5);
     uv_buf_t b = uv_buf_init(wr->data, (unsigned)total);
-    int rc = uv_write(&wr->req, c->s, &b, 1, on_write);
-    if (rc) {
-        free(wr);
-        c->open_err = rc;
-        timer_set(c, T_FAIL, 0);
+    if (!queue_write(c, wr, &b, 1))
         return;
-    }
-    c->writes++;
     c->body_queued += total;
     /* The header timeout runs from the last body byte sent: a long upload
      * is not a silent upstream. */
@@ -836,16 +847,10 @@ static void send_request(fwd *f)
     wr->body_len = 0;
     uv_buf_t bufs[2] = {uv_buf_init(f->head, (unsigned)f->head_len),
                         uv_buf_init(f->req->body.data, (unsigned)f->req->body.len)};
-    int rc = uv_write(&wr->req, c->s, bufs, !f->bs && f->req->body.len ? 2 : 1, on_write);
-    if (rc) {
-        free(wr);
-        c->open_err = rc;
-        timer_set(c, T_FAIL, 0);
+    if (!queue_write(c, wr, bufs, !f->bs && f->req->body.len ? 2 : 1))
         return;
-    }
-    c->writes++;
     if (!c->reading) {
-        rc = uv_read_start(c->s, on_alloc, on_read);
+        int rc = uv_read_start(c->s, on_alloc, on_read);
         if (rc) {
             c->open_err = rc;
             timer_set(c, T_FAIL, 0);
