@@ -87,6 +87,8 @@ static const char *route_taken(const admin *a, const char *name, const tenant_co
 static void on_journal_entry(void *data, const char *name, uint64_t version)
 {
     admin *a = data;
+    if (version && (uintptr_t)map_get(&a->versions, name) == version)
+        return; /* applied already: a deploy made by this process */
     if (version) {
         map_put(&a->versions, name, (void *)(uintptr_t)version);
         tenant_config t;
@@ -250,7 +252,7 @@ static int deploy_version(admin *a, const char *name, bool wasm, const char *scr
     uint64_t version = (uintptr_t)map_get(&a->versions, name) + 1;
     *status = 400;
     tenant_config t;
-    char *bundle = NULL;
+    bool parsed = false; /* t is to be freed */
     char *script_path = store_script_path(a->cfg->state_dir, name, version, wasm);
     char *source = xasprintf("deploy %s", name);
     int rc = store_stage(a->cfg->state_dir, name, version, wasm, script, script_len, settings, strlen(settings), e);
@@ -260,20 +262,17 @@ static int deploy_version(admin *a, const char *name, bool wasm, const char *scr
     }
     if ((rc = config_tenant_from_json(source, settings, strlen(settings), name, script_path, &t, warnings, e)) != 0)
         goto discard;
+    parsed = true;
     const char *route = NULL, *owner = route_taken(a, name, &t, &route);
     if (owner) {
         *status = 409;
         rc = err_set(e, -EEXIST, "routes: route '%s' is already routed to worker \"%s\"", route, owner);
-        config_tenant_free(&t);
         goto discard;
     }
     tenant_tier tier = t.tier;
-    if (tier == TIER_CONTAINER)
-        bundle = xstrdup(t.main);
     bool cordon_known = !t.cordon;
     for (size_t i = 0; t.cordon && i < a->cfg->nworkers && !cordon_known; i++)
         cordon_known = a->cfg->workers[i].cordon && strcmp(a->cfg->workers[i].cordon, t.cordon) == 0;
-    config_tenant_free(&t);
     if (!cordon_known) {
         rc = err_set(e, -EINVAL, "cordon: a cordon's processes start with the server: name one that a worker in "
                                  "the config file already uses");
@@ -292,8 +291,8 @@ static int deploy_version(admin *a, const char *name, bool wasm, const char *scr
         if (!served) {
             *status = 503;
             rc = err_set(e, -ENOTSUP, "container workers need atoll serve to run as root (namespaces, cgroups)");
-        } else if ((rc = ctr_spec_load(bundle, &spec, e)) != 0) {
-            err_prefix(e, "bundle %s", bundle);
+        } else if ((rc = ctr_spec_load(t.main, &spec, e)) != 0) {
+            err_prefix(e, "bundle %s", t.main);
         }
         ctr_spec_free(spec);
         if (rc != 0)
@@ -306,14 +305,16 @@ static int deploy_version(admin *a, const char *name, bool wasm, const char *scr
         *status = 500;
         goto discard;
     }
-    on_journal_entry(a, name, version); /* its version and routes */
+    map_put(&a->versions, name, (void *)(uintptr_t)version);
+    set_routes(a, name, &t);
     log_info("admin: deployed %s v%" PRIu64, name, version);
     *out_version = version;
     goto done;
 discard:
     store_discard(a->cfg->state_dir, name, version);
 done:
-    free(bundle);
+    if (parsed)
+        config_tenant_free(&t);
     free(script_path);
     free(source);
     return rc;
